@@ -1,0 +1,65 @@
+// swift-tools-version:6.0
+import PackageDescription
+import Foundation
+
+// Vector code: Swift's SIMD types only become real AVX2/AVX-512/NEON instructions when the
+// compiler may target them. By default we build for the host CPU (`-march=native`, like
+// llama.cpp's GGML_NATIVE), so `swift build` on any machine gets that machine's best vector
+// unit and the binary runs there. Set FLASH_MARCH to build for another target instead, e.g.
+// `FLASH_MARCH=x86-64-v3 swift build` for a portable AVX2/FMA binary, or `FLASH_MARCH=none`
+// for the compiler's default (slow generic vector code, but runs on any CPU of the arch).
+let march = ProcessInfo.processInfo.environment["FLASH_MARCH"] ?? "native"
+let vectorFlags: [SwiftSetting] = march == "none"
+    ? []
+    : [.unsafeFlags(["-Xcc", "-march=\(march)"])]
+// The numeric kernels (core and attention) drop Swift's overflow and bounds checks in release
+// builds: their inputs are validated once at the public API, and the hot loops index raw
+// pointers. Everything that parses files or user input keeps the checks (-O).
+let kernelSettings: [SwiftSetting] = vectorFlags + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let optimise: [SwiftSetting] = vectorFlags
+
+let package = Package(
+    name: "FlashTransformer",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "flash", targets: ["flash"]),
+        .library(name: "FlashCore", targets: ["FlashCore"]),
+        .library(name: "FlashAttention", targets: ["FlashAttention"]),
+        .library(name: "Transformer", targets: ["Transformer"]),
+        .library(name: "ModelFormats", targets: ["ModelFormats"]),
+        .library(name: "Estimates", targets: ["Estimates"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Compute core: tensors, element types, GEMM, parallel loops, vector math.
+        .target(name: "FlashCore", swiftSettings: kernelSettings),
+        // Attention: descriptor, standard and flash kernels (forward, backward, decode), masks.
+        .target(name: "FlashAttention", dependencies: ["FlashCore"], swiftSettings: kernelSettings),
+        // Model file formats: safetensors, GGUF, tokenizers.
+        .target(name: "ModelFormats", dependencies: ["FlashCore"], swiftSettings: optimise),
+        // Transformer: layers (forward/backward pairs), models, optimizer, trainer, sampler, KV cache.
+        .target(name: "Transformer", dependencies: ["FlashCore", "FlashAttention", "ModelFormats"],
+                resources: [.copy("Corpus")], swiftSettings: optimise),
+        // Estimates: parameter/FLOP/memory counts and the attention IO model.
+        .target(name: "Estimates", dependencies: ["Transformer"], swiftSettings: optimise),
+        .executableTarget(
+            name: "flash",
+            dependencies: [
+                "FlashCore", "FlashAttention", "Transformer", "ModelFormats", "Estimates",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: optimise),
+        .testTarget(name: "FlashCoreTests", dependencies: ["FlashCore"], swiftSettings: vectorFlags),
+        .testTarget(name: "FlashAttentionTests", dependencies: ["FlashAttention", "ModelFormats"],
+                    resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
+        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"], swiftSettings: vectorFlags),
+        .testTarget(name: "TransformerTests", dependencies: ["Transformer"],
+                    resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
+        .testTarget(name: "EstimatesTests", dependencies: ["Estimates", "Transformer"], swiftSettings: vectorFlags),
+    ],
+    // Swift 5 language mode: the kernels share raw buffers between Dispatch workers by design
+    // (each worker writes a disjoint range), which Swift 6's strict Sendable checking rejects.
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,76 @@
+import FlashCore
+
+/// Which algorithm computes attention.
+public enum AttentionImplementation: String, Sendable, CaseIterable, Codable {
+    /// FlashAttention: tiled, online softmax, O(N) extra memory.
+    case flash
+    /// The textbook algorithm: materialises S = scale·QKᵀ and P = softmax(S).
+    case standard
+}
+
+/// What to compute: O = softmax(scale·QKᵀ + bias/masks)·V, with every option attention
+/// variants need. Tensors are laid out [batch, seqLen, heads, headDim] (any strides).
+public struct AttentionDescriptor: Sendable {
+    /// Multiplies QKᵀ; `nil` means 1/√headDim.
+    public var scale: Float?
+    /// Causal mask aligned bottom-right: query i sees keys j ≤ i + Nk − Nq (FlashAttention ≥ 2.1).
+    public var causal: Bool
+    /// Sliding window: query i sees keys in [i + Nk − Nq − left, i + Nk − Nq + right];
+    /// `nil` on a side means unbounded on that side.
+    public var windowLeft: Int?
+    public var windowRight: Int?
+    /// Logit soft-capping: s ← cap·tanh(s/cap), applied after scaling, before bias/ALiBi.
+    public var softcap: Float?
+    /// ALiBi: adds −slope[h]·|i + Nk − Nq − j| to the logits of query head h.
+    public var alibiSlopes: [Float]?
+    /// Additive bias, shape broadcastable over [batch|1, heads|1, Nq, Nk].
+    public var bias: Tensor?
+    /// Boolean keep-mask (nonzero keeps a logit), broadcastable over [batch|1, heads|1, Nq, Nk].
+    public var keepMask: Tensor?
+    /// Valid keys per batch entry (padding): keys at j ≥ keyLengths[b] are masked.
+    public var keyLengths: [Int]?
+    /// Dropout probability on P (training only), and the seed that makes the mask reproducible.
+    public var dropoutProbability: Float
+    public var dropoutSeed: UInt64
+    /// Which algorithm runs.
+    public var implementation: AttentionImplementation
+    /// Threads to use; `nil` means `Parallel.defaultThreads`.
+    public var threads: Int?
+
+    public init(
+        scale: Float? = nil, causal: Bool = false, windowLeft: Int? = nil, windowRight: Int? = nil,
+        softcap: Float? = nil, alibiSlopes: [Float]? = nil, bias: Tensor? = nil, keepMask: Tensor? = nil,
+        keyLengths: [Int]? = nil, dropoutProbability: Float = 0, dropoutSeed: UInt64 = 0,
+        implementation: AttentionImplementation = .flash, threads: Int? = nil
+    ) {
+        self.scale = scale
+        self.causal = causal
+        self.windowLeft = windowLeft
+        self.windowRight = windowRight
+        self.softcap = softcap
+        self.alibiSlopes = alibiSlopes
+        self.bias = bias
+        self.keepMask = keepMask
+        self.keyLengths = keyLengths
+        self.dropoutProbability = dropoutProbability
+        self.dropoutSeed = dropoutSeed
+        self.implementation = implementation
+        self.threads = threads
+    }
+}
+
+/// The forward pass's results.
+public struct AttentionOutput: Sendable {
+    /// O, shape [batch, Nq, heads, headDim], Float32.
+    public var output: Tensor
+    /// Per-row log-sum-exp of the (scaled, masked) logits, shape [batch, heads, Nq], Float32;
+    /// −Inf for a row whose keys are all masked.
+    public var logSumExp: Tensor
+}
+
+/// The backward pass's results, each shaped and typed like the Float32 version of its input.
+public struct AttentionGradients: Sendable {
+    public var query: Tensor
+    public var key: Tensor
+    public var value: Tensor
+}

@@ -1,0 +1,208 @@
+import Foundation
+
+/// Vectorised elementwise and row operations on Float32 buffers.
+///
+/// Loops run 16 lanes at a time (one AVX-512 register, two AVX2 or four NEON registers) with a
+/// scalar tail, so any count works.
+public enum VectorMath {
+    public typealias Vector = SIMD16<Float>
+    public static let width = Vector.scalarCount
+
+    // MARK: exp
+
+    /// e^x for 16 lanes, within a few ulp over [-103.9, 88.7] (subnormal results included),
+    /// exactly 0 for x ≤ -104 and -Inf, +Inf above 88.72, NaN for NaN.
+    ///
+    /// Method (Cephes expf): x = n·ln2 + r with |r| ≤ ln2/2, using a two-part ln2 so that r is
+    /// computed exactly; e^r by a degree-6 polynomial; then 2^n applied as two factors
+    /// 2^(n/2)·2^(n−n/2), each a normal number for n in [−150, 128], so subnormal results are
+    /// rounded once instead of flushed to zero.
+    @inlinable
+    public static func exp(_ x: Vector) -> Vector {
+        let clamped = x.clamped(lowerBound: Vector(repeating: -104), upperBound: Vector(repeating: 88.8))
+        // Adding 1.5·2^23 rounds to the nearest integer (ties to even) and leaves that integer
+        // in the low mantissa bits, so n comes out both as a float and as an integer without a
+        // float-to-int conversion.
+        let magic: Float = 12_582_912
+        let biased = clamped * 1.442_695_040_888_963 + magic
+        let n = biased - magic
+        var r = clamped.addingProduct(n, Vector(repeating: -0.693_359_375))
+        r = r.addingProduct(n, Vector(repeating: 2.121_944_4e-4))
+        var p = Vector(repeating: 1.987_569_15e-4)
+        p = p * r + 1.398_199_950_7e-3
+        p = p * r + 8.333_451_907_3e-3
+        p = p * r + 4.166_579_589_4e-2
+        p = p * r + 1.666_666_545_9e-1
+        p = p * r + 5.000_000_120_1e-1
+        p = (p * r * r + r) + 1
+        let ni = unsafeBitCast(biased, to: SIMD16<Int32>.self) &- 0x4B40_0000
+        let half = ni &>> 1
+        let rest = ni &- half
+        let scale1 = unsafeBitCast((half &+ 127) &<< 23, to: Vector.self)
+        let scale2 = unsafeBitCast((rest &+ 127) &<< 23, to: Vector.self)
+        var result = p * scale1 * scale2
+        result.replace(with: 0, where: x .<= -104)
+        result.replace(with: Float.infinity, where: x .> 88.722_84)
+        result.replace(with: x, where: x .!= x)
+        return result
+    }
+
+    /// e^x for one value, by the same method as the vector form (used for loop tails so that
+    /// every element of a buffer gets bit-identical treatment whatever its position).
+    @inlinable
+    public static func exp(_ x: Float) -> Float {
+        exp(Vector(repeating: x))[0]
+    }
+
+    /// `buffer[i] = e^buffer[i]` for `count` values.
+    @inlinable
+    public static func exp(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        map(buffer, count: count) { exp($0) }
+    }
+
+    // MARK: activations
+
+    /// tanh(x) = 1 − 2/(e^{2x} + 1), saturating to ±1; NaN stays NaN.
+    @inlinable
+    public static func tanh(_ x: Vector) -> Vector {
+        let e = exp(2 * x.clamped(lowerBound: Vector(repeating: -20), upperBound: Vector(repeating: 20)))
+        var result = 1 - 2 / (e + 1)
+        // For tiny |x| the subtraction loses relative precision; tanh(x) ≈ x − x³/3 there.
+        let small = (x .< 0.004) .& (x .> -0.004)
+        result.replace(with: x - x * x * x / 3, where: small)
+        result.replace(with: x, where: x .!= x)
+        return result
+    }
+
+    /// GELU, tanh form: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (GPT-2's).
+    @inlinable
+    public static func geluTanh(_ x: Vector) -> Vector {
+        0.5 * x * (1 + tanh(0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x)))
+    }
+
+    /// GELU, exact erf form: 0.5·x·(1 + erf(x/√2)) (BERT's).
+    @inlinable
+    public static func geluErf(_ x: Float) -> Float {
+        0.5 * x * (1 + Foundation.erf(x * 0.707_106_781_186_547_6))
+    }
+
+    /// SiLU (swish): x·σ(x) = x / (1 + e^{−x}).
+    @inlinable
+    public static func silu(_ x: Vector) -> Vector {
+        x / (1 + exp(-x))
+    }
+
+    /// Applies `body` to `count` values in place, 16 at a time; the tail goes through the
+    /// same vector function (padded), so results never depend on an element's position.
+    @inlinable
+    public static func map(_ buffer: UnsafeMutablePointer<Float>, count: Int, _ body: (Vector) -> Vector) {
+        var i = 0
+        while i + width <= count {
+            let v = UnsafeRawPointer(buffer + i).loadUnaligned(as: Vector.self)
+            UnsafeMutableRawPointer(buffer + i).storeBytes(of: body(v), as: Vector.self)
+            i += width
+        }
+        if i < count {
+            var v = Vector()
+            for j in 0..<(count - i) { v[j] = buffer[i + j] }
+            let out = body(v)
+            for j in 0..<(count - i) { buffer[i + j] = out[j] }
+        }
+    }
+
+    // MARK: reductions and BLAS-1
+
+    /// Largest of `count` values (−Inf for none). NaN inputs are ignored by `max`; callers
+    /// that must propagate NaN check for it separately.
+    @inlinable
+    public static func max(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        var acc = Vector(repeating: -.infinity)
+        var i = 0
+        while i + width <= count {
+            acc = pointwiseMax(acc, UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self))
+            i += width
+        }
+        var result = acc.max()
+        while i < count { result = Swift.max(result, x[i]); i += 1 }
+        return result
+    }
+
+    /// Sum of `count` values: 16 partial sums added pairwise at the end (a fixed order, so
+    /// the result never depends on threads).
+    @inlinable
+    public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        var acc = Vector()
+        var i = 0
+        while i + width <= count {
+            acc += UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self)
+            i += width
+        }
+        var result = acc.sum()
+        while i < count { result += x[i]; i += 1 }
+        return result
+    }
+
+    /// Dot product of two `count`-long vectors.
+    @inlinable
+    public static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Float {
+        var acc = Vector()
+        var i = 0
+        while i + width <= count {
+            acc = acc.addingProduct(UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self),
+                                    UnsafeRawPointer(y + i).loadUnaligned(as: Vector.self))
+            i += width
+        }
+        var result = acc.sum()
+        while i < count { result += x[i] * y[i]; i += 1 }
+        return result
+    }
+
+    /// `x[i] *= alpha`.
+    @inlinable
+    public static func scale(_ x: UnsafeMutablePointer<Float>, count: Int, by alpha: Float) {
+        map(x, count: count) { $0 * alpha }
+    }
+
+    /// `y[i] += alpha·x[i]` (axpy).
+    @inlinable
+    public static func addScaled(_ x: UnsafePointer<Float>, _ alpha: Float, to y: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        let a = Vector(repeating: alpha)
+        while i + width <= count {
+            let yv = UnsafeRawPointer(y + i).loadUnaligned(as: Vector.self)
+            let xv = UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: yv.addingProduct(xv, a), as: Vector.self)
+            i += width
+        }
+        while i < count { y[i] = y[i].addingProduct(x[i], alpha); i += 1 }
+    }
+
+    /// `y[i] += x[i]`.
+    @inlinable
+    public static func add(_ x: UnsafePointer<Float>, to y: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + width <= count {
+            let yv = UnsafeRawPointer(y + i).loadUnaligned(as: Vector.self)
+            let xv = UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: yv + xv, as: Vector.self)
+            i += width
+        }
+        while i < count { y[i] += x[i]; i += 1 }
+    }
+
+    /// Numerically safe softmax of one row in place: subtracts the row max before exp.
+    /// A row of all −Inf becomes all zeros (not NaN). Returns the log-sum-exp of the input.
+    @inlinable
+    @discardableResult
+    public static func softmax(_ row: UnsafeMutablePointer<Float>, count: Int) -> Float {
+        let m = max(row, count: count)
+        if m == -.infinity {
+            row.update(repeating: 0, count: count)
+            return -.infinity
+        }
+        map(row, count: count) { exp($0 - m) }
+        let s = sum(row, count: count)
+        scale(row, count: count, by: 1 / s)
+        return m + Foundation.log(s)
+    }
+}

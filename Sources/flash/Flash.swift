@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Flash: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flash",
+        abstract: "A transformer engine in Swift with FlashAttention at its heart.",
+        subcommands: [Demo.self, Bench.self])
+}

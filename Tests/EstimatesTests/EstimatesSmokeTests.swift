@@ -1,0 +1,6 @@
+import XCTest
+import Estimates
+
+final class EstimatesSmokeTests: XCTestCase {
+    func testModuleLoads() {}
+}

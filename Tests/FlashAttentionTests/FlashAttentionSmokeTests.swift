@@ -1,0 +1,6 @@
+import XCTest
+import FlashAttention
+
+final class FlashAttentionSmokeTests: XCTestCase {
+    func testModuleLoads() {}
+}

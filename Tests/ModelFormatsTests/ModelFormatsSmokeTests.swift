@@ -1,0 +1,6 @@
+import XCTest
+import ModelFormats
+
+final class ModelFormatsSmokeTests: XCTestCase {
+    func testModuleLoads() {}
+}

@@ -1,0 +1,6 @@
+import XCTest
+import Transformer
+
+final class TransformerSmokeTests: XCTestCase {
+    func testModuleLoads() {}
+}
