@@ -1,6 +1,0 @@
-import XCTest
-import ModelFormats
-
-final class ModelFormatsSmokeTests: XCTestCase {
-    func testModuleLoads() {}
-}
