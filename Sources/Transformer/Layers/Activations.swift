@@ -1,0 +1,108 @@
+import Foundation
+import FlashCore
+
+/// The MLP nonlinearities, forward and backward, elementwise over flat buffers.
+public enum Activations {
+    typealias Vector = VectorMath.Vector
+    /// Elements per parallel work item.
+    static let chunk = 4096
+
+    /// Runs `body(start, count)` over `count` elements in chunks, in parallel.
+    static func chunked(_ count: Int, threads: Int?, _ body: (Int, Int) -> Void) {
+        let chunks = (count + chunk - 1) / chunk
+        Parallel.forEach(chunks, threads: threads) { i in
+            let start = i * chunk
+            body(start, min(chunk, count - start))
+        }
+    }
+
+    /// Loads up to 16 values (zero-padded) at `p`.
+    static func load(_ p: UnsafePointer<Float>, _ n: Int) -> Vector {
+        if n >= Vector.scalarCount { return UnsafeRawPointer(p).loadUnaligned(as: Vector.self) }
+        var v = Vector()
+        for j in 0..<n { v[j] = p[j] }
+        return v
+    }
+
+    static func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
+        if n >= Vector.scalarCount { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self); return }
+        for j in 0..<n { p[j] = v[j] }
+    }
+
+    /// Calls `body(offset, lanes)` for every 16-lane group of `count` elements from `start`.
+    static func lanes(_ start: Int, _ count: Int, _ body: (Int, Int) -> Void) {
+        var i = 0
+        while i < count { body(start + i, min(Vector.scalarCount, count - i)); i += Vector.scalarCount }
+    }
+
+    // MARK: GELU (tanh form, GPT-2)
+
+    /// output[i] = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+    public static func geluForward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int, threads: Int? = nil) {
+        chunked(count, threads: threads) { start, n in
+            lanes(start, n) { o, l in store(VectorMath.geluTanh(load(input + o, l)), output + o, l) }
+        }
+    }
+
+    /// inputGradient[i] = outputGradient[i]·gelu′(x); in place is allowed (inputGradient == outputGradient).
+    /// gelu′(x) = 0.5·(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²), t = tanh(u).
+    public static func geluBackward(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                                    inputGradient: UnsafeMutablePointer<Float>, count: Int, threads: Int? = nil) {
+        let k: Float = 0.797_884_560_802_865_4
+        chunked(count, threads: threads) { start, n in
+            lanes(start, n) { o, l in
+                let x = load(input + o, l)
+                let cube: Vector = x * x * x
+                let t = VectorMath.tanh(k * (x + 0.044_715 * cube))
+                let inner: Vector = k * (1 + 0.134_145 * x * x)  // d/dx of k·(x + 0.044715·x³)
+                let outer: Vector = 0.5 * x * (1 - t * t)
+                let derivative: Vector = 0.5 * (1 + t) + outer * inner
+                store(load(outputGradient + o, l) * derivative, inputGradient + o, l)
+            }
+        }
+    }
+
+    // MARK: ReLU
+
+    /// output[i] = max(x, 0)
+    public static func reluForward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int, threads: Int? = nil) {
+        chunked(count, threads: threads) { start, n in
+            for i in start..<(start + n) { output[i] = max(input[i], 0) }
+        }
+    }
+
+    /// inputGradient[i] = outputGradient[i] where x > 0, else 0 (in place allowed).
+    public static func reluBackward(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                                    inputGradient: UnsafeMutablePointer<Float>, count: Int, threads: Int? = nil) {
+        chunked(count, threads: threads) { start, n in
+            for i in start..<(start + n) { inputGradient[i] = input[i] > 0 ? outputGradient[i] : 0 }
+        }
+    }
+
+    // MARK: SwiGLU
+
+    /// output[i] = silu(gate[i])·up[i], silu(g) = g·σ(g)
+    public static func swigluForward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                                     output: UnsafeMutablePointer<Float>, count: Int, threads: Int? = nil) {
+        chunked(count, threads: threads) { start, n in
+            lanes(start, n) { o, l in
+                store(VectorMath.silu(load(gate + o, l)) * load(up + o, l), output + o, l)
+            }
+        }
+    }
+
+    /// gateGradient = dy·up·σ(g)·(1 + g·(1 − σ(g))), upGradient = dy·silu(g).
+    /// `upGradient` may alias `outputGradient`.
+    public static func swigluBackward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                                      gateGradient: UnsafeMutablePointer<Float>, upGradient: UnsafeMutablePointer<Float>,
+                                      count: Int, threads: Int? = nil) {
+        chunked(count, threads: threads) { start, n in
+            lanes(start, n) { o, l in
+                let g = load(gate + o, l), u = load(up + o, l), dy = load(outputGradient + o, l)
+                let sigma = 1 / (1 + VectorMath.exp(-g))
+                store(dy * u * sigma * (1 + g * (1 - sigma)), gateGradient + o, l)
+                store(dy * g * sigma, upGradient + o, l)
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import FlashCore
+
+/// Token embedding lookup plus, for learned absolute positions, a position embedding.
+public enum Embedding {
+    /// output[b·T + t, :] = tokenTable[tokens[b·T + t], :] + positionTable[positionOffset + t, :]
+    public static func forward(
+        tokens: UnsafePointer<Int32>, tokenTable: UnsafePointer<Float>, positionTable: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, batch: Int, time: Int, width: Int, positionOffset: Int = 0,
+        threads: Int? = nil
+    ) {
+        Parallel.forEach(batch * time, threads: threads) { row in
+            let y = output + row * width
+            y.update(from: tokenTable + Int(tokens[row]) * width, count: width)
+            if let positionTable {
+                VectorMath.add(positionTable + (positionOffset + row % time) * width, to: y, count: width)
+            }
+        }
+    }
+
+    /// tokenGradient[tokens[r], :] += outputGradient[r, :], positionGradient[t, :] likewise.
+    /// Parallel over column blocks, rows in order, so repeated tokens sum deterministically.
+    public static func backward(
+        tokens: UnsafePointer<Int32>, outputGradient: UnsafePointer<Float>,
+        tokenGradient: UnsafeMutablePointer<Float>, positionGradient: UnsafeMutablePointer<Float>?,
+        batch: Int, time: Int, width: Int, threads: Int? = nil
+    ) {
+        let block = 64
+        Parallel.forEach((width + block - 1) / block, threads: threads) { blockIndex in
+            let start = blockIndex * block, end = min(width, start + block)
+            for row in 0..<(batch * time) {
+                let dy = outputGradient + row * width
+                let dToken = tokenGradient + Int(tokens[row]) * width
+                for c in start..<end { dToken[c] += dy[c] }
+                if let positionGradient {
+                    let dPosition = positionGradient + (row % time) * width
+                    for c in start..<end { dPosition[c] += dy[c] }
+                }
+            }
+        }
+    }
+}
+
+/// Cross-entropy over every position in parallel, softmax and its gradient fused.
+public enum CrossEntropy {
+    /// losses[r] = logsumexp(logits[r, :]) − logits[r, targets[r]] for every row. When
+    /// `gradientScale` is given, overwrites the logits with ∂(gradientScale·Σ losses)/∂logits =
+    /// gradientScale·(softmax − one-hot), so the logits buffer doubles as its gradient.
+    /// Returns Σ losses, summed in row order in Float64.
+    @discardableResult
+    public static func forward(
+        logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, losses: UnsafeMutablePointer<Float>,
+        rows: Int, vocabulary: Int, gradientScale: Float?, threads: Int? = nil
+    ) -> Double {
+        Parallel.forEach(rows, threads: threads) { r in
+            let row = logits + r * vocabulary
+            let target = Int(targets[r])
+            let targetLogit = row[target]
+            let lse = VectorMath.softmax(row, count: vocabulary)
+            losses[r] = lse - targetLogit
+            if let gradientScale {
+                row[target] -= 1
+                VectorMath.scale(row, count: vocabulary, by: gradientScale)
+            }
+        }
+        var total = 0.0
+        for r in 0..<rows { total += Double(losses[r]) }
+        return total
+    }
+}
+
+/// Inverted dropout with a counter-based mask: element i is kept iff a hash of (seed, i) is
+/// at least p, and kept values are scaled by 1/(1 − p). The mask is recomputed in the
+/// backward pass instead of stored.
+public enum Dropout {
+    /// SplitMix64's finaliser: a bijective 64-bit mix.
+    @inlinable
+    public static func mix(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// y[i] = x[i]·mask(i)/(1 − p) (in place allowed). Use for both directions: the backward
+    /// pass applies the same mask to the gradient.
+    public static func apply(_ input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int,
+                             probability: Float, seed: UInt64, threads: Int? = nil) {
+        let threshold = UInt64(Double(probability) * 16_777_216)
+        let scale = 1 / (1 - probability)
+        Activations.chunked(count, threads: threads) { start, n in
+            for i in start..<(start + n) {
+                let keep = (mix(seed ^ mix(UInt64(i))) >> 40) >= threshold
+                output[i] = keep ? input[i] * scale : 0
+            }
+        }
+    }
+}

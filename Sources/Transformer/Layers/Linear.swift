@@ -1,0 +1,64 @@
+import FlashCore
+
+/// A fully connected layer, y = x·W + b, with batch × time folded into the rows of one GEMM.
+///
+/// Weights are stored **[in, out]** row-major, so y = x·W is a GEMM without transposes
+/// (PyTorch's `nn.Linear` stores [out, in]; the fixture script transposes).
+public enum Linear {
+    /// output[M, N] = input[M, K] · weight[K, N] + bias[N]
+    public static func forward(
+        input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int, threads: Int? = nil
+    ) {
+        GEMM.multiplyUnchecked(transposeA: false, transposeB: false, m: rows, n: outFeatures, k: inFeatures, alpha: 1,
+                               a: input, lda: inFeatures, b: weight, ldb: outFeatures, beta: 0,
+                               c: output, ldc: outFeatures, threads: threads)
+        if let bias {
+            Parallel.forEach(rows, threads: threads) { r in
+                VectorMath.add(bias, to: output + r * outFeatures, count: outFeatures)
+            }
+        }
+    }
+
+    /// inputGradient[M, K]  = (or += when `accumulateInput`) outputGradient[M, N] · weightᵀ
+    /// weightGradient[K, N] += inputᵀ · outputGradient
+    /// biasGradient[N]      += Σ_rows outputGradient
+    public static func backward(
+        input: UnsafePointer<Float>, weight: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+        inputGradient: UnsafeMutablePointer<Float>?, accumulateInput: Bool = false,
+        weightGradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>?,
+        rows: Int, inFeatures: Int, outFeatures: Int, threads: Int? = nil
+    ) {
+        if let inputGradient {
+            GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
+                                   a: outputGradient, lda: outFeatures, b: weight, ldb: outFeatures,
+                                   beta: accumulateInput ? 1 : 0, c: inputGradient, ldc: inFeatures, threads: threads)
+        }
+        GEMM.multiplyUnchecked(transposeA: true, transposeB: false, m: inFeatures, n: outFeatures, k: rows, alpha: 1,
+                               a: input, lda: inFeatures, b: outputGradient, ldb: outFeatures, beta: 1,
+                               c: weightGradient, ldc: outFeatures, threads: threads)
+        if let biasGradient {
+            ColumnSums.accumulate(outputGradient, rows: rows, columns: outFeatures, into: biasGradient, threads: threads)
+        }
+    }
+}
+
+/// Column sums of a row-major matrix, parallel over blocks of columns so that every sum is
+/// taken by one thread in row order (bit-identical for any thread count).
+public enum ColumnSums {
+    /// Columns per work item: one cache line of each row.
+    static let block = 16
+
+    /// `sums[c] += Σ_r matrix[r, c]`
+    public static func accumulate(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int,
+                                  into sums: UnsafeMutablePointer<Float>, threads: Int? = nil) {
+        let blocks = (columns + block - 1) / block
+        Parallel.forEach(blocks, threads: threads) { blockIndex in
+            let start = blockIndex * block, end = min(columns, start + block)
+            for r in 0..<rows {
+                let row = matrix + r * columns
+                for c in start..<end { sums[c] += row[c] }
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import FlashCore
+
+/// AdamW (Loshchilov & Hutter) over the model's flat parameter buffer, in PyTorch's exact
+/// arithmetic order: p ← p·(1 − lr·λ); m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²;
+/// p ← p − (lr/(1−β₁ᵗ))·m / (√v/√(1−β₂ᵗ) + ε). Weight decay λ applies to weight matrices only —
+/// never to norms or biases, and to embeddings only when `decayEmbeddings` is set.
+public final class AdamW {
+    public struct Options: Codable, Equatable, Sendable {
+        public var beta1: Float
+        public var beta2: Float
+        public var epsilon: Float
+        public var weightDecay: Float
+        public var decayEmbeddings: Bool
+
+        public init(beta1: Float = 0.9, beta2: Float = 0.95, epsilon: Float = 1e-8, weightDecay: Float = 0.1, decayEmbeddings: Bool = false) {
+            self.beta1 = beta1
+            self.beta2 = beta2
+            self.epsilon = epsilon
+            self.weightDecay = weightDecay
+            self.decayEmbeddings = decayEmbeddings
+        }
+    }
+
+    public let options: Options
+    public let count: Int
+    /// First and second moment estimates, `count` values each.
+    public let firstMoment: UnsafeMutablePointer<Float>
+    public let secondMoment: UnsafeMutablePointer<Float>
+    /// Updates taken so far (t in the bias corrections).
+    public var step = 0
+    /// Contiguous ranges of the buffer and whether each decays, cut into work items.
+    let chunks: [(start: Int, count: Int, decays: Bool)]
+
+    public init(layout: ParameterLayout, options: Options = Options()) {
+        self.options = options
+        count = layout.count
+        firstMoment = .allocate(capacity: max(count, 1))
+        secondMoment = .allocate(capacity: max(count, 1))
+        firstMoment.update(repeating: 0, count: count)
+        secondMoment.update(repeating: 0, count: count)
+        var chunks: [(Int, Int, Bool)] = []
+        let piece = 1 << 15
+        for entry in layout.entries {
+            let decays = entry.kind == .matrix || (options.decayEmbeddings && entry.kind == .embedding)
+            var start = 0
+            while start < entry.count {
+                chunks.append((entry.offset + start, min(piece, entry.count - start), decays))
+                start += piece
+            }
+        }
+        self.chunks = chunks
+    }
+
+    deinit {
+        firstMoment.deallocate()
+        secondMoment.deallocate()
+    }
+
+    /// Bytes of optimizer state.
+    public var allocatedBytes: Int { 2 * 4 * count }
+
+    /// One update of `parameters` from `gradients` at learning rate `learningRate`.
+    public func update(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, learningRate: Float, threads: Int? = nil) {
+        step += 1
+        let b1 = options.beta1, b2 = options.beta2, eps = options.epsilon
+        let correction1 = 1 - Float(Foundation.pow(Double(b1), Double(step)))
+        let correction2Root = Float(Foundation.sqrt(1 - Foundation.pow(Double(b2), Double(step))))
+        let stepSize = learningRate / correction1
+        let decayFactor = 1 - learningRate * options.weightDecay
+        let m = firstMoment, v = secondMoment
+        Parallel.forEach(chunks.count, threads: threads) { index in
+            let chunk = chunks[index]
+            for i in chunk.start..<(chunk.start + chunk.count) {
+                let g = gradients[i]
+                var p = parameters[i]
+                if chunk.decays { p *= decayFactor }
+                m[i] = b1 * m[i] + (1 - b1) * g
+                v[i] = b2 * v[i] + (1 - b2) * g * g
+                p -= stepSize * m[i] / (v[i].squareRoot() / correction2Root + eps)
+                parameters[i] = p
+            }
+        }
+    }
+}
+
+/// Global gradient-norm clipping, as `torch.nn.utils.clip_grad_norm_`.
+public enum GradientClipping {
+    /// The L2 norm of `count` values, summed in Float64 over fixed chunks (thread-independent).
+    public static func norm(_ values: UnsafePointer<Float>, count: Int, threads: Int? = nil) -> Double {
+        let piece = 1 << 15
+        let chunks = (count + piece - 1) / piece
+        let partial = UnsafeMutablePointer<Double>.allocate(capacity: max(chunks, 1))
+        defer { partial.deallocate() }
+        Parallel.forEach(chunks, threads: threads) { c in
+            var s = 0.0
+            for i in (c * piece)..<min(count, (c + 1) * piece) { s += Double(values[i]) * Double(values[i]) }
+            partial[c] = s
+        }
+        var total = 0.0
+        for c in 0..<chunks { total += partial[c] }
+        return total.squareRoot()
+    }
+
+    /// Scales the values so their norm is at most `maxNorm` (by maxNorm/(norm + 1e-6), as
+    /// PyTorch). Returns the norm before clipping.
+    @discardableResult
+    public static func clip(_ values: UnsafeMutablePointer<Float>, count: Int, maxNorm: Double, threads: Int? = nil) -> Double {
+        let total = norm(values, count: count, threads: threads)
+        let coefficient = maxNorm / (total + 1e-6)
+        if coefficient < 1 && total.isFinite {
+            Activations.chunked(count, threads: threads) { start, n in
+                VectorMath.scale(values + start, count: n, by: Float(coefficient))
+            }
+        }
+        return total
+    }
+}
+
+/// Linear warm-up from 0 to `peak` over `warmup` steps, then cosine decay to `minimum` at `total`.
+public struct LearningRateSchedule: Codable, Equatable, Sendable {
+    public var peak: Float
+    public var minimum: Float
+    public var warmup: Int
+    public var total: Int
+
+    public init(peak: Float, minimum: Float, warmup: Int, total: Int) {
+        self.peak = peak
+        self.minimum = minimum
+        self.warmup = warmup
+        self.total = total
+    }
+
+    /// The rate for step `step` (0-based).
+    public func rate(step: Int) -> Float {
+        if step < warmup { return peak * Float(step + 1) / Float(warmup) }
+        let span = max(1, total - warmup)
+        let progress = min(1, Double(step - warmup) / Double(span))
+        return minimum + Float(0.5 * (1 + Foundation.cos(Double.pi * progress))) * (peak - minimum)
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import FlashCore
+import FlashAttention
+
+/// A decoder-only transformer language model: all parameters in one contiguous Float32
+/// buffer (`parameters`, laid out by `ParameterLayout`) and their gradients in another
+/// (`gradients`), so the optimizer and checkpoints work on flat memory.
+///
+/// Training step: `zeroGradients()`, then per micro-batch `forward(..., mode: .training(...))`
+/// followed by `backward()`, which accumulates into `gradients`.
+public final class TransformerModel {
+    /// What a forward pass is for.
+    public enum Mode: Sendable {
+        /// Logits only (generation).
+        case inference
+        /// Loss with targets, no dropout, no gradient.
+        case evaluation
+        /// Loss, dropout on, and the loss gradient written for `backward()`:
+        /// ∂(lossScale · Σ_rows loss)/∂logits. Use 1/(rows · micro-batches) for a mean.
+        case training(lossScale: Float, dropoutSeed: UInt64)
+    }
+
+    public let config: TransformerConfig
+    public let layout: ParameterLayout
+    /// All parameters, `parameterCount` Float32 values.
+    public let parameters: UnsafeMutablePointer<Float>
+    /// Gradients, same layout as `parameters`.
+    public let gradients: UnsafeMutablePointer<Float>
+    /// The attention algorithm (flash by default; standard for comparison).
+    public var attentionImplementation: AttentionImplementation = .flash
+    /// Threads for every kernel; nil means `Parallel.defaultThreads`.
+    public var threads: Int?
+
+    let rotary: RotaryTable?
+    let alibiSlopes: [Float]?
+    var buffers: ActivationBuffers?
+    /// The last forward pass's shape and mode, which `backward()` differentiates.
+    var lastPass: (batch: Int, time: Int, mode: Mode)?
+
+    /// Number of parameters (shared embeddings counted once).
+    public var parameterCount: Int { layout.count }
+
+    /// Bytes of parameters, gradients and activation buffers currently allocated.
+    public var allocatedBytes: Int { 2 * 4 * layout.count + (buffers?.bytes ?? 0) }
+
+    /// A model with GPT-2-style initial weights: N(0, 0.02) for embeddings and matrices,
+    /// N(0, 0.02/√(2·layers)) for the two projections that feed the residual stream, zero
+    /// biases, unit norm weights. The same seed gives the same weights.
+    public init(config: TransformerConfig, seed: UInt64 = 0) throws {
+        try config.validate()
+        self.config = config
+        layout = ParameterLayout(config)
+        parameters = .allocate(capacity: max(layout.count, 1))
+        gradients = .allocate(capacity: max(layout.count, 1))
+        gradients.update(repeating: 0, count: layout.count)
+        rotary = config.positionEncoding == .rotary
+            ? RotaryTable(headDim: config.headDim, positions: config.context, theta: config.ropeTheta, scaling: config.ropeScaling)
+            : nil
+        alibiSlopes = config.positionEncoding == .alibi ? ALiBi.slopes(heads: config.heads) : nil
+        initializeParameters(seed: seed)
+    }
+
+    deinit {
+        parameters.deallocate()
+        gradients.deallocate()
+    }
+
+    /// Overwrites every parameter with fresh initial values drawn from `seed`.
+    public func initializeParameters(seed: UInt64) {
+        var random = TrainerRandom(seed: seed)
+        let residualStd = 0.02 / (2 * Double(config.layers)).squareRoot()
+        for entry in layout.entries {
+            let p = parameters + entry.offset
+            switch entry.kind {
+            case .norm: p.update(repeating: 1, count: entry.count)
+            case .bias: p.update(repeating: 0, count: entry.count)
+            case .embedding, .matrix:
+                let std = entry.name.hasSuffix("proj.weight") || entry.name.hasSuffix("down.weight") ? residualStd : 0.02
+                for i in 0..<entry.count { p[i] = Float(random.nextNormal() * std) }
+            }
+        }
+    }
+
+    /// The parameter tensor called `name` (see `ParameterLayout`), as a buffer into `parameters`.
+    public func parameter(named name: String) -> UnsafeMutableBufferPointer<Float>? {
+        guard let entry = layout.entries.first(where: { $0.name == name }) else { return nil }
+        return UnsafeMutableBufferPointer(start: parameters + entry.offset, count: entry.count)
+    }
+
+    /// The gradient of the parameter called `name`.
+    public func gradient(named name: String) -> UnsafeMutableBufferPointer<Float>? {
+        guard let entry = layout.entries.first(where: { $0.name == name }) else { return nil }
+        return UnsafeMutableBufferPointer(start: gradients + entry.offset, count: entry.count)
+    }
+
+    /// Sets every gradient to zero (before the first micro-batch of a step).
+    public func zeroGradients() {
+        gradients.update(repeating: 0, count: layout.count)
+    }
+
+    /// The logits of row `row` (= b·time + t) of the last forward pass. Valid after an
+    /// inference or evaluation pass (a training pass overwrites them with their gradient).
+    public func logits(row: Int) -> UnsafeBufferPointer<Float> {
+        precondition(buffers != nil && row >= 0 && row < (lastPass.map { $0.batch * $0.time } ?? 0), "logits(row:) needs a forward pass covering that row")
+        return UnsafeBufferPointer(start: buffers!.logits.floats + row * config.vocabularySize, count: config.vocabularySize)
+    }
+
+    /// Makes sure activation buffers cover `rows` rows (and gradient scratch if needed).
+    func ensureBuffers(rows: Int, gradients needsGradients: Bool) {
+        if let b = buffers, b.rows >= rows, b.hasGradients || !needsGradients { return }
+        buffers = nil
+        buffers = ActivationBuffers(config: config, rows: rows, gradients: needsGradients)
+    }
+
+    /// Frees the activation buffers (they are made again by the next forward pass).
+    public func releaseActivations() {
+        buffers = nil
+        lastPass = nil
+    }
+
+    /// A per-(layer, site) dropout seed derived from a pass's seed.
+    func dropoutSeed(_ seed: UInt64, layer: Int, site: UInt64) -> UInt64 {
+        Dropout.mix(seed ^ Dropout.mix(UInt64(layer + 1) << 8 | site))
+    }
+}
