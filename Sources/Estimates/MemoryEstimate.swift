@@ -1,4 +1,5 @@
 import FlashAttention
+import FlashCore
 import Transformer
 
 /// Memory one device needs to train, in bytes: model states (weights, gradients, optimizer
@@ -109,6 +110,9 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
         let perSequence = estimate.activations + estimate.workspace
         let room = budget - estimate.modelStates
         guard room >= perSequence, perSequence > 0 else { return 0 }
-        return Int((room / perSequence).rounded(.down))
+        let sequences = (room / perSequence).rounded(.down)
+        try InvalidArgument.require(sequences < 1e15, "memoryBudget", expected: "a budget for fewer than 10^15 sequences",
+                                    got: "\(budget) bytes")
+        return Int(sequences)
     }
 }

@@ -6,6 +6,7 @@ import Transformer
 enum EstimateReport {
     static func printTables(_ estimate: TrainingEstimate, preset: ModelPreset?) throws {
         let setup = estimate.setup, config = setup.model, p = estimate.parameters
+        let fits = try estimate.largestMicroBatches()   // may throw: before anything is printed
         print("Model: \(preset?.name ?? "custom") — \(config.layers) layers, width \(config.width), \(config.heads) heads"
               + (config.kvHeads != config.heads ? " (\(config.kvHeads) KV)" : "")
               + ", MLP \(config.mlpWidth) \(config.activation.rawValue), vocabulary \(config.vocabularySize), "
@@ -56,7 +57,7 @@ enum EstimateReport {
             ["attention workspace", EstimateFormat.gibibytes(m.workspace)],
             ["total", EstimateFormat.gibibytes(m.total)],
         ])
-        if let budget = estimate.memoryBudget, let fits = try estimate.largestMicroBatches() {
+        if let budget = estimate.memoryBudget, let fits {
             print("largest micro-batch in \(EstimateFormat.gibibytes(budget)): standard \(fits.standard), flash \(fits.flash)")
         }
     }
