@@ -61,8 +61,8 @@ final class ParameterCountTests: XCTestCase {
     /// Against Hugging Face transformers' own models (GPT-2, LLaMA with and without biases, GQA,
     /// tied or not, Mistral), counted by scripts/make_estimates_fixtures.py.
     func testMatchesTransformersModels() throws {
-        XCTAssertEqual(TransformersParameterFixtures.models.count, 33)
-        for fixture in TransformersParameterFixtures.models {
+        XCTAssertEqual(TransformersFixtures.models.count, 33)
+        for fixture in TransformersFixtures.models {
             XCTAssertEqual(try ParameterCount(fixture.config).total, fixture.parameters, fixture.name)
             if let preset = ModelPreset.named(fixture.name) { XCTAssertEqual(preset.config, fixture.config, fixture.name) }
         }
