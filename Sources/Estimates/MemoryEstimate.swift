@@ -85,8 +85,9 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
         case (.flash, _): scores = flashStatistics
         }
         let layer = s * perToken + scores
-        // Outside the layers: the final norm's input and output, and Float32 logits for the loss.
-        let outside = s * (2 * c * a + Double(config.vocabularySize) * 4)
+        // Outside the layers: the embedding dropout's mask, the final norm's input and output,
+        // and Float32 logits for the loss.
+        let outside = s * ((dropout ? c : 0) + 2 * c * a + Double(config.vocabularySize) * 4)
         let layers = Double(config.layers)
         let stored: Double
         switch setup.recomputation {

@@ -23,7 +23,7 @@ final class MemoryEstimateTests: XCTestCase {
         XCTAssertEqual(standard.attentionScoresPerLayerPerSequence, 5 * a * s * s)
         // Selective recomputation drops exactly the 5·a·s² term.
         let selective = try MemoryEstimate(setup(.standard, .selective))
-        let outside = s * (2 * h * 2 + 1000 * 4)   // final norm in/out, Float32 logits
+        let outside = s * (h + 2 * h * 2 + 1000 * 4)   // embedding dropout mask, final norm in/out, Float32 logits
         XCTAssertEqual(selective.activations, 4 * 34 * s * h + outside)
         // Flash keeps only the Float32 log-sum-exp per row and head.
         let flash = try MemoryEstimate(setup(.flash))
@@ -36,6 +36,21 @@ final class MemoryEstimateTests: XCTestCase {
         XCTAssertEqual(full.activations, 4 * 2 * s * h + (34 * s * h + 4 * a * s) + outside)
         // Activations grow linearly with the micro-batch.
         XCTAssertEqual(try MemoryEstimate(setup(.flash, batch: 3)).activations, 3 * flash.activations)
+    }
+
+    /// Against the bytes PyTorch autograd saves for the backward pass of Hugging Face GPT-2
+    /// (Float32, eager attention, no dropout; scripts/make_estimates_fixtures.py). The only
+    /// difference is what the model leaves out on purpose: LayerNorm's Float32 mean and 1/σ per
+    /// token, for 2 norms per layer and the final one.
+    func testMatchesPyTorchSavedActivations() throws {
+        XCTAssertEqual(TransformersFixtures.savedActivations.count, 2)
+        for fixture in TransformersFixtures.savedActivations {
+            let setup = TrainingSetup(model: fixture.config, microBatch: fixture.batch, sequenceLength: fixture.sequence,
+                                      parameterPrecision: .fp32, attention: .standard)
+            let estimate = try MemoryEstimate(setup)
+            let normStatistics = 8.0 * Double((2 * fixture.config.layers + 1) * fixture.batch * fixture.sequence)
+            XCTAssertEqual(estimate.activations + normStatistics, Double(fixture.bytes), fixture.name)
+        }
     }
 
     func testModelStatesPerParameter() throws {
