@@ -54,7 +54,7 @@ enum EstimateReport {
             ["activations", EstimateFormat.gibibytes(m.activations)],
             ["  per layer per sequence", EstimateFormat.gibibytes(m.activationsPerLayerPerSequence)],
             ["  of which N² scores", EstimateFormat.gibibytes(m.attentionScoresPerLayerPerSequence)],
-            ["attention workspace", EstimateFormat.gibibytes(m.workspace)],
+            ["backward workspace", EstimateFormat.gibibytes(m.workspace)],
             ["total", EstimateFormat.gibibytes(m.total)],
         ])
         if let budget = estimate.memoryBudget, let fits {
@@ -103,6 +103,7 @@ enum EstimateReport {
                 "backward": ["matmul": f.backwardMatmul, "attention": f.backwardAttention, "total": f.backward],
                 "recomputation_per_token": f.recomputation,
                 "per_token_training": f.perTokenTraining,
+                "attention_pairs_per_sequence": f.attentionPairsPerSequence,
                 "per_token_executed": f.perTokenExecuted,
                 "per_token_6n": f.sixN,
                 "per_token_6n_non_embedding": f.sixNNonEmbedding,
