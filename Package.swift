@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "Transformer", dependencies: ["FlashCore", "FlashAttention", "ModelFormats"],
                 resources: [.copy("Corpus")], swiftSettings: optimise),
         // Estimates: parameter/FLOP/memory counts and the attention IO model.
-        .target(name: "Estimates", dependencies: ["Transformer"], swiftSettings: optimise),
+        .target(name: "Estimates", dependencies: ["FlashCore", "FlashAttention", "Transformer"], swiftSettings: optimise),
         .executableTarget(
             name: "flash",
             dependencies: [

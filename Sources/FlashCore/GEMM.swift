@@ -63,23 +63,27 @@ public enum GEMM {
         threads: Int?
     ) {
         if m == 0 || n == 0 { return }
-        // Pack op(B) as a contiguous k×n matrix so the inner loop runs along contiguous rows.
-        let packedB = UnsafeMutablePointer<Float>.allocate(capacity: max(k * n, 1))
-        defer { packedB.deallocate() }
-        for p in 0..<k {
-            for j in 0..<n { packedB[p * n + j] = transposeB ? b[j * ldb + p] : b[p * ldb + j] }
+        if k == 0 || alpha == 0 {
+            scale(m: m, n: n, c: c, ldc: ldc, by: beta)
+            return
         }
-        Parallel.forEach(m, threads: threads) { i in
-            let row = UnsafeMutablePointer<Float>.allocate(capacity: n)
-            defer { row.deallocate() }
-            row.update(repeating: 0, count: n)
-            for p in 0..<k {
-                let aValue = transposeA ? a[p * lda + i] : a[i * lda + p]
-                VectorMath.addScaled(packedB + p * n, aValue, to: row, count: n)
-            }
-            let cRow = c + i * ldc
-            for j in 0..<n {
-                cRow[j] = beta == 0 ? alpha * row[j] : alpha * row[j] + beta * cRow[j]
+        let plan = ThreadPlan(m: m, n: n, k: k, threads: threads ?? Parallel.defaultThreads)
+        Parallel.forEach(plan.workers, threads: plan.workers) { worker in
+            // Each worker owns a contiguous, tile-aligned range of C's rows or columns and
+            // runs the whole blocked algorithm on it: no shared state, no barriers.
+            let range = plan.range(of: worker)
+            if plan.splitsRows {
+                multiplyBlocked(transposeA: transposeA, transposeB: transposeB,
+                                m: range.count, n: n, k: k, alpha: alpha,
+                                a: transposeA ? a + range.lowerBound : a + range.lowerBound * lda, lda: lda,
+                                b: b, ldb: ldb, beta: beta,
+                                c: c + range.lowerBound * ldc, ldc: ldc)
+            } else {
+                multiplyBlocked(transposeA: transposeA, transposeB: transposeB,
+                                m: m, n: range.count, k: k, alpha: alpha,
+                                a: a, lda: lda,
+                                b: transposeB ? b + range.lowerBound * ldb : b + range.lowerBound, ldb: ldb,
+                                beta: beta, c: c + range.lowerBound, ldc: ldc)
             }
         }
     }

@@ -32,7 +32,11 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
 public enum Safetensors {
     /// Parses a whole file held in memory. Every entry is validated: known dtype, non-negative
     /// shape, `end - begin` equal to the element count times the element size, inside the data.
-    public static func read(_ data: Data) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+    /// Only tensors whose names pass `include` are read (and validated); the others are skipped,
+    /// e.g. the Int64 `position_ids` buffer that BERT checkpoints carry.
+    public static func read(
+        _ data: Data, including include: (String) -> Bool = { _ in true }
+    ) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         guard data.count >= 8 else { throw SafetensorsError.fileTooSmall(bytes: data.count) }
         let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
         guard headerLength <= UInt64(data.count - 8) else {
@@ -62,6 +66,7 @@ public enum Safetensors {
                 }
                 continue
             }
+            if !include(name) { continue }
             guard let entry = value as? [String: Any] else { throw SafetensorsError.invalidEntry(name: name, reason: "entry is not an object") }
             guard let dtypeName = entry["dtype"] as? String else { throw SafetensorsError.invalidEntry(name: name, reason: "missing dtype") }
             guard let elementType = ElementType(rawValue: dtypeName) else { throw SafetensorsError.unsupportedDType(name: name, dtype: dtypeName) }
@@ -95,13 +100,15 @@ public enum Safetensors {
         return (tensors, metadata)
     }
 
-    /// Reads a file from disk.
-    public static func read(path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+    /// Reads a file from disk (only the tensors whose names pass `include`).
+    public static func read(
+        path: String, including include: (String) -> Bool = { _ in true }
+    ) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe) } catch {
             throw SafetensorsError.io(path: path, reason: error.localizedDescription)
         }
-        return try read(data)
+        return try read(data, including: include)
     }
 
     /// Serialises tensors (each written in its own element type, row-major) with sorted names,

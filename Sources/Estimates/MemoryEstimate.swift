@@ -1,0 +1,114 @@
+import FlashAttention
+import Transformer
+
+/// Memory one device needs to train, in bytes: model states (weights, gradients, optimizer
+/// states) and activations, after Rajbhandari et al. 2020 (ZeRO) and Korthikanti et al. 2022.
+/// Derivation and approximations: docs/estimates.md, "Memory".
+public struct MemoryEstimate: Codable, Equatable, Sendable {
+    /// Parameters held by the busiest device (tensor and pipeline sharding applied).
+    public var parametersPerDevice: Double
+    public var weights: Double
+    public var gradients: Double
+    /// Optimizer states plus the master copy of the weights mixed precision keeps.
+    public var optimizerStates: Double
+    /// Activations stored for the backward pass, all layers, for the micro-batch.
+    public var activations: Double
+    /// Activations of one layer for one sequence (before recomputation choices).
+    public var activationsPerLayerPerSequence: Double
+    /// Of those, the part that grows with N² (standard attention's P and dropout mask).
+    public var attentionScoresPerLayerPerSequence: Double
+    /// Transient buffers alive during one layer's backward pass (standard attention's N×N dP/dS).
+    public var workspace: Double
+
+    public init(_ setup: TrainingSetup) throws {
+        try setup.validate()
+        let config = setup.model
+        let parameters = try ParameterCount(config)
+        let t = Double(setup.parallelism.tensor), p = setup.parallelism.pipeline
+
+        // Model states: the busiest pipeline stage, split t ways by tensor parallelism.
+        let layerParameters = Double(parameters.total - parameters.tokenEmbedding - parameters.positionEmbedding
+                                     - parameters.finalNorm - parameters.outputHead) / Double(config.layers)
+        let stageLayers = Double(config.layers / p) * layerParameters
+        let head = Double(parameters.outputHead > 0 ? parameters.outputHead : parameters.tokenEmbedding)
+        let embeddings = Double(parameters.tokenEmbedding + parameters.positionEmbedding)
+        let stageParameters: Double
+        if p == 1 {
+            stageParameters = Double(parameters.total)
+        } else {
+            // The last stage holds the head (a copy of the embedding when tied, as Megatron does).
+            stageParameters = max(stageLayers + embeddings, stageLayers + Double(parameters.finalNorm) + head)
+        }
+        parametersPerDevice = stageParameters / t
+        weights = parametersPerDevice * Double(setup.parameterPrecision.bytes)
+        gradients = parametersPerDevice * Double(setup.gradientPrecision.bytes)
+        let master = setup.optimizerPrecision.bytes > setup.parameterPrecision.bytes ? setup.optimizerPrecision.bytes : 0
+        optimizerStates = parametersPerDevice * Double(setup.optimizer.statesPerParameter * setup.optimizerPrecision.bytes + master)
+
+        let perSequence = try MemoryEstimate.activationsPerSequence(setup)
+        activationsPerLayerPerSequence = perSequence.layer
+        attentionScoresPerLayerPerSequence = perSequence.scores
+        activations = Double(setup.microBatch) * perSequence.stored / t
+        workspace = Double(setup.microBatch) * perSequence.workspace / t
+    }
+
+    public var modelStates: Double { weights + gradients + optimizerStates }
+    public var total: Double { modelStates + activations + workspace }
+    /// Bytes per parameter for the model states (16 for mixed-precision Adam).
+    public var bytesPerParameter: Double { modelStates / parametersPerDevice }
+
+    /// Per sequence, before tensor parallelism: one layer's stored activations, its N² part,
+    /// what the whole model stores under the recomputation policy, and the transient workspace.
+    static func activationsPerSequence(_ setup: TrainingSetup)
+        throws -> (layer: Double, scores: Double, stored: Double, workspace: Double) {
+        let config = setup.model
+        let s = Double(setup.sequenceLength), a = Double(setup.activationPrecision.bytes)
+        let c = Double(config.width), f = Double(config.mlpWidth), h = Double(config.heads)
+        let kv = Double(config.kvHeads * config.headDim)
+        let dropout = config.dropout > 0
+        // Per token: each sublayer keeps its input and its norm's input (2·C each, two sublayers);
+        // Q, K, V; the attention output (the projection's input); one byte per element of each
+        // residual dropout mask.
+        var perToken = 4 * c * a + (c + 2 * kv) * a + c * a + (dropout ? 2 * c : 0)
+        switch config.activation {
+        case .relu: perToken += f * a            // the output serves as the down input and the mask
+        case .gelu: perToken += 2 * f * a        // pre-activation and output
+        case .swiglu: perToken += 3 * f * a      // gate, up, and their product
+        }
+        let standardScores = s * s * h * (a + (dropout ? 1 + a : 0))   // P, dropout mask, dropped P
+        let flashStatistics = s * h * 4                                  // LSE, Float32
+        let scores: Double
+        switch (setup.attention, setup.recomputation) {
+        case (.standard, .none): scores = standardScores
+        case (.standard, _): scores = 0
+        case (.flash, _): scores = flashStatistics
+        }
+        let layer = s * perToken + scores
+        // Outside the layers: the final norm's input and output, and Float32 logits for the loss.
+        let outside = s * (2 * c * a + Double(config.vocabularySize) * 4)
+        let layers = Double(config.layers)
+        let stored: Double
+        switch setup.recomputation {
+        case .none, .selective: stored = layers * layer + outside
+        // Layer inputs only, plus one layer's activations rebuilt during its backward pass.
+        case .full: stored = layers * s * c * a + (s * perToken + (setup.attention == .flash ? flashStatistics : 0)) + outside
+        }
+        // Standard attention's backward materialises dP/dS (N² per head) for the current layer,
+        // and P as well when it was not stored; FlashAttention works in cache-sized tiles.
+        let workspace = setup.attention == .standard
+            ? s * s * h * a * (setup.recomputation == .none ? 1 : 2) : 0
+        return (layer, scores, stored, workspace)
+    }
+
+    /// The largest micro-batch whose training step fits in `budget` bytes per device (0 when
+    /// not even one sequence fits).
+    public static func largestMicroBatch(fitting budget: Double, setup: TrainingSetup) throws -> Int {
+        var one = setup
+        one.microBatch = 1
+        let estimate = try MemoryEstimate(one)
+        let perSequence = estimate.activations + estimate.workspace
+        let room = budget - estimate.modelStates
+        guard room >= perSequence, perSequence > 0 else { return 0 }
+        return Int((room / perSequence).rounded(.down))
+    }
+}

@@ -1,0 +1,143 @@
+/// The blocked algorithm on one thread, and how the threads share a multiply.
+extension GEMM {
+    /// How a multiply is shared between threads: C is cut into one contiguous range of rows
+    /// (or of columns) per worker, on micro-tile boundaries. Rows are cut when op(B) is the
+    /// smaller operand, since each worker packs all of the operand that is not cut.
+    struct ThreadPlan {
+        let workers: Int
+        let splitsRows: Bool
+        let length: Int
+        let unit: Int
+
+        init(m: Int, n: Int, k: Int, threads: Int) {
+            let flops = 2.0 * Double(m) * Double(n) * Double(k)
+            let affordable = Int(min(Double(Int32.max), flops / Double(GEMMBlocking.minimumFlopsPerThread)))
+            let rowTiles = (m + GEMMBlocking.mr - 1) / GEMMBlocking.mr
+            let columnTiles = (n + GEMMBlocking.nr - 1) / GEMMBlocking.nr
+            // Cut the dimension whose operand is larger (B is k×n, A is m×k), unless it has
+            // too few tiles to give every worker one.
+            var rows = m >= n
+            if rows && rowTiles < threads && columnTiles > rowTiles { rows = false }
+            if !rows && columnTiles < threads && rowTiles > columnTiles { rows = true }
+            splitsRows = rows
+            length = rows ? m : n
+            unit = rows ? GEMMBlocking.mr : GEMMBlocking.nr
+            workers = max(1, min(threads, affordable, rows ? rowTiles : columnTiles))
+        }
+
+        /// Rows (or columns) of C that `worker` computes.
+        func range(of worker: Int) -> Range<Int> {
+            let tiles = (length + unit - 1) / unit
+            let start = min(length, tiles * worker / workers * unit)
+            let end = min(length, tiles * (worker + 1) / workers * unit)
+            return start..<end
+        }
+    }
+
+    /// C = beta·C (beta = 0 writes zeros without reading C).
+    static func scale(m: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, by beta: Float) {
+        for i in 0..<m {
+            let row = c + i * ldc
+            if beta == 0 {
+                row.update(repeating: 0, count: n)
+            } else {
+                for j in 0..<n { row[j] = beta * row[j] }
+            }
+        }
+    }
+
+    /// The BLIS loop nest on one thread (see `GEMMBlocking` for the sizes and their reasons).
+    static func multiplyBlocked(
+        transposeA: Bool, transposeB: Bool,
+        m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let (mr, nr, kc, mc, nc) = (GEMMBlocking.mr, GEMMBlocking.nr, GEMMBlocking.kc, GEMMBlocking.mc, GEMMBlocking.nc)
+        let depthCapacity = min(kc, k)
+        let aCapacity = (min(mc, m) + mr - 1) / mr * mr * depthCapacity
+        let bCapacity = (min(nc, n) + nr - 1) / nr * nr * depthCapacity
+        PackingBufferPool.shared.withBuffer(capacity: aCapacity + bCapacity) { buffer in
+            let packedA = buffer
+            let packedB = buffer + aCapacity
+            var jc = 0
+            while jc < n {
+                let columns = min(nc, n - jc)
+                var pc = 0
+                while pc < k {
+                    let depth = min(kc, k - pc)
+                    packB(transposed: transposeB, transposeB ? b + jc * ldb + pc : b + pc * ldb + jc, ldb: ldb,
+                          depth: depth, columns: columns, into: packedB)
+                    // The first k slice applies beta; later slices add to what is there.
+                    let sliceBeta = pc == 0 ? beta : 1
+                    var ic = 0
+                    while ic < m {
+                        let rows = min(mc, m - ic)
+                        packA(transposed: transposeA, transposeA ? a + pc * lda + ic : a + ic * lda + pc, lda: lda,
+                              rows: rows, depth: depth, into: packedA)
+                        macroKernel(rows: rows, columns: columns, depth: depth, packedA: packedA, packedB: packedB,
+                                    c: c + ic * ldc + jc, ldc: ldc, alpha: alpha, beta: sliceBeta)
+                        ic += mc
+                    }
+                    pc += kc
+                }
+                jc += nc
+            }
+        }
+    }
+
+    /// Runs the micro-kernel over every tile of one packed A block × packed B block. An A
+    /// panel (8 KiB) stays in L1 while the loop sweeps the B panels from L2.
+    @inline(__always)
+    static func macroKernel(
+        rows: Int, columns: Int, depth: Int,
+        packedA: UnsafePointer<Float>, packedB: UnsafePointer<Float>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float
+    ) {
+        let (mr, nr) = (GEMMBlocking.mr, GEMMBlocking.nr)
+        var i = 0
+        while i < rows {
+            let height = min(mr, rows - i)
+            var j = 0
+            while j < columns {
+                let width = min(nr, columns - j)
+                let a = packedA + i * depth
+                let b = packedB + j * depth
+                let tile = c + i * ldc + j
+                if height == mr && width == nr {
+                    microKernel8x32(depth: depth, a: a, b: b, c: tile, ldc: ldc, alpha: alpha, beta: beta)
+                } else {
+                    edgeTile(depth: depth, a: a, b: b, c: tile, ldc: ldc, height: height, width: width,
+                             alpha: alpha, beta: beta)
+                }
+                j += nr
+            }
+            i += mr
+        }
+    }
+
+    /// A partial tile at the bottom or right edge: the full kernel computes into a scratch
+    /// tile (its padding rows and columns are zeros), then the valid part is combined with C
+    /// by the same per-element formula as the kernel's, alpha·acc + beta·c.
+    static func edgeTile(
+        depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, height: Int, width: Int, alpha: Float, beta: Float
+    ) {
+        let nr = GEMMBlocking.nr
+        withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: GEMMBlocking.mr * nr / 16) { scratch in
+            let tile = UnsafeMutableRawPointer(scratch.baseAddress!).assumingMemoryBound(to: Float.self)
+            microKernel8x32(depth: depth, a: a, b: b, c: tile, ldc: nr, alpha: 1, beta: 0)
+            for r in 0..<height {
+                let row = c + r * ldc
+                let accumulated = tile + r * nr
+                if beta == 0 {
+                    for j in 0..<width { row[j] = alpha * accumulated[j] }
+                } else {
+                    for j in 0..<width { row[j] = alpha * accumulated[j] + beta * row[j] }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import FlashCore
+import FlashAttention
+
+/// A BERT encoder for inference: learned absolute position and token-type embeddings, post-LN
+/// blocks (attention → add & norm → feed-forward → add & norm), bidirectional attention.
+///
+/// A batch of sequences of different lengths is padded to the longest; every matrix product
+/// runs once over all batch × length rows, and attention masks the padded keys through
+/// `AttentionDescriptor.keyLengths`. Weights are Float32, Hugging Face layout ([out, in]).
+public final class BertModel: @unchecked Sendable {
+    public let configuration: BertConfiguration
+    let wordEmbeddings: Tensor
+    let positionEmbeddings: Tensor
+    let tokenTypeEmbeddings: Tensor
+    let embeddingNorm: BertLayerNormWeights
+    let layers: [BertBlockWeights]
+
+    init(configuration: BertConfiguration, wordEmbeddings: Tensor, positionEmbeddings: Tensor, tokenTypeEmbeddings: Tensor,
+         embeddingNorm: BertLayerNormWeights, layers: [BertBlockWeights]) {
+        self.configuration = configuration
+        self.wordEmbeddings = wordEmbeddings
+        self.positionEmbeddings = positionEmbeddings
+        self.tokenTypeEmbeddings = tokenTypeEmbeddings
+        self.embeddingNorm = embeddingNorm
+        self.layers = layers
+    }
+
+    /// The last layer's hidden states for a batch of token-id sequences (token type 0), shape
+    /// [batch, longest, hidden]; rows past a sequence's length are padding and hold no meaning.
+    /// Throws `InvalidArgument` for an empty batch or sequence, an id outside the vocabulary or
+    /// a sequence longer than the model's positions.
+    public func hiddenStates(tokenIDs batch: [[Int]], threads: Int? = nil) throws -> Tensor {
+        let c = configuration
+        try InvalidArgument.require(!batch.isEmpty, "tokenIDs", expected: "at least one sequence", got: "none")
+        for (b, ids) in batch.enumerated() {
+            try InvalidArgument.require(!ids.isEmpty && ids.count <= c.maxPositions, "tokenIDs[\(b)].count",
+                                        expected: "1...\(c.maxPositions) (the model's positions)", got: "\(ids.count)")
+            if let bad = ids.first(where: { $0 < 0 || $0 >= c.vocabularySize }) {
+                throw InvalidArgument("tokenIDs[\(b)]", expected: "ids in 0..<\(c.vocabularySize)", got: "\(bad)")
+            }
+        }
+        let lengths = batch.map(\.count)
+        let (batchSize, length) = (batch.count, lengths.max()!)
+        let rows = batchSize * length
+        let (h, i) = (c.hiddenSize, c.intermediateSize)
+
+        let hidden = try Tensor(zeros: [batchSize, length, h])
+        let qkv = try Tensor(zeros: [rows, 3 * h])
+        let context = try Tensor(zeros: [batchSize, length, c.headCount, c.headDimension])
+        let attended = try Tensor(zeros: [rows, h])
+        let intermediate = try Tensor(zeros: [rows, i])
+
+        embed(batch, into: hidden.floatPointer, length: length)
+        BertLayers.layerNorm(hidden.floatPointer, rows: rows, width: h, gamma: embeddingNorm.gamma.floatPointer,
+                             beta: embeddingNorm.beta.floatPointer, epsilon: c.layerNormEpsilon, threads: threads)
+
+        // Q, K and V are strided views into the fused projection: row r holds [q | k | v].
+        func view(_ part: Int) -> Tensor {
+            Tensor(storage: qkv.storage, elementType: .float32, shape: [batchSize, length, c.headCount, c.headDimension],
+                   strides: [length * 3 * h, 3 * h, c.headDimension, 1], offset: part * h)
+        }
+        let descriptor = AttentionDescriptor(causal: false, keyLengths: lengths, threads: threads)
+        for layer in layers {
+            try linear(hidden.floatPointer, rows: rows, inputs: h, weight: layer.qkvWeight, bias: layer.qkvBias,
+                       residual: nil, into: qkv.floatPointer, threads: threads)
+            _ = try Attention.forward(query: view(0), key: view(1), value: view(2), descriptor: descriptor, output: context)
+            try linear(context.floatPointer, rows: rows, inputs: h, weight: layer.attentionOutputWeight,
+                       bias: layer.attentionOutputBias, residual: hidden.floatPointer, into: attended.floatPointer, threads: threads)
+            BertLayers.layerNorm(attended.floatPointer, rows: rows, width: h, gamma: layer.attentionNorm.gamma.floatPointer,
+                                 beta: layer.attentionNorm.beta.floatPointer, epsilon: c.layerNormEpsilon, threads: threads)
+            try linear(attended.floatPointer, rows: rows, inputs: h, weight: layer.intermediateWeight,
+                       bias: layer.intermediateBias, residual: nil, into: intermediate.floatPointer, threads: threads)
+            BertLayers.activate(intermediate.floatPointer, count: rows * i, activation: c.activation, threads: threads)
+            try linear(intermediate.floatPointer, rows: rows, inputs: i, weight: layer.outputWeight,
+                       bias: layer.outputBias, residual: attended.floatPointer, into: hidden.floatPointer, threads: threads)
+            BertLayers.layerNorm(hidden.floatPointer, rows: rows, width: h, gamma: layer.outputNorm.gamma.floatPointer,
+                                 beta: layer.outputNorm.beta.floatPointer, epsilon: c.layerNormEpsilon, threads: threads)
+        }
+        return hidden
+    }
+
+    /// word + position + token-type-0 embeddings for every real token; padding rows stay zero.
+    func embed(_ batch: [[Int]], into destination: UnsafeMutablePointer<Float>, length: Int) {
+        let h = configuration.hiddenSize
+        let (words, positions, types) = (wordEmbeddings.floatPointer, positionEmbeddings.floatPointer, tokenTypeEmbeddings.floatPointer)
+        for (b, ids) in batch.enumerated() {
+            for (t, id) in ids.enumerated() {
+                let row = destination + (b * length + t) * h
+                row.update(from: words + id * h, count: h)
+                VectorMath.add(positions + t * h, to: row, count: h)
+                VectorMath.add(types, to: row, count: h)
+            }
+        }
+    }
+
+    /// output = input·Wᵀ + bias (+ residual): the rows are filled with bias (+ residual) and the
+    /// product is accumulated on top in one GEMM (β = 1). W is [out, in] as Hugging Face stores it.
+    func linear(_ input: UnsafePointer<Float>, rows: Int, inputs: Int, weight: Tensor, bias: Tensor,
+                residual: UnsafePointer<Float>?, into output: UnsafeMutablePointer<Float>, threads: Int?) throws {
+        let outputs = weight.shape[0]
+        BertLayers.fillRows(output, rows: rows, width: outputs, bias: bias.floatPointer, residual: residual, threads: threads)
+        try GEMM.multiply(transposeA: false, transposeB: true, m: rows, n: outputs, k: inputs, alpha: 1,
+                          a: input, lda: inputs, b: weight.floatPointer, ldb: inputs, beta: 1,
+                          c: output, ldc: outputs, threads: threads)
+    }
+}
+
+/// γ and β of one layer norm.
+struct BertLayerNormWeights {
+    var gamma: Tensor
+    var beta: Tensor
+}
+
+/// One encoder block's weights, Q/K/V fused into one [3·hidden, hidden] projection.
+struct BertBlockWeights {
+    var qkvWeight: Tensor
+    var qkvBias: Tensor
+    var attentionOutputWeight: Tensor
+    var attentionOutputBias: Tensor
+    var attentionNorm: BertLayerNormWeights
+    var intermediateWeight: Tensor
+    var intermediateBias: Tensor
+    var outputWeight: Tensor
+    var outputBias: Tensor
+    var outputNorm: BertLayerNormWeights
+}

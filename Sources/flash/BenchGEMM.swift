@@ -1,0 +1,166 @@
+import ArgumentParser
+import Dispatch
+import FlashCore
+import Foundation
+
+/// `flash bench gemm`: GEMM throughput in GFLOP/s on 1 thread and on all threads, next to the
+/// machine's fp32 FMA peak measured by a micro-benchmark. scripts/bench_gemm.py runs numpy
+/// (OpenBLAS) on the same cases and prints the ratios.
+struct BenchGEMM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gemm",
+        abstract: "GEMM GFLOP/s for square and attention-tile shapes, and the fp32 FMA peak.",
+        discussion: """
+            Without --m/--n/--k it runs the standard set: squares 256, 512, 1024, 2048 and the \
+            attention tiles 64×64×64 (also with B transposed, as in Q·Kᵀ), 128×1024×64, \
+            1024×64×1024, each on 1 thread and on all threads. Times are the best of several \
+            repetitions after a warm-up.
+            """)
+
+    @Option(help: "Rows of C (with --n and --k: run this one case).") var m: Int?
+    @Option(help: "Columns of C.") var n: Int?
+    @Option(help: "Inner dimension.") var k: Int?
+    @Option(help: "Thread count for the single case (default: 1 and all cores).") var threads: Int?
+    @Flag(help: "Transpose A (stored k×m) in the single case.") var transposeA = false
+    @Flag(help: "Transpose B (stored n×k) in the single case.") var transposeB = false
+    @Flag(help: "Write JSON (a list of result objects) instead of a table.") var json = false
+
+    struct Case {
+        let m, n, k: Int
+        var transposeA = false
+        var transposeB = false
+    }
+
+    struct Result: Encodable {
+        let m, n, k, threads: Int
+        let transpose_a, transpose_b: Bool
+        let gflops: Double
+        let seconds: Double
+    }
+
+    struct Peak: Encodable {
+        let threads: Int
+        let peak_gflops: Double
+    }
+
+    func validate() throws {
+        let given = [m, n, k].compactMap { $0 }
+        if !given.isEmpty && given.count != 3 {
+            throw ValidationError("--m, --n and --k go together (give all three or none)")
+        }
+        for (name, value) in [("--m", m), ("--n", n), ("--k", k)] {
+            if let value, value < 1 || value > 16384 { throw ValidationError("\(name) must be in 1...16384, got \(value)") }
+        }
+        if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be in 1...1024, got \(threads)") }
+    }
+
+    func run() throws {
+        let all = ProcessInfo.processInfo.activeProcessorCount
+        let threadCounts = threads.map { [$0] } ?? (all > 1 ? [1, all] : [1])
+        let cases: [Case]
+        if let m, let n, let k {
+            cases = [Case(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB)]
+        } else {
+            cases = [256, 512, 1024, 2048].map { Case(m: $0, n: $0, k: $0) } + [
+                Case(m: 64, n: 64, k: 64), Case(m: 64, n: 64, k: 64, transposeB: true),
+                Case(m: 128, n: 1024, k: 64), Case(m: 1024, n: 64, k: 1024),
+            ]
+        }
+        var peaks: [Peak] = []
+        for t in threadCounts {
+            peaks.append(Peak(threads: t, peak_gflops: Self.measurePeak(threads: t)))
+            if !json { print(String(format: "fp32 FMA peak, %d thread(s): %.1f GFLOP/s", t, peaks.last!.peak_gflops)) }
+        }
+        if !json { print("     m      n      k  op     threads  GFLOP/s  % of peak") }
+        var results: [Result] = []
+        for c in cases {
+            for t in threadCounts {
+                let seconds = try Self.time(c, threads: t)
+                let gflops = 2 * Double(c.m) * Double(c.n) * Double(c.k) / seconds / 1e9
+                results.append(Result(m: c.m, n: c.n, k: c.k, threads: t, transpose_a: c.transposeA,
+                                      transpose_b: c.transposeB, gflops: gflops, seconds: seconds))
+                if !json {
+                    let peak = peaks.first { $0.threads == t }!.peak_gflops
+                    let op = (c.transposeA ? "T" : "N") + (c.transposeB ? "T" : "N")
+                    print(String(format: "%6d %6d %6d  %@  %7d  %7.1f  %8.0f%%", c.m, c.n, c.k, op, t, gflops,
+                                 100 * gflops / peak))
+                }
+            }
+        }
+        if json {
+            // One list: the GEMM results, then one peak object per thread count.
+            var items: [String] = []
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            for r in results { items.append(String(decoding: try encoder.encode(r), as: UTF8.self)) }
+            for p in peaks { items.append(String(decoding: try encoder.encode(p), as: UTF8.self)) }
+            print("[\n  " + items.joined(separator: ",\n  ") + "\n]")
+        }
+    }
+
+    /// Best time of one multiply, over several samples after a warm-up; each sample repeats
+    /// the multiply enough times to last about 20 ms.
+    static func time(_ c: Case, threads: Int) throws -> Double {
+        var generator = SystemRandomNumberGenerator()
+        func random(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -1...1, using: &generator) } }
+        let a = random(c.m * c.k), b = random(c.k * c.n)
+        var out = [Float](repeating: 0, count: c.m * c.n)
+        let lda = c.transposeA ? c.m : c.k
+        let ldb = c.transposeB ? c.k : c.n
+        func once() throws {
+            try GEMM.multiply(transposeA: c.transposeA, transposeB: c.transposeB, m: c.m, n: c.n, k: c.k,
+                              a: a, lda: lda, b: b, ldb: ldb, c: &out, ldc: c.n, threads: threads)
+        }
+        let start = now()
+        try once()
+        let estimate = max(now() - start, 1e-7)
+        let repetitions = max(1, Int(0.02 / estimate))
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let begin = now()
+            for _ in 0..<repetitions { try once() }
+            best = min(best, (now() - begin) / Double(repetitions))
+        }
+        return best
+    }
+
+    /// The fp32 FMA peak: each thread runs 12 independent chains of `SIMD16<Float>` FMAs
+    /// (more than latency × throughput = 4 × 1 on Zen 4, 4 × 2 on Intel), so the FMA units
+    /// never wait. Best of 5 runs of 4M FMAs per chain-set.
+    static func measurePeak(threads: Int) -> Double {
+        let iterations = 1 << 18
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let begin = now()
+            Parallel.forEach(threads, threads: threads) { worker in
+                blackHole(fmaChains(iterations: iterations, seed: Float(worker) * 1e-3))
+            }
+            best = min(best, now() - begin)
+        }
+        let flops = Double(threads) * Double(iterations) * 12 * 16 * 2
+        return flops / best / 1e9
+    }
+
+    @inline(never)
+    static func fmaChains(iterations: Int, seed: Float) -> Float {
+        typealias V = SIMD16<Float>
+        let x = V(repeating: 0.5 + seed), y = V(repeating: 0.999)
+        var c0 = V(repeating: 1), c1 = V(repeating: 2), c2 = V(repeating: 3), c3 = V(repeating: 4)
+        var c4 = V(repeating: 5), c5 = V(repeating: 6), c6 = V(repeating: 7), c7 = V(repeating: 8)
+        var c8 = V(repeating: 9), c9 = V(repeating: 10), c10 = V(repeating: 11), c11 = V(repeating: 12)
+        for _ in 0..<iterations {
+            c0 = x.addingProduct(c0, y); c1 = x.addingProduct(c1, y); c2 = x.addingProduct(c2, y)
+            c3 = x.addingProduct(c3, y); c4 = x.addingProduct(c4, y); c5 = x.addingProduct(c5, y)
+            c6 = x.addingProduct(c6, y); c7 = x.addingProduct(c7, y); c8 = x.addingProduct(c8, y)
+            c9 = x.addingProduct(c9, y); c10 = x.addingProduct(c10, y); c11 = x.addingProduct(c11, y)
+        }
+        return (c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11).sum()
+    }
+
+    @inline(never)
+    static func blackHole(_ value: Float) {
+        if value == 12345.678 { print("") }
+    }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+}

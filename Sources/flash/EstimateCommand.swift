@@ -1,0 +1,148 @@
+import ArgumentParser
+import Estimates
+import FlashAttention
+import FlashCore
+import Transformer
+
+struct EstimateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "estimate",
+        abstract: "Parameters, training FLOPs, memory and time of a model configuration.",
+        discussion: """
+            Start from --preset (\(ModelPreset.all.map(\.name).joined(separator: ", "))) and override any \
+            field with a flag, or give the model in full (--layers, --heads, --width, --context, --vocab and \
+            the architecture flags). Formulas and conventions: docs/estimates.md.
+            """)
+
+    @Option(help: "A published model: \(ModelPreset.all.map(\.name).joined(separator: ", ")).")
+    var preset: String?
+
+    // Model.
+    @Option(help: "Transformer layers.") var layers: Int?
+    @Option(help: "Attention (query) heads.") var heads: Int?
+    @Option(help: "Key/value heads (grouped-query attention); default: --heads.") var kvHeads: Int?
+    @Option(help: "Model width d_model.") var width: Int?
+    @Option(help: "MLP hidden width; default 4·width.") var mlpWidth: Int?
+    @Option(help: "Context length (size of a learned position table).") var context: Int?
+    @Option(help: "Vocabulary size.") var vocab: Int?
+    @Option(help: "Position encoding: learned, rotary, alibi, none.") var position: String?
+    @Option(help: "Norm: layerNorm, rmsNorm.") var norm: String?
+    @Option(help: "Norm placement: pre, post.") var normPlacement: String?
+    @Option(help: "MLP activation: relu, gelu, swiglu.") var activation: String?
+    @Flag(inversion: .prefixedNo, help: "Biases on linear layers and LayerNorm.") var bias: Bool?
+    @Flag(inversion: .prefixedNo, help: "Output head tied to the token embedding.") var tied: Bool?
+    @Option(help: "Dropout probability (adds dropout masks to the activations).") var dropout: Float?
+
+    // Training.
+    @Option(help: "Micro-batch: sequences per device per step.") var batch = 1
+    @Option(help: "Sequence length; default: the context.") var seq: Int?
+    @Option(help: "Tokens the run trains on (e.g. 300e9).") var tokens: Double = 0
+    @Option(help: "Weight precision: fp32, bf16, fp16.") var paramPrecision = "bf16"
+    @Option(help: "Gradient precision; default: the weight precision.") var gradPrecision: String?
+    @Option(help: "Optimizer state (and master weight) precision.") var optimizerPrecision = "fp32"
+    @Option(help: "Stored activation precision; default: the weight precision.") var activationPrecision: String?
+    @Option(help: "Optimizer: sgd, sgd-momentum, adam, adamw.") var optimizer = "adamw"
+    @Option(help: "Attention implementation: standard, flash.") var attention = "flash"
+    @Option(help: "Activation recomputation: none, selective, full.") var recompute = "none"
+    @Option(help: "Data-parallel degree.") var dp = 1
+    @Option(help: "Tensor-parallel degree.") var tp = 1
+    @Option(help: "Pipeline-parallel degree.") var pp = 1
+
+    // Hardware.
+    @Option(help: "Device for peak FLOP/s and memory: \(Hardware.all.map(\.name).joined(separator: ", ")).")
+    var hardware = "a100"
+    @Option(help: "Peak FLOP/s per device in TFLOP/s; default: the device's matmul peak.") var peakTflops: Double?
+    @Option(help: "Model FLOPs utilisation the run achieves, in (0, 1].") var mfu = 0.4
+    @Option(help: "Memory per device in GiB for the micro-batch search; default: the device's.") var memoryGib: Double?
+
+    @Flag(help: "Print JSON instead of tables.") var json = false
+
+    func run() throws {
+        do {
+            let estimate = try makeEstimate()
+            if json { try EstimateFormat.printJSON(try EstimateReport.json(estimate, preset: selectedPreset())) }
+            else { try EstimateReport.printTables(estimate, preset: selectedPreset()) }
+        } catch let error as InvalidArgument {
+            throw Self.naming(error)
+        }
+    }
+
+    private func selectedPreset() throws -> ModelPreset? {
+        guard let preset else { return nil }
+        guard let found = ModelPreset.named(preset) else {
+            throw InvalidArgument("--preset", expected: "one of " + ModelPreset.all.map(\.name).joined(separator: ", "), got: preset)
+        }
+        return found
+    }
+
+    private func makeEstimate() throws -> TrainingEstimate {
+        var config: TransformerConfig
+        if let preset = try selectedPreset() {
+            config = preset.config
+            // A preset's derived fields follow an override when they were at their defaults
+            // (multi-head attention, a 4·width MLP); otherwise they keep the preset's value.
+            if let heads {
+                if config.kvHeads == config.heads { config.kvHeads = heads }
+                config.heads = heads
+            }
+            if let width {
+                if config.mlpWidth == 4 * config.width { config.mlpWidth = 4 * width }
+                config.width = width
+            }
+            if let layers { config.layers = layers }
+            if let kvHeads { config.kvHeads = kvHeads }
+            if let mlpWidth { config.mlpWidth = mlpWidth }
+            if let context { config.context = context }
+            if let vocab { config.vocabularySize = vocab }
+        } else {
+            func required(_ value: Int?, _ flag: String) throws -> Int {
+                guard let value else { throw InvalidArgument(flag, expected: "a value (or --preset)", got: "nothing") }
+                return value
+            }
+            config = TransformerConfig(
+                layers: try required(layers, "--layers"), heads: try required(heads, "--heads"), kvHeads: kvHeads,
+                width: try required(width, "--width"), mlpWidth: mlpWidth, context: try required(context, "--context"),
+                vocabularySize: try required(vocab, "--vocab"))
+        }
+        if let position { config.positionEncoding = try EstimateFormat.choice(position, "--position", as: TransformerConfig.PositionEncoding.self) }
+        if let norm { config.norm = try EstimateFormat.choice(norm, "--norm", as: TransformerConfig.Norm.self) }
+        if let normPlacement { config.normPlacement = try EstimateFormat.choice(normPlacement, "--norm-placement", as: TransformerConfig.NormPlacement.self) }
+        if let activation { config.activation = try EstimateFormat.choice(activation, "--activation", as: TransformerConfig.Activation.self) }
+        if let bias { config.bias = bias }
+        if let tied { config.tiedEmbeddings = tied }
+        if let dropout { config.dropout = dropout }
+
+        let parameterPrecision = try EstimateFormat.choice(paramPrecision, "--param-precision", as: NumericPrecision.self)
+        let setup = TrainingSetup(
+            model: config, microBatch: batch, sequenceLength: seq ?? config.context, trainingTokens: tokens,
+            parameterPrecision: parameterPrecision,
+            gradientPrecision: try gradPrecision.map { try EstimateFormat.choice($0, "--grad-precision", as: NumericPrecision.self) },
+            optimizerPrecision: try EstimateFormat.choice(optimizerPrecision, "--optimizer-precision", as: NumericPrecision.self),
+            activationPrecision: try activationPrecision.map { try EstimateFormat.choice($0, "--activation-precision", as: NumericPrecision.self) },
+            optimizer: try EstimateFormat.choice(optimizer, "--optimizer", as: Optimizer.self),
+            attention: try EstimateFormat.choice(attention, "--attention", as: AttentionImplementation.self),
+            recomputation: try EstimateFormat.choice(recompute, "--recompute", as: Recomputation.self),
+            parallelism: Parallelism(data: dp, tensor: tp, pipeline: pp))
+        guard let device = Hardware.named(hardware) else {
+            throw InvalidArgument("--hardware", expected: "one of " + Hardware.all.map(\.name).joined(separator: ", "), got: hardware)
+        }
+        let peak = peakTflops.map { $0 * 1e12 } ?? device.matmulFLOPS
+        let budget = memoryGib.map { $0 * 1_073_741_824 } ?? device.memoryBytes
+        return try TrainingEstimate(setup, peakFLOPS: peak, utilisation: mfu, memoryBudget: budget)
+    }
+
+    /// The flag a library field comes from, so that errors name what the user typed.
+    private static let flags: [String: String] = [
+        "layers": "--layers", "heads": "--heads", "kvHeads": "--kv-heads", "width": "--width",
+        "mlpWidth": "--mlp-width", "context": "--context", "vocabularySize": "--vocab",
+        "width/heads": "--width/--heads", "dropout": "--dropout", "microBatch": "--batch",
+        "sequenceLength": "--seq", "trainingTokens": "--tokens", "parallelism.data": "--dp",
+        "parallelism.tensor": "--tp", "parallelism.pipeline": "--pp", "peakFLOPS": "--peak-tflops",
+        "utilisation": "--mfu", "memoryBudget": "--memory-gib",
+    ]
+
+    static func naming(_ error: InvalidArgument) -> InvalidArgument {
+        guard let flag = flags[error.argument] else { return error }
+        return InvalidArgument("\(flag) (\(error.argument))", expected: error.expected, got: error.got)
+    }
+}

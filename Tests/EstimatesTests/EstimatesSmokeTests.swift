@@ -1,6 +1,0 @@
-import XCTest
-import Estimates
-
-final class EstimatesSmokeTests: XCTestCase {
-    func testModuleLoads() {}
-}

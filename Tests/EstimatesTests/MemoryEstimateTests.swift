@@ -1,0 +1,89 @@
+import Estimates
+import FlashAttention
+import FlashCore
+import Transformer
+import XCTest
+
+/// Memory against Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
+/// Transformer Models", Section 4.1): per layer, s·b·h·(34 + 5·a·s/h) bytes with 16-bit
+/// activations and dropout; 34·s·b·h with selective recomputation; 2·s·b·h with full.
+/// (Measured peak memory of the project's own training step: to be added once the trainer lands.)
+final class MemoryEstimateTests: XCTestCase {
+    let gpt = TransformerConfig(layers: 4, heads: 8, width: 256, context: 512, vocabularySize: 1000, dropout: 0.1)
+
+    func setup(_ attention: AttentionImplementation, _ recomputation: Recomputation = .none, batch: Int = 1) -> TrainingSetup {
+        TrainingSetup(model: gpt, microBatch: batch, sequenceLength: 512, parameterPrecision: .bf16,
+                      attention: attention, recomputation: recomputation)
+    }
+
+    func testActivationsMatchKorthikanti() throws {
+        let (s, h, a) = (512.0, 256.0, 8.0)
+        let standard = try MemoryEstimate(setup(.standard))
+        XCTAssertEqual(standard.activationsPerLayerPerSequence, s * h * (34 + 5 * a * s / h))
+        XCTAssertEqual(standard.attentionScoresPerLayerPerSequence, 5 * a * s * s)
+        // Selective recomputation drops exactly the 5·a·s² term.
+        let selective = try MemoryEstimate(setup(.standard, .selective))
+        let outside = s * (2 * h * 2 + 1000 * 4)   // final norm in/out, Float32 logits
+        XCTAssertEqual(selective.activations, 4 * 34 * s * h + outside)
+        // Flash keeps only the Float32 log-sum-exp per row and head.
+        let flash = try MemoryEstimate(setup(.flash))
+        XCTAssertEqual(flash.attentionScoresPerLayerPerSequence, 4 * a * s)
+        XCTAssertEqual(flash.activations, 4 * (34 * s * h + 4 * a * s) + outside)
+        XCTAssertEqual(flash.workspace, 0)
+        XCTAssertEqual(standard.workspace, a * s * s * 2)   // one N×N dP/dS buffer per head, bf16
+        // Full recomputation: each layer's input, plus one layer rebuilt in the backward pass.
+        let full = try MemoryEstimate(setup(.flash, .full))
+        XCTAssertEqual(full.activations, 4 * 2 * s * h + (34 * s * h + 4 * a * s) + outside)
+        // Activations grow linearly with the micro-batch.
+        XCTAssertEqual(try MemoryEstimate(setup(.flash, batch: 3)).activations, 3 * flash.activations)
+    }
+
+    func testModelStatesPerParameter() throws {
+        let parameters = Double(try ParameterCount(gpt).total)
+        func bytesPerParameter(_ p: NumericPrecision, _ o: NumericPrecision, _ optimizer: Optimizer) throws -> Double {
+            let estimate = try MemoryEstimate(TrainingSetup(model: gpt, parameterPrecision: p, optimizerPrecision: o, optimizer: optimizer))
+            XCTAssertEqual(estimate.parametersPerDevice, parameters)
+            return estimate.modelStates / parameters
+        }
+        XCTAssertEqual(try bytesPerParameter(.bf16, .fp32, .adamw), 16)   // 2 + 2 + 4 master + 4 + 4
+        XCTAssertEqual(try bytesPerParameter(.fp32, .fp32, .adam), 16)    // 4 + 4 + 4 + 4
+        XCTAssertEqual(try bytesPerParameter(.fp32, .fp32, .sgd), 8)
+        XCTAssertEqual(try bytesPerParameter(.fp32, .fp32, .sgdMomentum), 12)
+        XCTAssertEqual(try bytesPerParameter(.bf16, .fp32, .sgd), 8)      // 2 + 2 + 4 master
+        XCTAssertEqual(try bytesPerParameter(.bf16, .bf16, .adamw), 8)    // no master copy
+    }
+
+    func testParallelismShardsModelStates() throws {
+        var base = setup(.flash)
+        let single = try MemoryEstimate(base)
+        base.parallelism = Parallelism(data: 8, tensor: 2)
+        let sharded = try MemoryEstimate(base)
+        XCTAssertEqual(sharded.modelStates, single.modelStates / 2)
+        XCTAssertEqual(sharded.activations, single.activations / 2)
+        base.parallelism = Parallelism(tensor: 3)
+        XCTAssertThrowsError(try MemoryEstimate(base)) { XCTAssertEqual(($0 as? InvalidArgument)?.argument, "parallelism.tensor") }
+        // Two pipeline stages: the busiest holds two layers plus the (tied) embedding table.
+        base.parallelism = Parallelism(pipeline: 2)
+        let counts = try ParameterCount(gpt)
+        let layer = Double(counts.total - counts.tokenEmbedding - counts.positionEmbedding - counts.finalNorm) / 4
+        XCTAssertEqual(try MemoryEstimate(base).parametersPerDevice,
+                       2 * layer + Double(counts.tokenEmbedding + counts.positionEmbedding))
+    }
+
+    func testLargestMicroBatchIsTheLastThatFits() throws {
+        let budget = 3.0 * 1_073_741_824
+        for attention in AttentionImplementation.allCases {
+            var candidate = setup(attention)
+            let largest = try MemoryEstimate.largestMicroBatch(fitting: budget, setup: candidate)
+            XCTAssertGreaterThan(largest, 0)
+            candidate.microBatch = largest
+            XCTAssertLessThanOrEqual(try MemoryEstimate(candidate).total, budget)
+            candidate.microBatch = largest + 1
+            XCTAssertGreaterThan(try MemoryEstimate(candidate).total, budget)
+        }
+        let standard = try MemoryEstimate.largestMicroBatch(fitting: budget, setup: setup(.standard))
+        let flash = try MemoryEstimate.largestMicroBatch(fitting: budget, setup: setup(.flash))
+        XCTAssertGreaterThan(flash, standard)
+        XCTAssertEqual(try MemoryEstimate.largestMicroBatch(fitting: 1000, setup: setup(.flash)), 0)
+    }
+}
