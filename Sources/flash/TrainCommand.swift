@@ -144,6 +144,10 @@ struct TrainCommand: ParsableCommand {
             session = TrainingSession(trainer: trainer, tokenizer: tokenizer, evalEvery: evalEvery, checkpointDirectory: out,
                                       dataPath: data.map { URL(fileURLWithPath: $0).standardizedFileURL.path }, logPath: log)
         }
+        if session.trainer.step >= session.trainer.options.steps {
+            print("\(out) is already at step \(session.trainer.step) of \(session.trainer.options.steps): nothing to do")
+            return
+        }
         let summary = try session.run()
         try session.saveCheckpoint()
         let validation = summary.lastValidation.map { String(format: ", validation loss %.4f", $0) } ?? ""
