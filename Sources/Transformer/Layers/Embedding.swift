@@ -1,3 +1,4 @@
+import Foundation
 import FlashCore
 
 /// Token embedding lookup plus, for learned absolute positions, a position embedding.
@@ -55,11 +56,17 @@ public enum CrossEntropy {
             let row = logits + r * vocabulary
             let target = Int(targets[r])
             let targetLogit = row[target]
-            let lse = VectorMath.softmax(row, count: vocabulary)
-            losses[r] = lse - targetLogit
             if let gradientScale {
+                let lse = VectorMath.softmax(row, count: vocabulary)
+                losses[r] = lse - targetLogit
                 row[target] -= 1
                 VectorMath.scale(row, count: vocabulary, by: gradientScale)
+            } else {
+                // Loss only: the logits stay readable.
+                let m = VectorMath.max(row, count: vocabulary)
+                var total: Float = 0
+                for k in 0..<vocabulary { total += VectorMath.exp(row[k] - m) }
+                losses[r] = m + Foundation.log(total) - targetLogit
             }
         }
         var total = 0.0

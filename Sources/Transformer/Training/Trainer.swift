@@ -77,7 +77,8 @@ public final class Trainer {
     public let optimizer: AdamW
     public let data: TokenDataset
     public let options: TrainingOptions
-    public let schedule: LearningRateSchedule
+    /// The learning-rate schedule (settable: the demo sizes its run after timing the first steps).
+    public var schedule: LearningRateSchedule
     /// Steps completed.
     public internal(set) var step = 0
     /// The data sampler's generator.

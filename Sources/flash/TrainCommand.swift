@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import FlashAttention
+import FlashCore
+import ModelFormats
+import Transformer
+
+/// Model sizes the commands share.
+enum TrainingPreset: String, ExpressibleByArgument, CaseIterable {
+    case tiny, small, nanogpt
+
+    /// (layers, heads, width, context, batch)
+    var shape: (layers: Int, heads: Int, width: Int, context: Int, batch: Int) {
+        switch self {
+        case .tiny: return (2, 4, 64, 64, 8)
+        case .small: return (4, 4, 128, 128, 8)
+        case .nanogpt: return (6, 6, 384, 256, 8)
+        }
+    }
+}
+
+extension AttentionImplementation: ExpressibleByArgument {}
+extension TransformerConfig.PositionEncoding: ExpressibleByArgument {}
+extension TransformerConfig.Norm: ExpressibleByArgument {}
+extension TransformerConfig.NormPlacement: ExpressibleByArgument {}
+extension TransformerConfig.Activation: ExpressibleByArgument {}
+
+/// `flash train`: trains a decoder-only transformer on a text file, a folder of text files, or
+/// the built-in corpus, writing checkpoints that `flash generate` reads.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a transformer language model on text.",
+        discussion: """
+            Data: --data FILE or FOLDER (every file in it, by name); without --data, the corpus \
+            shipped in the package. The last --validation-fraction of the tokens is held out. \
+            A progress line (step, loss, tokens/s, ETA) goes to stderr; every --eval-every steps \
+            the validation loss is printed and a checkpoint is written atomically to --out. \
+            --resume continues the run saved in --out bit for bit (its saved options and data \
+            source; --threads, --log and --eval-every may change). A NaN/Inf loss stops the run \
+            and keeps the last good checkpoint.
+            """)
+
+    @Option(help: "Training text: a file or a folder of text files (default: the built-in corpus).") var data: String?
+    @Option(help: "Size preset: tiny, small or nanogpt (6 layers × 6 heads × 384 wide, context 256).") var preset: TrainingPreset = .small
+    @Option(help: "Transformer blocks.") var layers: Int?
+    @Option(help: "Attention heads.") var heads: Int?
+    @Option(name: .customLong("kv-heads"), help: "Key/value heads (GQA; 1 = multi-query). Default: --heads.") var kvHeads: Int?
+    @Option(help: "Model width.") var width: Int?
+    @Option(name: .customLong("mlp-width"), help: "MLP hidden width (default 4 × width).") var mlpWidth: Int?
+    @Option(help: "Context length (tokens per training window).") var context: Int?
+    @Option(help: "Position encoding: learned, rotary, alibi or none.") var position: TransformerConfig.PositionEncoding = .learned
+    @Option(help: "Norm: layerNorm or rmsNorm.") var norm: TransformerConfig.Norm = .layerNorm
+    @Option(help: "Norm placement: pre or post.") var placement: TransformerConfig.NormPlacement = .pre
+    @Option(help: "MLP activation: gelu, relu or swiglu.") var activation: TransformerConfig.Activation = .gelu
+    @Flag(name: .customLong("no-bias"), help: "No biases in linear layers and norms.") var noBias = false
+    @Flag(help: "Separate output head instead of tied embeddings.") var untied = false
+    @Option(help: "Sequences per micro-batch.") var batch: Int?
+    @Option(help: "Micro-batches per optimizer step (gradient accumulation).") var accumulate = 1
+    @Option(help: "Optimizer steps.") var steps = 1000
+    @Option(help: "Peak learning rate.") var lr: Float = 1e-3
+    @Option(help: "Linear warm-up steps.") var warmup = 100
+    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay (weight matrices only).") var weightDecay: Float = 0.1
+    @Option(help: "Dropout probability.") var dropout: Float = 0
+    @Option(name: .customLong("grad-clip"), help: "Gradient-norm clip (0 = off).") var gradClip: Float = 1
+    @Option(help: "Random seed (weights, data windows, dropout).") var seed: UInt64 = 1337
+    @Option(name: .customLong("eval-every"), help: "Validation loss and checkpoint every K steps.") var evalEvery = 100
+    @Option(name: .customLong("validation-fraction"), help: "Fraction of tokens held out for validation.") var validationFraction = 0.1
+    @Option(help: "Tokenizer: char or bpe.") var tokenizer: String = "char"
+    @Option(name: .customLong("bpe-vocab"), help: "BPE vocabulary size (≥ 256).") var bpeVocab = 512
+    @Option(help: "Checkpoint directory.") var out: String = "checkpoint"
+    @Option(help: "Attention algorithm: flash or standard.") var attention: AttentionImplementation = .flash
+    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Flag(help: "Continue the run saved in --out.") var resume = false
+    @Option(help: "Append one JSON line per step to FILE.") var log: String?
+
+    func validate() throws {
+        for (name, value) in [("--layers", layers), ("--heads", heads), ("--kv-heads", kvHeads), ("--width", width),
+                              ("--mlp-width", mlpWidth), ("--context", context), ("--batch", batch), ("--threads", threads)] {
+            if let value, value < 1 { throw ValidationError("\(name) must be ≥ 1, got \(value)") }
+        }
+        if steps < 1 { throw ValidationError("--steps must be ≥ 1, got \(steps)") }
+        if accumulate < 1 { throw ValidationError("--accumulate must be ≥ 1, got \(accumulate)") }
+        if evalEvery < 1 { throw ValidationError("--eval-every must be ≥ 1, got \(evalEvery)") }
+        if warmup < 0 { throw ValidationError("--warmup must be ≥ 0, got \(warmup)") }
+        if !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
+        if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
+        if !(weightDecay >= 0) { throw ValidationError("--weight-decay must be ≥ 0, got \(weightDecay)") }
+        if !(validationFraction >= 0 && validationFraction < 1) { throw ValidationError("--validation-fraction must be in [0, 1)") }
+        if !["char", "bpe"].contains(tokenizer) { throw ValidationError("--tokenizer must be char or bpe, got \(tokenizer)") }
+        if bpeVocab < 256 { throw ValidationError("--bpe-vocab must be ≥ 256, got \(bpeVocab)") }
+    }
+
+    static func makeTokenizer(kind: String, text: String, bpeVocabulary: Int) throws -> AnyTokenizer {
+        if kind == "bpe" {
+            TrainingSession.standardError("training a byte-level BPE tokenizer (\(bpeVocabulary) tokens)...\n")
+            return .bytePair(try BPETokenizer.train(corpus: text, vocabularySize: bpeVocabulary))
+        }
+        return .character(CharTokenizer(corpus: text))
+    }
+
+    func run() throws {
+        if let threads { Parallel.defaultThreads = threads }
+        let session: TrainingSession
+        if resume {
+            let state = try Checkpoint.loadTrainingState(from: out)
+            let model = try Checkpoint.loadModel(from: out)
+            let tokenizer = try JSONDecoder().decode(AnyTokenizer.self, from: Checkpoint.loadTokenizerJSON(from: out))
+            let source = data ?? state.dataPath
+            let text = try source.map(TrainingText.read) ?? BuiltinCorpus.text()
+            let dataset = try TokenDataset(tokens: tokenizer.encode(text), validationFraction: state.options.validationFraction,
+                                           context: model.config.context)
+            model.attentionImplementation = attention
+            model.threads = threads
+            let trainer = try Trainer(model: model, data: dataset, options: state.options)
+            try Checkpoint.restore(trainer, from: out)
+            TrainingSession.standardError("resuming \(out) at step \(trainer.step) of \(state.options.steps)\n")
+            session = TrainingSession(trainer: trainer, tokenizer: tokenizer, evalEvery: evalEvery, checkpointDirectory: out,
+                                      dataPath: source, logPath: log)
+        } else {
+            let text = try data.map(TrainingText.read) ?? BuiltinCorpus.text()
+            let tokenizer = try Self.makeTokenizer(kind: self.tokenizer, text: text, bpeVocabulary: bpeVocab)
+            let shape = preset.shape
+            let config = TransformerConfig(
+                layers: layers ?? shape.layers, heads: heads ?? shape.heads, kvHeads: kvHeads, width: width ?? shape.width,
+                mlpWidth: mlpWidth, context: context ?? shape.context, vocabularySize: tokenizer.vocabularySize,
+                positionEncoding: position, norm: norm, normPlacement: placement, activation: activation,
+                bias: !noBias, tiedEmbeddings: !untied, dropout: dropout)
+            let model = try TransformerModel(config: config, seed: seed)
+            model.attentionImplementation = attention
+            model.threads = threads
+            let dataset = try TokenDataset(tokens: tokenizer.encode(text), validationFraction: validationFraction, context: config.context)
+            let options = TrainingOptions(steps: steps, batch: batch ?? shape.batch, accumulate: accumulate, learningRate: lr,
+                                          warmup: warmup, optimizer: AdamW.Options(weightDecay: weightDecay),
+                                          gradientClip: gradClip, seed: seed, validationFraction: validationFraction)
+            let trainer = try Trainer(model: model, data: dataset, options: options)
+            TrainingSession.standardError("""
+                model: \(config.layers) layers × \(config.heads) heads × \(config.width) wide, context \(config.context), \
+                vocabulary \(config.vocabularySize) (\(self.tokenizer)), \(model.parameterCount) parameters
+                data: \(dataset.training.count) training + \(dataset.validation.count) validation tokens; \
+                \(trainer.tokensPerStep) tokens per step, attention \(attention.rawValue), threads \(threads ?? Parallel.defaultThreads)
+
+                """)
+            session = TrainingSession(trainer: trainer, tokenizer: tokenizer, evalEvery: evalEvery, checkpointDirectory: out,
+                                      dataPath: data.map { URL(fileURLWithPath: $0).standardizedFileURL.path }, logPath: log)
+        }
+        if session.trainer.step >= session.trainer.options.steps {
+            print("\(out) is already at step \(session.trainer.step) of \(session.trainer.options.steps): nothing to do")
+            return
+        }
+        let summary = try session.run()
+        try session.saveCheckpoint()
+        let validation = summary.lastValidation.map { String(format: ", validation loss %.4f", $0) } ?? ""
+        print("trained to step \(session.trainer.step): " + String(format: "loss %.4f", summary.lastLoss ?? .nan) + validation
+              + String(format: "; %.0f tokens/s; checkpoint in ", summary.tokensPerSecond) + out)
+    }
+}
