@@ -7,5 +7,6 @@ struct Bench: ParsableCommand {
             BenchGEMM.self,
             BenchAttention.self,
             BenchTrain.self,
+            BenchEmbed.self,
         ])
 }

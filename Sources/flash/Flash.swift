@@ -10,6 +10,7 @@ struct Flash: ParsableCommand {
             TrainCommand.self,
             GenerateCommand.self,
             AttentionCommand.self,
+            EmbedCommand.self,
             EstimateCommand.self,
             IOCommand.self,
             Bench.self,
