@@ -5,5 +5,5 @@ struct Flash: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flash",
         abstract: "A transformer engine in Swift with FlashAttention at its heart.",
-        subcommands: [Demo.self, Bench.self])
+        subcommands: [Demo.self, Bench.self, GenerateGGUF.self])
 }
