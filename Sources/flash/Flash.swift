@@ -9,6 +9,7 @@ struct Flash: ParsableCommand {
             Demo.self,
             TrainCommand.self,
             GenerateCommand.self,
+            GenerateGGUF.self,
             AttentionCommand.self,
             EmbedCommand.self,
             EstimateCommand.self,
