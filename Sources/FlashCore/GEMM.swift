@@ -67,6 +67,12 @@ public enum GEMM {
             scale(m: m, n: n, c: c, ldc: ldc, by: beta)
             return
         }
+        if m == 1 {
+            multiplyRow(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                           a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
+                           threads: threads ?? Parallel.defaultThreads)
+            return
+        }
         let plan = ThreadPlan(m: m, n: n, k: k, threads: threads ?? Parallel.defaultThreads)
         Parallel.forEach(plan.workers, threads: plan.workers) { worker in
             // Each worker owns a contiguous, tile-aligned range of C's rows or columns and
