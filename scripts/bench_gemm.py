@@ -38,9 +38,9 @@ def numpy_worker(cases):
         start = time.perf_counter()
         np.matmul(op_a, op_b, out=out)
         estimate = max(time.perf_counter() - start, 1e-7)
-        repetitions = max(1, int(0.02 / estimate))
+        repetitions = max(1, int(0.01 / estimate))
         best = float("inf")
-        for _ in range(5):
+        for _ in range(10):
             begin = time.perf_counter()
             for _ in range(repetitions):
                 np.matmul(op_a, op_b, out=out)

@@ -98,8 +98,9 @@ struct BenchGEMM: ParsableCommand {
         }
     }
 
-    /// Best time of one multiply, over several samples after a warm-up; each sample repeats
-    /// the multiply enough times to last about 20 ms.
+    /// Best time of one multiply over 10 samples after a warm-up; each sample repeats the
+    /// multiply enough times to last about 10 ms. The best of many short samples is the
+    /// figure least disturbed by other processes on a shared machine.
     static func time(_ c: Case, threads: Int) throws -> Double {
         // Values in [-1, 1) from a 64-bit LCG: the system generator makes a syscall per value.
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
@@ -120,9 +121,9 @@ struct BenchGEMM: ParsableCommand {
         let start = now()
         try once()
         let estimate = max(now() - start, 1e-7)
-        let repetitions = max(1, Int(0.02 / estimate))
+        let repetitions = max(1, Int(0.01 / estimate))
         var best = Double.infinity
-        for _ in 0..<5 {
+        for _ in 0..<10 {
             let begin = now()
             for _ in 0..<repetitions { try once() }
             best = min(best, (now() - begin) / Double(repetitions))
