@@ -69,15 +69,15 @@ public enum GEMM {
         }
         if m == 1 {
             multiplyRow(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
-                           a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
-                           threads: threads ?? Parallel.defaultThreads)
+                        a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
+                        threads: threads ?? Parallel.defaultThreads)
             return
         }
         let plan = ThreadPlan(m: m, n: n, k: k, threads: threads ?? Parallel.defaultThreads)
-        Parallel.forEach(plan.workers, threads: plan.workers) { worker in
-            // Each worker owns a contiguous, tile-aligned range of C's rows or columns and
-            // runs the whole blocked algorithm on it: no shared state, no barriers.
-            let range = plan.range(of: worker)
+        Parallel.forEachDynamic(plan.ranges, threads: plan.workers) { index in
+            // Each range is a contiguous, tile-aligned block of C's columns or rows, computed
+            // by the whole blocked algorithm on one thread: no shared state, no barriers.
+            let range = plan.range(index)
             if plan.splitsRows {
                 multiplyBlocked(transposeA: transposeA, transposeB: transposeB,
                                 m: range.count, n: n, k: k, alpha: alpha,
