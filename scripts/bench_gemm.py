@@ -10,6 +10,7 @@ shared machine. Prints GFLOP/s, the ratio flash/numpy and flash's % of the fp32 
 
     python3 scripts/bench_gemm.py            # uses .build/release/flash (builds it if missing)
     python3 scripts/bench_gemm.py --threads 2 --json results.json
+    python3 scripts/bench_gemm.py --cpu-time   # 1-thread rows timed by thread CPU time (shared machine)
 """
 import argparse
 import json
@@ -22,9 +23,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLASH = os.path.join(ROOT, ".build", "release", "flash")
 
 
-def numpy_worker(cases):
-    """Times a @ b for each case; runs in a child whose BLAS threads are set by env vars."""
+def numpy_worker(cases, cpu_time):
+    """Times a @ b for each case; runs in a child whose BLAS threads are set by env vars.
+    With cpu_time (1 thread: OpenBLAS then runs on this thread), times by thread CPU time."""
     import numpy as np
+
+    clock = time.thread_time if cpu_time else time.perf_counter
 
     rng = np.random.default_rng(0)
     results = []
@@ -37,25 +41,26 @@ def numpy_worker(cases):
         op_b = b.T if case["transpose_b"] else b
         out = np.empty((m, n), dtype=np.float32)
         np.matmul(op_a, op_b, out=out)
-        start = time.perf_counter()
+        start = clock()
         np.matmul(op_a, op_b, out=out)
-        estimate = max(time.perf_counter() - start, 1e-7)
+        estimate = max(clock() - start, 1e-7)
         repetitions = max(1, int(0.01 / estimate))
         best = float("inf")
         for _ in range(10):
-            begin = time.perf_counter()
+            begin = clock()
             for _ in range(repetitions):
                 np.matmul(op_a, op_b, out=out)
-            best = min(best, (time.perf_counter() - begin) / repetitions)
+            best = min(best, (clock() - begin) / repetitions)
         results.append(dict(case, gflops=2.0 * m * n * k / best / 1e9, seconds=best))
     return results
 
 
-def run_numpy(cases, threads):
+def run_numpy(cases, threads, cpu_time):
     env = dict(os.environ)
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
-    output = subprocess.run([sys.executable, os.path.abspath(__file__), "--numpy-worker"],
+    worker = ["--numpy-worker"] + (["--cpu-time"] if cpu_time else [])
+    output = subprocess.run([sys.executable, os.path.abspath(__file__)] + worker,
                             input=json.dumps(cases), capture_output=True, text=True, env=env, check=True)
     return json.loads(output.stdout)
 
@@ -66,12 +71,13 @@ CASES = [(256, 256, 256, False), (512, 512, 512, False), (1024, 1024, 1024, Fals
          (128, 1024, 64, False), (1024, 64, 1024, False)]
 
 
-def run_flash(threads, case):
+def run_flash(threads, case, cpu_time):
     if not os.path.exists(FLASH):
         subprocess.run(["swift", "build", "-c", "release", "--product", "flash"], cwd=ROOT, check=True)
     m, n, k, transpose_b = case
     command = [FLASH, "bench", "gemm", "--json", "--threads", str(threads),
-               "--m", str(m), "--n", str(n), "--k", str(k)] + (["--transpose-b"] if transpose_b else [])
+               "--m", str(m), "--n", str(n), "--k", str(k)] + (["--transpose-b"] if transpose_b else []) \
+        + (["--cpu-time"] if cpu_time else [])
     output = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(output.stdout)
 
@@ -81,10 +87,12 @@ def main():
     parser.add_argument("--threads", type=int, nargs="*", help="thread counts (default: 1 and all cores)")
     parser.add_argument("--shape", type=int, nargs=3, metavar=("M", "N", "K"), help="one case instead of the set")
     parser.add_argument("--json", help="also write all rows to this file")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time the 1-thread rows by thread CPU time (both sides), leaving out waits for a core")
     parser.add_argument("--numpy-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.numpy_worker:
-        print(json.dumps(numpy_worker(json.load(sys.stdin))))
+        print(json.dumps(numpy_worker(json.load(sys.stdin), args.cpu_time)))
         return
     cores = os.cpu_count() or 1
     thread_counts = args.threads or ([1, cores] if cores > 1 else [1])
@@ -94,20 +102,23 @@ def main():
     for threads in thread_counts:
         peaks = []
         for case in cases:
-            flash = run_flash(threads, case)
+            cpu_time = args.cpu_time and threads == 1
+            flash = run_flash(threads, case, cpu_time)
             peak = next(item["peak_gflops"] for item in flash if "peak_gflops" in item)
             peaks.append(peak)
             ours = next(item for item in flash if "gflops" in item)
-            theirs = run_numpy([{key: ours[key] for key in ("m", "n", "k", "transpose_a", "transpose_b")}], threads)[0]
+            theirs = run_numpy([{key: ours[key] for key in ("m", "n", "k", "transpose_a", "transpose_b")}],
+                                threads, cpu_time)[0]
             op = ("T" if ours["transpose_a"] else "N") + ("T" if ours["transpose_b"] else "N")
             ratio = ours["gflops"] / theirs["gflops"]
             print(f"{ours['m']:>6} {ours['n']:>6} {ours['k']:>6} {op} {threads:>7} {ours['gflops']:>8.1f} "
                   f"{theirs['gflops']:>8.1f} {ratio:>6.2f} {100 * ours['gflops'] / peak:>6.0f}%", flush=True)
-            rows.append(dict(m=ours["m"], n=ours["n"], k=ours["k"], op=op, threads=threads,
+            rows.append(dict(m=ours["m"], n=ours["n"], k=ours["k"], op=op, threads=threads, cpu_time=cpu_time,
                              flash_gflops=ours["gflops"], numpy_gflops=theirs["gflops"], ratio=ratio,
                              peak_gflops=peak))
+        clock = "thread CPU time" if args.cpu_time and threads == 1 else "wall time"
         print(f"   fp32 FMA peak on {threads} thread(s): {max(peaks):.1f} GFLOP/s (best of {len(peaks)} runs; "
-              f"% peak uses each case's own run)", flush=True)
+              f"% peak uses each case's own run; {clock})", flush=True)
     if args.json:
         with open(args.json, "w") as file:
             json.dump(rows, file, indent=1)
