@@ -13,14 +13,16 @@ struct BenchGEMM: ParsableCommand {
         discussion: """
             Without --m/--n/--k it runs the standard set: squares 256, 512, 1024, 2048 and the \
             attention tiles 64×64×64 (also with B transposed, as in Q·Kᵀ), 128×1024×64, \
-            1024×64×1024, each on 1 thread and on all threads. Times are the best of several \
-            repetitions after a warm-up.
+            1024×64×1024, each on 1 thread and on all threads (or --threads). Times are the \
+            best of 10 samples of at least 10 ms after a warm-up. --json prints a list: one \
+            object per case (m, n, k, threads, transpose_a, transpose_b, cpu_time, gflops, \
+            seconds), then one per thread count (threads, peak_gflops).
             """)
 
     @Option(help: "Rows of C (with --n and --k: run this one case).") var m: Int?
     @Option(help: "Columns of C.") var n: Int?
     @Option(help: "Inner dimension.") var k: Int?
-    @Option(help: "Thread count for the single case (default: 1 and all cores).") var threads: Int?
+    @Option(help: "Thread count (default: 1 and all cores).") var threads: Int?
     @Flag(help: "Transpose A (stored k×m) in the single case.") var transposeA = false
     @Flag(help: "Transpose B (stored n×k) in the single case.") var transposeB = false
     @Flag(help: "Write JSON (a list of result objects) instead of a table.") var json = false
