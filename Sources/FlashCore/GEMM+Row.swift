@@ -30,10 +30,10 @@ extension GEMM {
             if start >= end { return }
             if transposeB {
                 rowDots(transposeA: transposeA, m: m, columns: start..<end, k: k, alpha: alpha, a: a, lda: lda,
-                           b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             } else {
                 rowSums(transposeA: transposeA, m: m, columns: start..<end, k: k, alpha: alpha, a: a, lda: lda,
-                           b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             }
         }
     }

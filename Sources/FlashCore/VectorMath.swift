@@ -10,7 +10,8 @@ public enum VectorMath {
 
     // MARK: exp
 
-    /// e^x for 16 lanes, within a few ulp over [-103.9, 88.7] (subnormal results included),
+    /// e^x for 16 lanes, within 1 ulp over [-104, 88.72] (0.96 ulp measured against Float64 by
+    /// VectorMathTests; subnormal results included),
     /// exactly 0 for x ≤ -104 and -Inf, +Inf above 88.72, NaN for NaN.
     ///
     /// Method (Cephes expf): x = n·ln2 + r with |r| ≤ ln2/2, using a two-part ln2 so that r is
