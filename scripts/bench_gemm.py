@@ -78,7 +78,9 @@ def run_flash(threads, case, cpu_time):
     command = [FLASH, "bench", "gemm", "--json", "--threads", str(threads),
                "--m", str(m), "--n", str(n), "--k", str(k)] + (["--transpose-b"] if transpose_b else []) \
         + (["--cpu-time"] if cpu_time else [])
-    output = subprocess.run(command, capture_output=True, text=True, check=True)
+    output = subprocess.run(command, capture_output=True, text=True)
+    if output.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{output.stderr.strip()}")
     return json.loads(output.stdout)
 
 
