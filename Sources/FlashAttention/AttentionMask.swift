@@ -54,7 +54,7 @@ extension AttentionProblem {
             var e = 0
             while e < count {
                 let lanes = min(16, count - e)
-                let t = VectorMath.tanh(Lanes.load(values + e, lanes) * scaleVector * inverseCap)
+                let t = AttentionMath.tanh(Lanes.load(values + e, lanes) * scaleVector * inverseCap)
                 Lanes.store(t * cap, values + e, lanes)
                 if let derivative { Lanes.store(scaleVector * (1 - t * t), derivative + e, lanes) }
                 e += 16

@@ -212,7 +212,7 @@ extension FlashAttentionKernel {
             }
             var c = 0
             while c < br {
-                let p = VectorMath.exp(Lanes.load(line + c, 16) - Lanes.load(lse + c, 16))
+                let p = AttentionMath.exp(Lanes.load(line + c, 16) - Lanes.load(lse + c, 16))
                 let dp = Lanes.load(gradientLine + c, 16)
                 Lanes.store(p * (dp - Lanes.load(rowDots + c, 16)) * Lanes.load(scratch.derivative + c, 16), gradientLine + c, 16)
                 Lanes.store(p, line + c, 16)

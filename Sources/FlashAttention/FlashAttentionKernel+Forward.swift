@@ -10,17 +10,19 @@ extension FlashAttentionKernel {
         var items = [(sequence: Int, head: Int, tile: Int, cost: Int)]()
         for s in 0..<problem.sequenceCount {
             let nq = problem.queryLengths[s], nk = problem.keyLengths[s]
-            for qt in 0..<(nq + tiles.queryRows - 1) / tiles.queryRows {
+            let costs = (0..<(nq + tiles.queryRows - 1) / tiles.queryRows).map { qt in
                 let i0 = qt * tiles.queryRows, i1 = min(nq, i0 + tiles.queryRows)
-                var cost = 1
-                for kt in 0..<(nk + tiles.keyColumns - 1) / tiles.keyColumns
-                where problem.tileVisible(sequence: s, queries: i0, i1, keys: kt * tiles.keyColumns, min(nk, (kt + 1) * tiles.keyColumns)) {
-                    cost += 1
-                }
-                for h in 0..<problem.queryHeads { items.append((s, h, qt, cost)) }
+                return 1 + (0..<(nk + tiles.keyColumns - 1) / tiles.keyColumns).filter { kt in
+                    problem.tileVisible(sequence: s, queries: i0, i1, keys: kt * tiles.keyColumns, min(nk, (kt + 1) * tiles.keyColumns))
+                }.count
+            }
+            for h in 0..<problem.queryHeads {
+                for (qt, cost) in costs.enumerated() { items.append((s, h, qt, cost)) }
             }
         }
-        items.sort { $0.cost > $1.cost }
+        // Most expensive first; ties keep (sequence, head, tile) order so that consecutive items
+        // share K/V tiles in the caches.
+        items = items.enumerated().sorted { ($0.element.cost, -$0.offset) > ($1.element.cost, -$1.offset) }.map(\.element)
         Parallel.forEachDynamic(items.count, threads: problem.threads) { index in
             let item = items[index]
             let s = item.sequence, h = item.head
@@ -98,13 +100,13 @@ extension FlashAttentionKernel {
                 let oldMax = Lanes.load(scratch.maxima + offset, 16)
                 var newMax = oldMax
                 for jr in 0..<columns {
-                    newMax = pointwiseMax(newMax, Lanes.load(scratch.scores + jr * rows + offset, 16))
+                    newMax = AttentionMath.maximum(newMax, Lanes.load(scratch.scores + jr * rows + offset, 16))
                 }
                 let safeMax = newMax.replacing(with: 0, where: newMax .== -.infinity)
-                let rescale = VectorMath.exp(oldMax - safeMax)
+                let rescale = AttentionMath.exp(oldMax - safeMax)
                 var sum = Vector()
                 for jr in 0..<columns {
-                    let p = VectorMath.exp(Lanes.load(scratch.scores + jr * rows + offset, 16) - safeMax)
+                    let p = AttentionMath.exp(Lanes.load(scratch.scores + jr * rows + offset, 16) - safeMax)
                     Lanes.store(p, scratch.scores + jr * rows + offset, 16)
                     sum += p
                 }
