@@ -66,28 +66,49 @@ extension FlashAttentionKernel {
         let rows = scratch.rows
         let keyHead = heads.lowerBound / problem.groupSize
         let nk = problem.keyLengths[s]
-        // Qᵀ of the stacked rows; the padding columns stay zero.
+        // scale·Qᵀ of the stacked rows; the padding columns stay zero.
         for (index, h) in heads.enumerated() {
             packColumns(problem.query, sequence: s, start: problem.queryStarts[s], first: i0, count: queryCount, head: h,
-                        headDim: d, stride: rows, column: index * queryCount, into: scratch.queryT, staging: scratch.accumulator)
+                        headDim: d, stride: rows, column: index * queryCount, scale: problem.scale,
+                        into: scratch.queryT, staging: scratch.accumulator)
         }
         scratch.maxima.update(repeating: -.infinity, count: rows)
         scratch.sums.update(repeating: 0, count: rows)
         scratch.accumulator.update(repeating: 0, count: rows * width)
         let vectors = rows / 16
+        let keyInPlace = problem.key.readableInPlace(headDim: d, width: width)
+        let valueInPlace = problem.value.readableInPlace(headDim: d, width: width)
         for kt in keyTiles {
             let j0 = kt * tiles.keyColumns
             let columns = min(tiles.keyColumns, nk - j0)
             guard problem.tileVisible(sequence: s, queries: i0, i0 + queryCount, keys: j0, j0 + columns) else { continue }
             let fully = problem.tileFullyVisible(sequence: s, queries: i0, i0 + queryCount, keys: j0, j0 + columns)
-            packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
-                     headDim: d, width: width, into: scratch.keyTile)
-            packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
-                     headDim: d, width: width, into: scratch.valueTile)
+            // Float32 K/V with unit stride along D are read in place (the micro-kernel takes any
+            // row stride); others are converted into the scratch tiles. The K operand spans
+            // whole 8-row blocks, so a ragged last tile is packed as well.
+            let keyTile: UnsafePointer<Float>, keyStride: Int
+            if keyInPlace && columns % 8 == 0 {
+                keyTile = problem.key.floatPointer(at: problem.key.offset(sequence: s, token: problem.keyStarts[s] + j0, head: keyHead))
+                keyStride = problem.key.tokenStride
+            } else {
+                packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
+                         headDim: d, width: width, into: scratch.keyTile)
+                (keyTile, keyStride) = (UnsafePointer(scratch.keyTile), width)
+            }
+            let valueTile: UnsafePointer<Float>, valueStride: Int
+            if valueInPlace {
+                valueTile = problem.value.floatPointer(at: problem.value.offset(sequence: s, token: problem.keyStarts[s] + j0, head: keyHead))
+                valueStride = problem.value.tokenStride
+            } else {
+                packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
+                         headDim: d, width: width, into: scratch.valueTile)
+                (valueTile, valueStride) = (UnsafePointer(scratch.valueTile), width)
+            }
             // Sᵀ = K_tile · Qᵀ (rows past `columns` are computed from stale data and ignored).
-            TileMultiply.multiply(m: roundUp(columns, 8), n: rows, k: width, a: scratch.keyTile, lda: width, transposedA: false,
+            TileMultiply.multiply(m: roundUp(columns, 8), n: rows, k: width, a: keyTile, lda: keyStride, transposedA: false,
                                   b: scratch.queryT, ldb: rows, c: scratch.scores, ldc: rows, accumulate: false)
-            for jr in 0..<columns {
+            // Sᵀ holds scale·q·k already (the scale is folded into Qᵀ).
+            for jr in 0..<columns where !(fully && !problem.hasElementwiseTerms && stacked == rows) {
                 let line = scratch.scores + jr * rows
                 for (index, h) in heads.enumerated() {
                     problem.prepareLogits(line + index * queryCount, count: queryCount, sequence: s, head: h,
@@ -106,7 +127,7 @@ extension FlashAttentionKernel {
                 let rescale = AttentionMath.exp(oldMax - safeMax)
                 var sum = Vector()
                 for jr in 0..<columns {
-                    let p = AttentionMath.exp(Lanes.load(scratch.scores + jr * rows + offset, 16) - safeMax)
+                    let p = AttentionMath.softmaxExp(Lanes.load(scratch.scores + jr * rows + offset, 16) - safeMax)
                     Lanes.store(p, scratch.scores + jr * rows + offset, 16)
                     sum += p
                 }
@@ -127,7 +148,7 @@ extension FlashAttentionKernel {
             }
             // O += P·V_tile, with P read transposed from the Pᵀ tile.
             TileMultiply.multiply(m: rows, n: width, k: columns, a: scratch.scores, lda: rows, transposedA: true,
-                                  b: scratch.valueTile, ldb: width, c: scratch.accumulator, ldc: width, accumulate: true)
+                                  b: valueTile, ldb: valueStride, c: scratch.accumulator, ldc: width, accumulate: true)
         }
     }
 }

@@ -52,15 +52,15 @@ enum FlashAttentionKernel {
         }
     }
 
-    /// Copies rows into a transposed [width × stride] tile at column `column` onwards, using
-    /// `staging` (headDim floats) for the conversion.
+    /// Copies rows, multiplied by `scale`, into a transposed [width × stride] tile at column
+    /// `column` onwards, using `staging` (headDim floats) for the conversion.
     @inline(__always)
     static func packColumns(_ rows: HeadRows, sequence s: Int, start: Int, first: Int, count: Int, head: Int,
-                            headDim: Int, stride: Int, column: Int, into tile: UnsafeMutablePointer<Float>,
+                            headDim: Int, stride: Int, column: Int, scale: Float, into tile: UnsafeMutablePointer<Float>,
                             staging: UnsafeMutablePointer<Float>) {
         for r in 0..<count {
             rows.load(at: rows.offset(sequence: s, token: start + first + r, head: head), count: headDim, into: staging)
-            for d in 0..<headDim { tile[d * stride + column + r] = staging[d] }
+            for d in 0..<headDim { tile[d * stride + column + r] = staging[d] * scale }
         }
     }
 }

@@ -37,7 +37,7 @@ extension StandardAttention {
                 gather(outputGradient, sequence: s, start: qStart, count: nq, head: h, headDim: d, into: dO)
                 gather(output, sequence: s, start: qStart, count: nq, head: h, headDim: d, into: o)
                 for i in 0..<nq { rowDots[i] = VectorMath.dot(dO + i * d, o + i * d, count: d) }
-                GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: nq, n: nk, k: d, alpha: 1,
+                GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: nq, n: nk, k: d, alpha: problem.scale,
                                        a: q, lda: d, b: k, ldb: d, beta: 0, c: p, ldc: max(nk, 1), threads: inner)
                 GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: nq, n: nk, k: d, alpha: 1,
                                        a: dO, lda: d, b: v, ldb: d, beta: 0, c: dp, ldc: max(nk, 1), threads: inner)
