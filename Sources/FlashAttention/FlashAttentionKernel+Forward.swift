@@ -48,6 +48,9 @@ extension FlashAttentionKernel {
         }
     }
 
+    /// Up to this many stacked rows, `accumulate` uses row dot products instead of the tile multiply.
+    static let narrowRows = 1
+
     /// The tile loop shared by the forward and decode kernels: for the stacked rows
     /// (head, query) of `heads` × [queryStart, queryStart + queryCount) (all heads share one
     /// key/value head), runs the online softmax over the visible key tiles of `keyTiles` and
@@ -72,6 +75,14 @@ extension FlashAttentionKernel {
                         headDim: d, stride: rows, column: index * queryCount, scale: problem.scale,
                         into: scratch.queryT, staging: scratch.accumulator)
         }
+        // With few stacked rows (decode) a 16-wide Qᵀ tile would be mostly padding: such tiles
+        // take dot products and axpys on rows instead, which read K and V once at no waste.
+        let narrow = stacked <= narrowRows
+        if narrow {
+            for r in 0..<stacked {
+                for d in 0..<d { scratch.queryRows[r * width + d] = scratch.queryT[d * rows + r] }
+            }
+        }
         scratch.maxima.update(repeating: -.infinity, count: rows)
         scratch.sums.update(repeating: 0, count: rows)
         scratch.accumulator.update(repeating: 0, count: rows * width)
@@ -87,7 +98,7 @@ extension FlashAttentionKernel {
             // row stride); others are converted into the scratch tiles. The K operand spans
             // whole 8-row blocks, so a ragged last tile is packed as well.
             let keyTile: UnsafePointer<Float>, keyStride: Int
-            if keyInPlace && columns % 8 == 0 {
+            if keyInPlace && (narrow || columns % 8 == 0) {
                 keyTile = problem.key.floatPointer(at: problem.key.offset(sequence: s, token: problem.keyStarts[s] + j0, head: keyHead))
                 keyStride = problem.key.tokenStride
             } else {
@@ -104,9 +115,17 @@ extension FlashAttentionKernel {
                          headDim: d, width: width, into: scratch.valueTile)
                 (valueTile, valueStride) = (UnsafePointer(scratch.valueTile), width)
             }
-            // Sᵀ = K_tile · Qᵀ (rows past `columns` are computed from stale data and ignored).
-            TileMultiply.multiply(m: roundUp(columns, 8), n: rows, k: width, a: keyTile, lda: keyStride, transposedA: false,
-                                  b: scratch.queryT, ldb: rows, c: scratch.scores, ldc: rows, accumulate: false)
+            if narrow {
+                for jr in 0..<columns {
+                    for r in 0..<stacked {
+                        scratch.scores[jr * rows + r] = AttentionMath.dot(scratch.queryRows + r * width, keyTile + jr * keyStride, count: width)
+                    }
+                }
+            } else {
+                // Sᵀ = K_tile · Qᵀ (rows past `columns` are computed from stale data and ignored).
+                TileMultiply.multiply(m: roundUp(columns, 8), n: rows, k: width, a: keyTile, lda: keyStride, transposedA: false,
+                                      b: scratch.queryT, ldb: rows, c: scratch.scores, ldc: rows, accumulate: false)
+            }
             // Sᵀ holds scale·q·k already (the scale is folded into Qᵀ).
             for jr in 0..<columns where !(fully && !problem.hasElementwiseTerms && stacked == rows) {
                 let line = scratch.scores + jr * rows
@@ -146,9 +165,18 @@ extension FlashAttentionKernel {
                     }
                 }
             }
-            // O += P·V_tile, with P read transposed from the Pᵀ tile.
-            TileMultiply.multiply(m: rows, n: width, k: columns, a: scratch.scores, lda: rows, transposedA: true,
-                                  b: valueTile, ldb: valueStride, c: scratch.accumulator, ldc: width, accumulate: true)
+            if narrow {
+                for jr in 0..<columns {
+                    for r in 0..<stacked where scratch.scores[jr * rows + r] != 0 {
+                        AttentionMath.addScaled(valueTile + jr * valueStride, scratch.scores[jr * rows + r],
+                                                to: scratch.accumulator + r * width, count: width)
+                    }
+                }
+            } else {
+                // O += P·V_tile, with P read transposed from the Pᵀ tile.
+                TileMultiply.multiply(m: rows, n: width, k: columns, a: scratch.scores, lda: rows, transposedA: true,
+                                      b: valueTile, ldb: valueStride, c: scratch.accumulator, ldc: width, accumulate: true)
+            }
         }
     }
 }
