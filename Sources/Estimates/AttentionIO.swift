@@ -74,7 +74,7 @@ public enum AttentionIO {
         backward.bytesRead += 2 * (scores * e) + (nk + nq) * d * e
         backward.bytesWritten += (nq + nk) * d * e
 
-        let instances = Double(problem.batch * problem.heads)
+        let instances = Double(problem.batch) * Double(problem.heads)
         return AttentionIOReport(implementation: "standard", forward: forward.scaled(by: instances),
                                  backward: backward.scaled(by: instances))
     }
@@ -88,48 +88,44 @@ public enum AttentionIO {
         let d = Double(problem.headDim), e = Double(problem.elementBytes), st = Double(problem.statisticBytes)
         let br = tiling.queryTile, bc = tiling.keyTile
         let queryTiles = (nq + br - 1) / br, keyTiles = (nk + bc - 1) / bc
-        func rows(_ i: Int) -> Double { Double(min(br, nq - i * br)) }
-        func columns(_ j: Int) -> Double { Double(min(bc, nk - j * bc)) }
-        // A tile is computed when its most permissive entry (last row, first column) is visible.
-        func visible(_ i: Int, _ j: Int) -> Bool {
-            !problem.causal || j * bc <= min(nq, (i + 1) * br) - 1 + nk - nq
+        try InvalidArgument.require(queryTiles <= 1 << 26, "queryTile", expected: "at least ⌈queryLength / 2^26⌉ (\((nq + (1 << 26) - 1) >> 26))",
+                                    got: "\(br)")
+        // Query tile i computes a prefix of the key tiles: those whose first column some row of
+        // the tile sees (its last row sees the most). Everything below is a sum over these prefixes.
+        var rowVisits = 0.0           // Σ over computed tiles of their rows
+        var pairs = 0.0               // Σ over computed tiles of rows × columns
+        var keyTileLoads = 0.0        // query-outer: K/V tile columns loaded, Σ over query tiles
+        var queryRowsWithWork = 0.0   // rows of query tiles that compute at least one tile
+        var columnsSeenByLast = 0.0   // columns of the key tiles any query tile computes
+        for i in 0..<queryTiles {
+            let rows = Double(min(br, nq - i * br))
+            let lastRow = min(nq, (i + 1) * br) - 1
+            let limit = lastRow + nk - nq
+            let count = !problem.causal ? keyTiles : (limit < 0 ? 0 : min(keyTiles, limit / bc + 1))
+            let columns = Double(min(nk, count * bc))
+            rowVisits += rows * Double(count)
+            pairs += rows * columns
+            keyTileLoads += columns
+            if count > 0 { queryRowsWithWork += rows }
+            if i == queryTiles - 1 { columnsSeenByLast = columns }
         }
         let dropoutWork = problem.dropout ? Work.dropoutPerPair : 0
         var forward = AttentionCost(), backward = AttentionCost()
-        var pairs = 0.0, rowVisits = 0.0
 
         switch tiling.schedule {
         case .queryOuter:
-            for i in 0..<queryTiles {
-                var anyVisible = false
-                for j in 0..<keyTiles where visible(i, j) {
-                    anyVisible = true
-                    forward.bytesRead += 2 * columns(j) * d * e          // K_j, V_j
-                    pairs += rows(i) * columns(j)
-                    rowVisits += rows(i)
-                }
-                if anyVisible { forward.bytesRead += rows(i) * d * e }  // Q_i, once
-                forward.bytesWritten += rows(i) * (d * e + st)         // O_i, LSE_i
-            }
+            // Q_i once (when the tile has work), K_j and V_j for every computed tile, O_i and LSE_i once.
+            forward.bytesRead = queryRowsWithWork * d * e + 2 * keyTileLoads * d * e
+            forward.bytesWritten = Double(nq) * (d * e + st)
             // Per row and visited tile: new max, correction exp(m_old − m_new) (2), rescale ℓ and
             // the d outputs. Per row at the end: divide O by ℓ (d), LSE = m + log ℓ (2).
             forward.otherFLOPs = pairs * (Work.flashForwardPerPair + dropoutWork) + rowVisits * (d + 4)
                 + Double(nq) * (d + 2)
         case .paper:
-            // Algorithm 2 initialises O = 0, ℓ = 0, m = −∞ in HBM.
-            forward.bytesWritten += Double(nq) * (d * e + 2 * st)
-            for j in 0..<keyTiles {
-                var anyVisible = false
-                for i in 0..<queryTiles where visible(i, j) {
-                    anyVisible = true
-                    // Read Q_i, O_i, ℓ_i, m_i; write O_i, ℓ_i, m_i.
-                    forward.bytesRead += rows(i) * (2 * d * e + 2 * st)
-                    forward.bytesWritten += rows(i) * (d * e + 2 * st)
-                    pairs += rows(i) * columns(j)
-                    rowVisits += rows(i)
-                }
-                if anyVisible { forward.bytesRead += 2 * columns(j) * d * e }  // K_j, V_j
-            }
+            // Algorithm 2: O = 0, ℓ = 0, m = −∞ initialised in HBM; K_j, V_j once; per computed
+            // tile, read Q_i, O_i, ℓ_i, m_i and write O_i, ℓ_i, m_i.
+            forward.bytesWritten = Double(nq) * (d * e + 2 * st) + rowVisits * (d * e + 2 * st)
+            forward.bytesRead = 2 * columnsSeenByLast * d * e + rowVisits * (2 * d * e + 2 * st)
             // Per row and visit (Algorithm 2, lines 11–13): m_new (1); ℓ_new from two rescaled
             // sums (2 subtract, 2 exp, 2 multiply, 1 add); O_i updated per element with two
             // rescalings, an add and a divide (4d); the two factors combined with 1/ℓ_new (2).
@@ -138,46 +134,29 @@ public enum AttentionIO {
         forward.matmulFLOPs = 4 * d * pairs
 
         // Backward: K/V blocks outer in both schedules (Algorithm 4; FlashAttention-2 Algorithm 2).
-        var backwardRowVisits = 0.0
+        // K_j, V_j read once; dK_j, dV_j written once each (zeros when no tile is computed);
+        // dQ_i read and written per computed tile.
+        backward.bytesRead = 2 * columnsSeenByLast * d * e
+        backward.bytesWritten = 2 * Double(nk) * d * e + rowVisits * d * e
         switch tiling.schedule {
         case .queryOuter:
-            // D = rowsum(dO∘O): read dO and O, write D. dQ starts at zero in main memory.
+            // D = rowsum(dO∘O): read dO and O, write D; dQ starts at zero in main memory.
             backward.bytesRead += 2 * Double(nq) * d * e
             backward.bytesWritten += Double(nq) * (st + d * e)
-            backward.otherFLOPs += 2 * Double(nq) * d
+            // Per computed tile: read Q_i, dO_i, dQ_i, LSE_i, D_i.
+            backward.bytesRead += rowVisits * (3 * d * e + 2 * st)
+            backward.otherFLOPs = 2 * Double(nq) * d + pairs * (Work.flashBackwardPerPair + 2 * dropoutWork)
         case .paper:
-            // dQ, dK, dV initialised to zero in HBM.
-            backward.bytesWritten += Double(nq + nk) * d * e + Double(nk) * d * e
-        }
-        for j in 0..<keyTiles {
-            var anyVisible = false
-            for i in 0..<queryTiles where visible(i, j) {
-                anyVisible = true
-                backwardRowVisits += rows(i)
-                switch tiling.schedule {
-                case .queryOuter:
-                    // Read Q_i, dO_i, dQ_i, LSE_i, D_i; write dQ_i.
-                    backward.bytesRead += rows(i) * (3 * d * e + 2 * st)
-                case .paper:
-                    // Read Q_i, O_i, dO_i, dQ_i, ℓ_i, m_i; write dQ_i.
-                    backward.bytesRead += rows(i) * (4 * d * e + 2 * st)
-                }
-                backward.bytesWritten += rows(i) * d * e
-            }
-            if anyVisible { backward.bytesRead += 2 * columns(j) * d * e }  // K_j, V_j
-            backward.bytesWritten += 2 * columns(j) * d * e                   // dK_j, dV_j
+            // dQ, dK, dV initialised to zero in HBM; per computed tile read Q_i, O_i, dO_i, dQ_i, ℓ_i, m_i.
+            backward.bytesWritten += Double(nq + 2 * nk) * d * e
+            backward.bytesRead += rowVisits * (4 * d * e + 2 * st)
+            // Also divides by ℓ when recomputing P, and forms D_i = rowsum(dO_i∘O_i) per visit.
+            backward.otherFLOPs = pairs * (Work.flashBackwardPerPair + 1 + 2 * dropoutWork) + rowVisits * 2 * d
         }
         // S recomputed, then dV, dP, dQ, dK: five products against the forward's two.
         backward.matmulFLOPs = 10 * d * pairs
-        switch tiling.schedule {
-        case .queryOuter:
-            backward.otherFLOPs += pairs * (Work.flashBackwardPerPair + 2 * dropoutWork)
-        case .paper:
-            // Also divides by ℓ when recomputing P, and forms D_i = rowsum(dO_i∘O_i) per visit.
-            backward.otherFLOPs += pairs * (Work.flashBackwardPerPair + 1 + 2 * dropoutWork) + backwardRowVisits * 2 * d
-        }
 
-        let instances = Double(problem.batch * problem.heads)
+        let instances = Double(problem.batch) * Double(problem.heads)
         return AttentionIOReport(implementation: "flash", forward: forward.scaled(by: instances),
                                  backward: backward.scaled(by: instances))
     }

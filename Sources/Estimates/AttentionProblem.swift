@@ -35,9 +35,13 @@ public struct AttentionProblem: Codable, Equatable, Sendable {
     public func validate() throws {
         for (name, value) in [("batch", batch), ("heads", heads), ("queryLength", queryLength), ("keyLength", keyLength),
                               ("headDim", headDim), ("elementBytes", elementBytes), ("statisticBytes", statisticBytes)] {
-            try InvalidArgument.require(value > 0, name, expected: "> 0", got: "\(value)")
+            try InvalidArgument.require(value > 0 && value <= AttentionProblem.largestSize, name,
+                                        expected: "in 1...\(AttentionProblem.largestSize)", got: "\(value)")
         }
     }
+
+    /// Bound on every size, far beyond any real problem, that keeps index arithmetic from overflowing.
+    public static let largestSize = 1 << 40
 
     /// The FlashAttention paper's Figure 2 setting: GPT-2 medium attention (sequence 1024, head
     /// dimension 64, 16 heads, batch 64), FP16, non-causal, with dropout (see docs/estimates.md
@@ -77,8 +81,9 @@ public struct FlashTiling: Codable, Equatable, Sendable {
     }
 
     public func validate() throws {
-        try InvalidArgument.require(queryTile > 0, "queryTile", expected: "> 0", got: "\(queryTile)")
-        try InvalidArgument.require(keyTile > 0, "keyTile", expected: "> 0", got: "\(keyTile)")
+        let bound = AttentionProblem.largestSize
+        try InvalidArgument.require(queryTile > 0 && queryTile <= bound, "queryTile", expected: "in 1...\(bound)", got: "\(queryTile)")
+        try InvalidArgument.require(keyTile > 0 && keyTile <= bound, "keyTile", expected: "in 1...\(bound)", got: "\(keyTile)")
     }
 }
 

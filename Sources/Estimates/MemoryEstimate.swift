@@ -1,4 +1,5 @@
 import FlashAttention
+import FlashCore
 import Transformer
 
 /// Memory one device needs to train, in bytes: model states (weights, gradients, optimizer
@@ -17,7 +18,8 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
     public var activationsPerLayerPerSequence: Double
     /// Of those, the part that grows with N² (standard attention's P and dropout mask).
     public var attentionScoresPerLayerPerSequence: Double
-    /// Transient buffers alive during one layer's backward pass (standard attention's N×N dP/dS).
+    /// Transient buffers alive during one layer's backward pass: its activation gradients, and
+    /// standard attention's N×N dP/dS.
     public var workspace: Double
 
     public init(_ setup: TrainingSetup) throws {
@@ -66,10 +68,12 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
         let c = Double(config.width), f = Double(config.mlpWidth), h = Double(config.heads)
         let kv = Double(config.kvHeads * config.headDim)
         let dropout = config.dropout > 0
-        // Per token: each sublayer keeps its input and its norm's input (2·C each, two sublayers);
-        // Q, K, V; the attention output (the projection's input); one byte per element of each
-        // residual dropout mask.
-        var perToken = 4 * c * a + (c + 2 * kv) * a + c * a + (dropout ? 2 * c : 0)
+        // Float32 statistics of one norm per token: LayerNorm's mean and 1/σ, RMSNorm's 1/rms.
+        let normStatistics = config.norm == .layerNorm ? 8.0 : 4.0
+        // Per token: each sublayer keeps its input and its norm's output (2·C each, two sublayers)
+        // and the norm's statistics; Q, K, V; the attention output (the projection's input); one
+        // byte per element of each residual dropout mask.
+        var perToken = 4 * c * a + 2 * normStatistics + (c + 2 * kv) * a + c * a + (dropout ? 2 * c : 0)
         switch config.activation {
         case .relu: perToken += f * a            // the output serves as the down input and the mask
         case .gelu: perToken += 2 * f * a        // pre-activation and output
@@ -84,8 +88,10 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
         case (.flash, _): scores = flashStatistics
         }
         let layer = s * perToken + scores
-        // Outside the layers: the final norm's input and output, and Float32 logits for the loss.
-        let outside = s * (2 * c * a + Double(config.vocabularySize) * 4)
+        // Outside the layers: the embedding dropout's mask, the last layer's output (the final
+        // norm's input), the final norm's output and statistics, and Float32 logits for the loss.
+        let finalNorm = config.normPlacement == .pre ? c * a + normStatistics : 0
+        let outside = s * ((dropout ? c : 0) + c * a + finalNorm + Double(config.vocabularySize) * 4)
         let layers = Double(config.layers)
         let stored: Double
         switch setup.recomputation {
@@ -93,10 +99,13 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
         // Layer inputs only, plus one layer's activations rebuilt during its backward pass.
         case .full: stored = layers * s * c * a + (s * perToken + (setup.attention == .flash ? flashStatistics : 0)) + outside
         }
-        // Standard attention's backward materialises dP/dS (N² per head) for the current layer,
-        // and P as well when it was not stored; FlashAttention works in cache-sized tiles.
-        let workspace = setup.attention == .standard
-            ? s * s * h * a * (setup.recomputation == .none ? 1 : 2) : 0
+        // One layer's backward holds the gradients of the residual stream, the norm output, QKV,
+        // the attention output and the MLP hidden layer (two for SwiGLU). Standard attention's
+        // backward also materialises dP/dS (N² per head), and P as well when it was not stored;
+        // FlashAttention works in cache-sized tiles.
+        let gradients = s * a * (3 * c + c + 2 * kv + (config.activation == .swiglu ? 2 : 1) * f)
+        let workspace = gradients + (setup.attention == .standard
+            ? s * s * h * a * (setup.recomputation == .none ? 1 : 2) : 0)
         return (layer, scores, stored, workspace)
     }
 
@@ -109,6 +118,9 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
         let perSequence = estimate.activations + estimate.workspace
         let room = budget - estimate.modelStates
         guard room >= perSequence, perSequence > 0 else { return 0 }
-        return Int((room / perSequence).rounded(.down))
+        let sequences = (room / perSequence).rounded(.down)
+        try InvalidArgument.require(sequences < 1e15, "memoryBudget", expected: "a budget for fewer than 10^15 sequences",
+                                    got: "\(budget) bytes")
+        return Int(sequences)
     }
 }

@@ -10,11 +10,11 @@ public struct ModelPreset: Sendable {
 
     /// GPT-2 family: learned positions, LayerNorm with bias, pre-norm, GELU, tied head,
     /// context 1024, vocabulary 50257 (Radford et al. 2019; counts of the Hugging Face checkpoints).
-    static func gpt2(_ name: String, layers: Int, heads: Int, width: Int, published: Int) -> ModelPreset {
+    static func gpt2(_ name: String, checkpoint: String, layers: Int, heads: Int, width: Int, published: Int) -> ModelPreset {
         ModelPreset(
             name: name,
             config: TransformerConfig(layers: layers, heads: heads, width: width, context: 1024, vocabularySize: 50257),
-            publishedParameters: published, source: "Hugging Face \(name) checkpoint (num_parameters)")
+            publishedParameters: published, source: "Hugging Face \(checkpoint) checkpoint (num_parameters)")
     }
 
     /// LLaMA family: rotary, RMSNorm, pre-norm, SwiGLU, no biases, untied head, vocabulary 32000.
@@ -32,10 +32,10 @@ public struct ModelPreset: Sendable {
     }
 
     public static let all: [ModelPreset] = [
-        gpt2("gpt2-small", layers: 12, heads: 12, width: 768, published: 124_439_808),
-        gpt2("gpt2-medium", layers: 24, heads: 16, width: 1024, published: 354_823_168),
-        gpt2("gpt2-large", layers: 36, heads: 20, width: 1280, published: 774_030_080),
-        gpt2("gpt2-xl", layers: 48, heads: 25, width: 1600, published: 1_557_611_200),
+        gpt2("gpt2-small", checkpoint: "gpt2", layers: 12, heads: 12, width: 768, published: 124_439_808),
+        gpt2("gpt2-medium", checkpoint: "gpt2-medium", layers: 24, heads: 16, width: 1024, published: 354_823_168),
+        gpt2("gpt2-large", checkpoint: "gpt2-large", layers: 36, heads: 20, width: 1280, published: 774_030_080),
+        gpt2("gpt2-xl", checkpoint: "gpt2-xl", layers: 48, heads: 25, width: 1600, published: 1_557_611_200),
         // GPT-3 (Brown et al. 2020, Table 2.1): GPT-2's architecture at 96 layers, width 12288,
         // 96 heads, context 2048. The paper rounds to "175.0B"; the exact GPT-2-style count is
         // 174,604,259,328 (its alternating sparse attention has no parameters).

@@ -29,6 +29,11 @@ public struct ParameterCount: Codable, Equatable, Sendable {
 
     public init(_ config: TransformerConfig) throws {
         try config.validate()
+        // Guard the integer arithmetic below: a rough count in floating point first.
+        let rough = Double(config.layers) * Double(config.width) * (4 * Double(config.width) + 3 * Double(config.mlpWidth))
+            + 2 * Double(config.vocabularySize + config.context) * Double(config.width)
+        try InvalidArgument.require(rough < 1e18, "width", expected: "a configuration with fewer than 10^18 parameters",
+                                    got: "about \(rough) parameters")
         let c = config.width, l = config.layers, d = config.headDim
         let f = config.mlpWidth, v = config.vocabularySize
         let kvWidth = config.kvHeads * d

@@ -1,78 +1,140 @@
 import Foundation
 import FlashCore
 
-/// Public entry points. (Provisional implementation: a direct per-row loop supporting scale,
-/// causal and GQA; the attention work replaces it with the standard and flash kernels behind
-/// the same signatures.)
+/// Public entry points of the attention kernels.
+///
+/// Semantics (shared by every implementation, and by flash_attn ≥ 2.1):
+/// - logits s_ij = scale·q_i·k_j (scale defaults to 1/√D), then softcap cap·tanh(s/cap), then
+///   + bias − slope_h·|i + Nk − Nq − j| (ALiBi);
+/// - causal and sliding-window masks are aligned to the bottom-right diagonal: query i sits at
+///   key position i + Nk − Nq, so causal lets it see keys j ≤ i + Nk − Nq;
+/// - a row whose keys are all masked gets output 0, LSE −Inf and zero gradients (never NaN);
+/// - dropout drops P entries by `AttentionDropout.keeps` (a pure function of coordinates) and
+///   scales the kept ones by 1/(1 − p); the LSE is that of the undropped P.
+/// - with grouped-query attention (Hq a multiple of Hkv) query head h uses key/value head
+///   h / (Hq / Hkv), and the backward sums dK/dV over each group.
 public enum Attention {
+    /// The standard implementation refuses calls whose score matrices would need more bytes
+    /// than this (default: half of physical memory) with `AttentionError.standardMemoryExceeded`.
+    nonisolated(unsafe) public static var standardMemoryLimitBytes = Int(ProcessInfo.processInfo.physicalMemory / 2)
+
+    /// `forward` uses the split-KV decode kernel when every sequence has at most this many
+    /// queries (with the flash implementation). The choice depends only on shapes, never on the
+    /// thread count, so results are reproducible across machines' core counts.
+    public static let decodeMaximumQueries = 16
+
     /// O = softmax(scale·QKᵀ + masks)·V. `query` is [B, Nq, Hq, D], `key`/`value` are
-    /// [B, Nk, Hkv, D] with Hq a multiple of Hkv. Writes into `output` when given (a
-    /// [B, Nq, Hq, D] Float32 view, any strides), else allocates it.
+    /// [B, Nk, Hkv, D] with Hq a multiple of Hkv, any strides and element types (F16/BF16 are
+    /// converted to Float32 on load). Writes into `output` when given (a [B, Nq, Hq, D] Float32
+    /// view, any strides), else allocates it. The LSE is [B, Hq, Nq].
     public static func forward(
         query: Tensor, key: Tensor, value: Tensor,
         descriptor: AttentionDescriptor = AttentionDescriptor(), output: Tensor? = nil
     ) throws -> AttentionOutput {
-        let (b, nq, hq, d) = (query.shape[0], query.shape[1], query.shape[2], query.shape[3])
-        let (nk, hkv) = (key.shape[1], key.shape[2])
-        let out = try output ?? Tensor(zeros: [b, nq, hq, d])
-        let lse = try Tensor(zeros: [b, hq, nq])
-        let scale = descriptor.scale ?? 1 / Float(d).squareRoot()
-        var p = [Float](repeating: 0, count: nk)
-        for bi in 0..<b { for h in 0..<hq { for i in 0..<nq {
-            let kvh = h / (hq / hkv)
-            var m = -Float.infinity
-            for j in 0..<nk {
-                if descriptor.causal && j > i + nk - nq { p[j] = -.infinity; continue }
-                var s: Float = 0
-                for x in 0..<d { s += query[bi, i, h, x] * key[bi, j, kvh, x] }
-                p[j] = s * scale
-                m = max(m, p[j])
-            }
-            var sum: Float = 0
-            for j in 0..<nk { p[j] = m == -.infinity ? 0 : Foundation.exp(p[j] - m); sum += p[j] }
-            lse[bi, h, i] = m == -.infinity ? -.infinity : m + Foundation.log(sum)
-            for x in 0..<d {
-                var o: Float = 0
-                for j in 0..<nk where sum > 0 { o += p[j] / sum * value[bi, j, kvh, x] }
-                out[bi, i, h, x] = o
-            }
-        }}}
+        let problem = try descriptor.problem(query: query, key: key, value: value)
+        let out = try prepareOutput(output, shape: query.shape)
+        let lse = try Tensor(zeros: [query.shape[0], query.shape[2], query.shape[1]])
+        let useDecode = descriptor.implementation == .flash && query.shape[1] <= decodeMaximumQueries
+        try run(problem, descriptor.implementation, decode: useDecode, output: .batched(out), logSumExp: .batched(lse, lse: true))
+        return AttentionOutput(output: out, logSumExp: lse)
+    }
+
+    /// The split-KV decode kernel directly (see `FlashAttentionKernel.decode`): the same result
+    /// as `forward` for any number of queries, fastest for a few queries against a long cache.
+    public static func decode(
+        query: Tensor, key: Tensor, value: Tensor,
+        descriptor: AttentionDescriptor = AttentionDescriptor(), output: Tensor? = nil
+    ) throws -> AttentionOutput {
+        let problem = try descriptor.problem(query: query, key: key, value: value)
+        let out = try prepareOutput(output, shape: query.shape)
+        let lse = try Tensor(zeros: [query.shape[0], query.shape[2], query.shape[1]])
+        FlashAttentionKernel.decode(problem, output: .batched(out), logSumExp: .batched(lse, lse: true))
+        return AttentionOutput(output: out, logSumExp: lse)
+    }
+
+    /// Packed variable-length batch (like flash_attn_varlen_func): `query` is [totalQ, Hq, D]
+    /// holding sequence s in rows cumulativeQueryLengths[s]..<cumulativeQueryLengths[s+1];
+    /// `key`/`value` are [totalK, Hkv, D] likewise. Masks are aligned per sequence. The LSE is
+    /// [Hq, totalQ]; dropout coordinates are (sequence, head, i, j) counted within the sequence.
+    /// `bias`, `keepMask` and `keyLengths` are not supported here.
+    public static func forwardVariableLength(
+        query: Tensor, key: Tensor, value: Tensor, cumulativeQueryLengths: [Int], cumulativeKeyLengths: [Int],
+        descriptor: AttentionDescriptor = AttentionDescriptor(), output: Tensor? = nil
+    ) throws -> AttentionOutput {
+        let problem = try descriptor.variableLengthProblem(
+            query: query, key: key, value: value,
+            cumulativeQueryLengths: cumulativeQueryLengths, cumulativeKeyLengths: cumulativeKeyLengths)
+        let out = try prepareOutput(output, shape: query.shape)
+        let lse = try Tensor(zeros: [query.shape[1], query.shape[0]])
+        let useDecode = descriptor.implementation == .flash && (problem.queryLengths.max() ?? 0) <= decodeMaximumQueries
+        try run(problem, descriptor.implementation, decode: useDecode, output: .packed(out), logSumExp: .packed(lse, lse: true))
         return AttentionOutput(output: out, logSumExp: lse)
     }
 
     /// dQ, dK, dV given dO (`outputGradient`, shaped like O) and the forward's O and LSE.
+    /// Gradients are contiguous Float32 tensors shaped like query, key and value.
     public static func backward(
         query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor,
         outputGradient: Tensor, descriptor: AttentionDescriptor = AttentionDescriptor()
     ) throws -> AttentionGradients {
-        let (b, nq, hq, d) = (query.shape[0], query.shape[1], query.shape[2], query.shape[3])
-        let (nk, hkv) = (key.shape[1], key.shape[2])
-        let scale = descriptor.scale ?? 1 / Float(d).squareRoot()
-        let dq = try Tensor(zeros: query.shape), dk = try Tensor(zeros: key.shape), dv = try Tensor(zeros: value.shape)
-        var p = [Float](repeating: 0, count: nk), dp = [Float](repeating: 0, count: nk)
-        for bi in 0..<b { for h in 0..<hq { for i in 0..<nq {
-            let kvh = h / (hq / hkv)
-            let l = logSumExp[bi, h, i]
-            var rowDot: Float = 0
-            for x in 0..<d { rowDot += outputGradient[bi, i, h, x] * output[bi, i, h, x] }
-            for j in 0..<nk {
-                if l == -.infinity || (descriptor.causal && j > i + nk - nq) { p[j] = 0; dp[j] = 0; continue }
-                var s: Float = 0, g: Float = 0
-                for x in 0..<d {
-                    s += query[bi, i, h, x] * key[bi, j, kvh, x]
-                    g += outputGradient[bi, i, h, x] * value[bi, j, kvh, x]
-                }
-                p[j] = Foundation.exp(s * scale - l)
-                dp[j] = p[j] * (g - rowDot) * scale
-            }
-            for j in 0..<nk where p[j] != 0 || dp[j] != 0 {
-                for x in 0..<d {
-                    dv[bi, j, kvh, x] += p[j] * outputGradient[bi, i, h, x]
-                    dq[bi, i, h, x] += dp[j] * key[bi, j, kvh, x]
-                    dk[bi, j, kvh, x] += dp[j] * query[bi, i, h, x]
-                }
-            }
-        }}}
-        return AttentionGradients(query: dq, key: dk, value: dv)
+        let problem = try descriptor.problem(query: query, key: key, value: value)
+        try AttentionDescriptor.checkShape(output, "output", expected: query.shape, float32: false)
+        try AttentionDescriptor.checkShape(outputGradient, "outputGradient", expected: query.shape, float32: false)
+        try AttentionDescriptor.checkShape(logSumExp, "logSumExp", expected: [query.shape[0], query.shape[2], query.shape[1]], float32: false)
+        let gradients = try AttentionGradients(query: Tensor(zeros: query.shape), key: Tensor(zeros: key.shape), value: Tensor(zeros: value.shape))
+        try runBackward(problem, descriptor.implementation, output: .batched(output), logSumExp: .batched(logSumExp, lse: true),
+                        outputGradient: .batched(outputGradient), gradients: gradients, layout: HeadRows.batched)
+        return gradients
+    }
+
+    /// The backward of `forwardVariableLength` (LSE [Hq, totalQ]).
+    public static func backwardVariableLength(
+        query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor, outputGradient: Tensor,
+        cumulativeQueryLengths: [Int], cumulativeKeyLengths: [Int],
+        descriptor: AttentionDescriptor = AttentionDescriptor()
+    ) throws -> AttentionGradients {
+        let problem = try descriptor.variableLengthProblem(
+            query: query, key: key, value: value,
+            cumulativeQueryLengths: cumulativeQueryLengths, cumulativeKeyLengths: cumulativeKeyLengths)
+        try AttentionDescriptor.checkShape(output, "output", expected: query.shape, float32: false)
+        try AttentionDescriptor.checkShape(outputGradient, "outputGradient", expected: query.shape, float32: false)
+        try AttentionDescriptor.checkShape(logSumExp, "logSumExp", expected: [query.shape[1], query.shape[0]], float32: false)
+        let gradients = try AttentionGradients(query: Tensor(zeros: query.shape), key: Tensor(zeros: key.shape), value: Tensor(zeros: value.shape))
+        try runBackward(problem, descriptor.implementation, output: .packed(output), logSumExp: .packed(logSumExp, lse: true),
+                        outputGradient: .packed(outputGradient), gradients: gradients, layout: HeadRows.packed)
+        return gradients
+    }
+
+    private static func prepareOutput(_ output: Tensor?, shape: [Int]) throws -> Tensor {
+        guard let output else { return try Tensor(zeros: shape) }
+        try AttentionDescriptor.checkShape(output, "output", expected: shape, float32: true)
+        return output
+    }
+
+    private static func run(
+        _ problem: AttentionProblem, _ implementation: AttentionImplementation, decode: Bool,
+        output: HeadRows, logSumExp: HeadRows
+    ) throws {
+        switch implementation {
+        case .standard: try StandardAttention.forward(problem, output: output, logSumExp: logSumExp)
+        case .flash where decode: FlashAttentionKernel.decode(problem, output: output, logSumExp: logSumExp)
+        case .flash: FlashAttentionKernel.forward(problem, output: output, logSumExp: logSumExp)
+        }
+    }
+
+    private static func runBackward(
+        _ problem: AttentionProblem, _ implementation: AttentionImplementation,
+        output: HeadRows, logSumExp: HeadRows, outputGradient: HeadRows,
+        gradients: AttentionGradients, layout: (Tensor, Bool) -> HeadRows
+    ) throws {
+        let (dq, dk, dv) = (layout(gradients.query, false), layout(gradients.key, false), layout(gradients.value, false))
+        switch implementation {
+        case .standard:
+            try StandardAttention.backward(problem, output: output, logSumExp: logSumExp, outputGradient: outputGradient,
+                                           queryGradient: dq, keyGradient: dk, valueGradient: dv)
+        case .flash:
+            FlashAttentionKernel.backward(problem, output: output, logSumExp: logSumExp, outputGradient: outputGradient,
+                                          queryGradient: dq, keyGradient: dk, valueGradient: dv)
+        }
     }
 }

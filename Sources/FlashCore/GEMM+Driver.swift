@@ -1,8 +1,10 @@
 /// The blocked algorithm on one thread, and how the threads share a multiply.
 extension GEMM {
-    /// How a multiply is shared between threads: C is cut into one contiguous range of rows
-    /// (or of columns) per worker, on micro-tile boundaries. Rows are cut when op(B) is the
-    /// smaller operand, since each worker packs all of the operand that is not cut.
+    /// How a multiply is shared between threads: C is cut into one contiguous range of columns
+    /// (or of rows) per worker, on micro-tile boundaries. Columns are preferred: each worker
+    /// then packs only its own part of B and reads the shared A in place, whereas cutting rows
+    /// makes every worker pack all of B. Rows are cut when C is too narrow to give every
+    /// worker a column panel.
     struct ThreadPlan {
         let workers: Int
         let splitsRows: Bool
@@ -14,11 +16,8 @@ extension GEMM {
             let affordable = Int(min(Double(Int32.max), flops / Double(GEMMBlocking.minimumFlopsPerThread)))
             let rowTiles = (m + GEMMBlocking.mr - 1) / GEMMBlocking.mr
             let columnTiles = (n + GEMMBlocking.nr - 1) / GEMMBlocking.nr
-            // Cut the dimension whose operand is larger (B is k×n, A is m×k), unless it has
-            // too few tiles to give every worker one.
-            var rows = m >= n
-            if rows && rowTiles < threads && columnTiles > rowTiles { rows = false }
-            if !rows && columnTiles < threads && rowTiles > columnTiles { rows = true }
+            let wanted = min(threads, affordable)
+            let rows = columnTiles < wanted && rowTiles > columnTiles
             splitsRows = rows
             length = rows ? m : n
             unit = rows ? GEMMBlocking.mr : GEMMBlocking.nr
@@ -55,13 +54,13 @@ extension GEMM {
         beta: Float,
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        let (mr, nr, kc, mc, nc) = (GEMMBlocking.mr, GEMMBlocking.nr, GEMMBlocking.kc, GEMMBlocking.mc, GEMMBlocking.nc)
+        let (mr, nr, kc, nc) = (GEMMBlocking.mr, GEMMBlocking.nr, GEMMBlocking.kc, GEMMBlocking.nc)
         let depthCapacity = min(kc, k)
-        let aCapacity = (min(mc, m) + mr - 1) / mr * mr * depthCapacity
+        let edgeCapacity = mr * depthCapacity
         let bCapacity = (min(nc, n) + nr - 1) / nr * nr * depthCapacity
-        PackingBufferPool.shared.withBuffer(capacity: aCapacity + bCapacity) { buffer in
-            let packedA = buffer
-            let packedB = buffer + aCapacity
+        PackingBufferPool.shared.withBuffer(capacity: bCapacity + edgeCapacity) { buffer in
+            let packedB = buffer
+            let edgePanel = buffer + bCapacity
             var jc = 0
             while jc < n {
                 let columns = min(nc, n - jc)
@@ -71,16 +70,10 @@ extension GEMM {
                     packB(transposed: transposeB, transposeB ? b + jc * ldb + pc : b + pc * ldb + jc, ldb: ldb,
                           depth: depth, columns: columns, into: packedB)
                     // The first k slice applies beta; later slices add to what is there.
-                    let sliceBeta = pc == 0 ? beta : 1
-                    var ic = 0
-                    while ic < m {
-                        let rows = min(mc, m - ic)
-                        packA(transposed: transposeA, transposeA ? a + pc * lda + ic : a + ic * lda + pc, lda: lda,
-                              rows: rows, depth: depth, into: packedA)
-                        macroKernel(rows: rows, columns: columns, depth: depth, packedA: packedA, packedB: packedB,
-                                    c: c + ic * ldc + jc, ldc: ldc, alpha: alpha, beta: sliceBeta)
-                        ic += mc
-                    }
+                    macroKernel(rows: m, columns: columns, depth: depth,
+                                a: transposeA ? a + pc * lda : a + pc, transposeA: transposeA, lda: lda,
+                                edgePanel: edgePanel, packedB: packedB,
+                                c: c + jc, ldc: ldc, alpha: alpha, beta: pc == 0 ? beta : 1)
                     pc += kc
                 }
                 jc += nc
@@ -88,29 +81,38 @@ extension GEMM {
         }
     }
 
-    /// Runs the micro-kernel over every tile of one packed A block × packed B block. An A
-    /// panel (8 KiB) stays in L1 while the loop sweeps the B panels from L2.
+    /// Runs the micro-kernel over every tile of A (in place, `rows` × `depth` from `a`) × the
+    /// packed B block. The 8 rows of A in use stay in L1 while the loop sweeps the B panels
+    /// from L2. The last A panel, if partial, is first copied into `edgePanel` with zero rows.
     @inline(__always)
     static func macroKernel(
         rows: Int, columns: Int, depth: Int,
-        packedA: UnsafePointer<Float>, packedB: UnsafePointer<Float>,
+        a: UnsafePointer<Float>, transposeA: Bool, lda: Int, edgePanel: UnsafeMutablePointer<Float>,
+        packedB: UnsafePointer<Float>,
         c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float
     ) {
         let (mr, nr) = (GEMMBlocking.mr, GEMMBlocking.nr)
         var i = 0
         while i < rows {
             let height = min(mr, rows - i)
+            var panel = transposeA ? a + i : a + i * lda
+            var (rowStride, stepStride) = transposeA ? (1, lda) : (lda, 1)
+            if height < mr {
+                packEdgePanel(transposed: transposeA, panel, lda: lda, rows: height, depth: depth, into: edgePanel)
+                panel = UnsafePointer(edgePanel)
+                (rowStride, stepStride) = (1, mr)
+            }
             var j = 0
             while j < columns {
                 let width = min(nr, columns - j)
-                let a = packedA + i * depth
                 let b = packedB + j * depth
                 let tile = c + i * ldc + j
                 if height == mr && width == nr {
-                    microKernel8x32(depth: depth, a: a, b: b, c: tile, ldc: ldc, alpha: alpha, beta: beta)
+                    microKernel8x32(depth: depth, a: panel, aRowStride: rowStride, aStepStride: stepStride, b: b,
+                                    c: tile, ldc: ldc, alpha: alpha, beta: beta)
                 } else {
-                    edgeTile(depth: depth, a: a, b: b, c: tile, ldc: ldc, height: height, width: width,
-                             alpha: alpha, beta: beta)
+                    edgeTile(depth: depth, a: panel, aRowStride: rowStride, aStepStride: stepStride, b: b, c: tile,
+                             ldc: ldc, height: height, width: width, alpha: alpha, beta: beta)
                 }
                 j += nr
             }
@@ -122,13 +124,14 @@ extension GEMM {
     /// tile (its padding rows and columns are zeros), then the valid part is combined with C
     /// by the same per-element formula as the kernel's, alpha·acc + beta·c.
     static func edgeTile(
-        depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+        depth: Int, a: UnsafePointer<Float>, aRowStride: Int, aStepStride: Int, b: UnsafePointer<Float>,
         c: UnsafeMutablePointer<Float>, ldc: Int, height: Int, width: Int, alpha: Float, beta: Float
     ) {
         let nr = GEMMBlocking.nr
         withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: GEMMBlocking.mr * nr / 16) { scratch in
             let tile = UnsafeMutableRawPointer(scratch.baseAddress!).assumingMemoryBound(to: Float.self)
-            microKernel8x32(depth: depth, a: a, b: b, c: tile, ldc: nr, alpha: 1, beta: 0)
+            microKernel8x32(depth: depth, a: a, aRowStride: aRowStride, aStepStride: aStepStride, b: b,
+                            c: tile, ldc: nr, alpha: 1, beta: 0)
             for r in 0..<height {
                 let row = c + r * ldc
                 let accumulated = tile + r * nr

@@ -1,46 +1,19 @@
-/// Packing: copies a block of op(A) or op(B) into the panel layout the micro-kernel reads
-/// with unit stride, zero-padding the last panel so ragged edges need no special kernel.
+/// Packing: copies a block of op(B) (and the last, partial panel of op(A)) into the panel
+/// layout the micro-kernel reads with unit stride, zero-padding the last panel so ragged
+/// edges need no special kernel.
 extension GEMM {
-    /// Packs rows `0..<rows` × columns `0..<depth` of op(A) (A starts at the block's origin)
-    /// into `mr`-row panels: panel `i` holds, for each p, the `mr` values op(A)[i·mr + r, p].
-    @inline(__always)
-    static func packA(
+    /// Copies the last, partial row panel of op(A) (`rows` < mr rows × `depth` steps, from
+    /// the panel's origin) into an `mr`-row panel whose missing rows are zeros: step p holds
+    /// the mr values op(A)[r, p].
+    static func packEdgePanel(
         transposed: Bool, _ a: UnsafePointer<Float>, lda: Int,
-        rows: Int, depth: Int, into destination: UnsafeMutablePointer<Float>
+        rows: Int, depth: Int, into panel: UnsafeMutablePointer<Float>
     ) {
         let mr = GEMMBlocking.mr
-        var panel = destination
-        var i = 0
-        while i < rows {
-            let height = min(mr, rows - i)
-            if transposed {
-                // A is stored k×m: the mr values for one p are contiguous.
-                var source = a + i
-                if height == mr {
-                    for p in 0..<depth {
-                        UnsafeMutableRawPointer(panel + p * mr).storeBytes(
-                            of: UnsafeRawPointer(source).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
-                        source += lda
-                    }
-                } else {
-                    for p in 0..<depth {
-                        for r in 0..<mr { panel[p * mr + r] = r < height ? source[r] : 0 }
-                        source += lda
-                    }
-                }
-            } else {
-                // A is stored m×k: read each row contiguously, write it with stride mr.
-                for r in 0..<mr {
-                    if r < height {
-                        let source = a + (i + r) * lda
-                        for p in 0..<depth { panel[p * mr + r] = source[p] }
-                    } else {
-                        for p in 0..<depth { panel[p * mr + r] = 0 }
-                    }
-                }
+        for p in 0..<depth {
+            for r in 0..<mr {
+                panel[p * mr + r] = r < rows ? (transposed ? a[p * lda + r] : a[r * lda + p]) : 0
             }
-            panel += mr * depth
-            i += mr
         }
     }
 
@@ -57,13 +30,22 @@ extension GEMM {
         while j < columns {
             let width = min(nr, columns - j)
             if transposed {
-                // B is stored n×k: read each stored row contiguously, write it with stride nr.
-                for c in 0..<nr {
-                    if c < width {
-                        let source = b + (j + c) * ldb
-                        for p in 0..<depth { panel[p * nr + c] = source[p] }
-                    } else {
-                        for p in 0..<depth { panel[p * nr + c] = 0 }
+                // B is stored n×k: transpose 16-column × 16-step blocks in registers.
+                for half in 0..<2 {
+                    let first = 16 * half
+                    var p = 0
+                    while p + 16 <= depth {
+                        transpose16x16(row: { c in
+                            first + c < width
+                                ? UnsafeRawPointer(b + (j + first + c) * ldb + p).loadUnaligned(as: SIMD16<Float>.self)
+                                : SIMD16()
+                        }, store: { s, row in
+                            UnsafeMutableRawPointer(panel + (p + s) * nr + first).storeBytes(of: row, as: SIMD16<Float>.self)
+                        })
+                        p += 16
+                    }
+                    for q in p..<depth {
+                        for c in first..<first + 16 { panel[q * nr + c] = c < width ? b[(j + c) * ldb + q] : 0 }
                     }
                 }
             } else {
@@ -87,5 +69,36 @@ extension GEMM {
             panel += nr * depth
             j += nr
         }
+    }
+
+    /// Transposes the 16×16 block whose row `r` is `row(r)`, handing column `s` to
+    /// `store(s, column)`. Four rounds of a perfect unshuffle (the even lanes of each pair of
+    /// vectors, then the odd lanes) rotate the 8-bit element index (row, column) by four bits,
+    /// which swaps row and column: 64 two-source permutes for 256 elements, all in registers.
+    @inline(__always)
+    static func transpose16x16(row: (Int) -> SIMD16<Float>, store: (Int, SIMD16<Float>) -> Void) {
+        typealias V = SIMD16<Float>
+        @inline(__always)
+        func unshuffle(_ v: (V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V)) -> (V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V) {
+            (V(lowHalf: v.0.evenHalf, highHalf: v.1.evenHalf),
+             V(lowHalf: v.2.evenHalf, highHalf: v.3.evenHalf),
+             V(lowHalf: v.4.evenHalf, highHalf: v.5.evenHalf),
+             V(lowHalf: v.6.evenHalf, highHalf: v.7.evenHalf),
+             V(lowHalf: v.8.evenHalf, highHalf: v.9.evenHalf),
+             V(lowHalf: v.10.evenHalf, highHalf: v.11.evenHalf),
+             V(lowHalf: v.12.evenHalf, highHalf: v.13.evenHalf),
+             V(lowHalf: v.14.evenHalf, highHalf: v.15.evenHalf),
+             V(lowHalf: v.0.oddHalf, highHalf: v.1.oddHalf),
+             V(lowHalf: v.2.oddHalf, highHalf: v.3.oddHalf),
+             V(lowHalf: v.4.oddHalf, highHalf: v.5.oddHalf),
+             V(lowHalf: v.6.oddHalf, highHalf: v.7.oddHalf),
+             V(lowHalf: v.8.oddHalf, highHalf: v.9.oddHalf),
+             V(lowHalf: v.10.oddHalf, highHalf: v.11.oddHalf),
+             V(lowHalf: v.12.oddHalf, highHalf: v.13.oddHalf),
+             V(lowHalf: v.14.oddHalf, highHalf: v.15.oddHalf))
+        }
+        let rows = (row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7), row(8), row(9), row(10), row(11), row(12), row(13), row(14), row(15))
+        let v = unshuffle(unshuffle(unshuffle(unshuffle(rows))))
+        store(0, v.0); store(1, v.1); store(2, v.2); store(3, v.3); store(4, v.4); store(5, v.5); store(6, v.6); store(7, v.7); store(8, v.8); store(9, v.9); store(10, v.10); store(11, v.11); store(12, v.12); store(13, v.13); store(14, v.14); store(15, v.15)
     }
 }

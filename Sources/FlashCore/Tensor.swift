@@ -50,7 +50,8 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
-    /// A view of existing storage. Checks that every addressed element lies inside the storage.
+    /// A view of existing storage. Does not check that the addressed elements lie inside it:
+    /// `permuted`, `sliced` and `reshaped` (which do check their arguments) build views safely.
     public init(storage: TensorStorage, elementType: ElementType, shape: [Int], strides: [Int], offset: Int) {
         self.storage = storage
         self.elementType = elementType

@@ -62,34 +62,83 @@ public enum VectorMath {
 
     // MARK: activations
 
-    /// tanh(x) = 1 − 2/(e^{2x} + 1), saturating to ±1; NaN stays NaN.
+    /// tanh(x), within a few ulp: an odd polynomial for |x| < 0.625 (Cephes tanhf), where the
+    /// form below would lose relative precision to cancellation, else 1 − 2/(e^{2x} + 1),
+    /// which saturates to ±1. NaN stays NaN.
     @inlinable
     public static func tanh(_ x: Vector) -> Vector {
         let e = exp(2 * x.clamped(lowerBound: Vector(repeating: -20), upperBound: Vector(repeating: 20)))
         var result = 1 - 2 / (e + 1)
-        // For tiny |x| the subtraction loses relative precision; tanh(x) ≈ x − x³/3 there.
-        let small = (x .< 0.004) .& (x .> -0.004)
-        result.replace(with: x - x * x * x / 3, where: small)
-        result.replace(with: x, where: x .!= x)
+        let z = x * x
+        var p = Vector(repeating: -5.704_988_727_45e-3)
+        p = p * z + 2.063_908_879_54e-2
+        p = p * z - 5.373_971_555_31e-2
+        p = p * z + 1.333_144_220_36e-1
+        p = p * z - 3.333_328_194_22e-1
+        let small = (x .< 0.625) .& (x .> -0.625)
+        result.replace(with: p * z * x + x, where: small)
+        result.replace(with: x, where: (x .!= x) .| (x .== 0))   // NaN stays NaN, ±0 keeps its sign
         return result
     }
 
-    /// GELU, tanh form: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (GPT-2's).
+    /// GELU, tanh form (GPT-2's): 0.5·x·(1 + tanh(u)) with u = √(2/π)·(x + 0.044715·x³),
+    /// computed as x / (1 + e^{−2u}), the same function since 1 + tanh(u) = 2/(1 + e^{−2u}),
+    /// but without the cancellation of 1 + tanh(u) for negative x.
     @inlinable
     public static func geluTanh(_ x: Vector) -> Vector {
-        0.5 * x * (1 + tanh(0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x)))
+        let u = 0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x)
+        var result = x / (1 + exp(-2 * u))
+        result.replace(with: 0, where: x .== -.infinity)   // −∞/∞ would be NaN; the limit is 0
+        return result
     }
 
-    /// GELU, exact erf form: 0.5·x·(1 + erf(x/√2)) (BERT's).
+    /// GELU, exact erf form (BERT's): 0.5·x·(1 + erf(x/√2)), computed as 0.5·x·erfc(−x/√2)
+    /// (the same function; erfc keeps relative precision in the negative tail).
     @inlinable
     public static func geluErf(_ x: Float) -> Float {
-        0.5 * x * (1 + Foundation.erf(x * 0.707_106_781_186_547_6))
+        if x == -.infinity { return 0 }   // −∞·erfc(∞) would be NaN; the limit is 0
+        return 0.5 * x * Foundation.erfc(-x * 0.707_106_781_186_547_6)
     }
 
-    /// SiLU (swish): x·σ(x) = x / (1 + e^{−x}).
+    /// GELU (erf form) on 16 lanes, one `erfc` per lane.
+    @inlinable
+    public static func geluErf(_ x: Vector) -> Vector {
+        var result = Vector()
+        for lane in 0..<width { result[lane] = geluErf(x[lane]) }
+        return result
+    }
+
+    /// SiLU (swish): x·σ(x) = x / (1 + e^{−x}); −0 below x ≈ −88.7, where e^{−x} overflows
+    /// (the true value is then below 10⁻³⁶).
     @inlinable
     public static func silu(_ x: Vector) -> Vector {
-        x / (1 + exp(-x))
+        var result = x / (1 + exp(-x))
+        result.replace(with: 0, where: x .== -.infinity)   // −∞/∞ would be NaN; the limit is 0
+        return result
+    }
+
+    /// `buffer[i] = tanh(buffer[i])` for `count` values.
+    @inlinable
+    public static func tanh(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        map(buffer, count: count) { tanh($0) }
+    }
+
+    /// `buffer[i] = geluTanh(buffer[i])` for `count` values.
+    @inlinable
+    public static func geluTanh(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        map(buffer, count: count) { geluTanh($0) }
+    }
+
+    /// `buffer[i] = geluErf(buffer[i])` for `count` values.
+    @inlinable
+    public static func geluErf(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { buffer[i] = geluErf(buffer[i]) }
+    }
+
+    /// `buffer[i] = silu(buffer[i])` for `count` values.
+    @inlinable
+    public static func silu(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        map(buffer, count: count) { silu($0) }
     }
 
     /// Applies `body` to `count` values in place, 16 at a time; the tail goes through the

@@ -3,5 +3,10 @@ import ArgumentParser
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (print tables; --json for scripts).",
-        subcommands: [BenchGEMM.self, BenchTrain.self])
+        subcommands: [
+            BenchGEMM.self,
+            BenchAttention.self,
+            BenchTrain.self,
+            BenchEmbed.self,
+        ])
 }

@@ -6,6 +6,7 @@ import Transformer
 enum EstimateReport {
     static func printTables(_ estimate: TrainingEstimate, preset: ModelPreset?) throws {
         let setup = estimate.setup, config = setup.model, p = estimate.parameters
+        let fits = try estimate.largestMicroBatches()   // may throw: before anything is printed
         print("Model: \(preset?.name ?? "custom") — \(config.layers) layers, width \(config.width), \(config.heads) heads"
               + (config.kvHeads != config.heads ? " (\(config.kvHeads) KV)" : "")
               + ", MLP \(config.mlpWidth) \(config.activation.rawValue), vocabulary \(config.vocabularySize), "
@@ -53,10 +54,10 @@ enum EstimateReport {
             ["activations", EstimateFormat.gibibytes(m.activations)],
             ["  per layer per sequence", EstimateFormat.gibibytes(m.activationsPerLayerPerSequence)],
             ["  of which N² scores", EstimateFormat.gibibytes(m.attentionScoresPerLayerPerSequence)],
-            ["attention workspace", EstimateFormat.gibibytes(m.workspace)],
+            ["backward workspace", EstimateFormat.gibibytes(m.workspace)],
             ["total", EstimateFormat.gibibytes(m.total)],
         ])
-        if let budget = estimate.memoryBudget, let fits = try estimate.largestMicroBatches() {
+        if let budget = estimate.memoryBudget, let fits {
             print("largest micro-batch in \(EstimateFormat.gibibytes(budget)): standard \(fits.standard), flash \(fits.flash)")
         }
     }
@@ -102,6 +103,7 @@ enum EstimateReport {
                 "backward": ["matmul": f.backwardMatmul, "attention": f.backwardAttention, "total": f.backward],
                 "recomputation_per_token": f.recomputation,
                 "per_token_training": f.perTokenTraining,
+                "attention_pairs_per_sequence": f.attentionPairsPerSequence,
                 "per_token_executed": f.perTokenExecuted,
                 "per_token_6n": f.sixN,
                 "per_token_6n_non_embedding": f.sixNNonEmbedding,

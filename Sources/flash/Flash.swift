@@ -5,5 +5,15 @@ struct Flash: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flash",
         abstract: "A transformer engine in Swift with FlashAttention at its heart.",
-        subcommands: [Demo.self, TrainCommand.self, GenerateCommand.self, Bench.self, EstimateCommand.self, IOCommand.self])
+        subcommands: [
+            Demo.self,
+            TrainCommand.self,
+            GenerateCommand.self,
+            GenerateGGUF.self,
+            AttentionCommand.self,
+            EmbedCommand.self,
+            EstimateCommand.self,
+            IOCommand.self,
+            Bench.self,
+        ])
 }

@@ -30,7 +30,19 @@ struct IOCommand: ParsableCommand {
     @Flag(help: "Standard attention applies a causal mask in its own pass over S and dS.") var separateMaskPass = false
     @Flag(help: "Print JSON instead of a table.") var json = false
 
+    /// The flag each library field comes from, so that errors name what the user typed.
+    private static let flags = ["batch": "--batch", "heads": "--heads", "queryLength": "--seq", "keyLength": "--keys",
+                                "headDim": "--head-dim", "elementBytes": "--element-bytes", "queryTile": "--query-tile",
+                                "keyTile": "--key-tile"]
+
     func run() throws {
+        do { try report() } catch let error as InvalidArgument {
+            guard let flag = Self.flags[error.argument] else { throw error }
+            throw InvalidArgument(flag, expected: error.expected, got: error.got)
+        }
+    }
+
+    private func report() throws {
         var problem: AttentionProblem
         var device = Hardware.a100
         var showPaper = false
@@ -65,9 +77,6 @@ struct IOCommand: ParsableCommand {
         if let queryTile { tiling.queryTile = queryTile }
         if let keyTile { tiling.keyTile = keyTile }
         if let schedule { tiling.schedule = try EstimateFormat.choice(schedule, "--schedule", as: FlashSchedule.self) }
-        do { try tiling.validate() } catch let error as InvalidArgument {
-            throw InvalidArgument(error.argument == "queryTile" ? "--query-tile" : "--key-tile", expected: error.expected, got: error.got)
-        }
 
         let standard = try AttentionIO.standard(problem, separateMaskPass: separateMaskPass)
         let flash = try AttentionIO.flash(problem, tiling: tiling)

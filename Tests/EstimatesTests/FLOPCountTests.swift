@@ -45,6 +45,21 @@ final class FLOPCountTests: XCTestCase {
         }
     }
 
+    /// Against PyTorch's FlopCounterMode on Hugging Face GPT-2 and LLaMA models (eager attention:
+    /// all s² scores computed, as `.standard`), one forward and backward step of batch × sequence
+    /// tokens; fixtures from scripts/make_estimates_fixtures.py.
+    func testMatchesPyTorchFlopCounter() throws {
+        XCTAssertEqual(TransformersFixtures.flops.count, 4)
+        for fixture in TransformersFixtures.flops {
+            let setup = TrainingSetup(model: fixture.config, microBatch: fixture.batch, sequenceLength: fixture.sequence,
+                                      attention: .standard)
+            let flops = try FLOPCount(setup)
+            let tokens = Double(fixture.batch * fixture.sequence)
+            XCTAssertEqual(flops.forward * tokens, Double(fixture.forward), fixture.name)
+            XCTAssertEqual(flops.backward * tokens, Double(fixture.backward), fixture.name)
+        }
+    }
+
     func testTiedHeadStillCostsAMatmul() throws {
         var tied = small
         tied.tiedEmbeddings = true

@@ -18,24 +18,43 @@ final class MemoryEstimateTests: XCTestCase {
 
     func testActivationsMatchKorthikanti() throws {
         let (s, h, a) = (512.0, 256.0, 8.0)
+        // Korthikanti et al. leave out LayerNorm's Float32 mean and 1/σ: 2 norms × 8 bytes per token.
+        let statistics = 16 * s
         let standard = try MemoryEstimate(setup(.standard))
-        XCTAssertEqual(standard.activationsPerLayerPerSequence, s * h * (34 + 5 * a * s / h))
+        XCTAssertEqual(standard.activationsPerLayerPerSequence, s * h * (34 + 5 * a * s / h) + statistics)
         XCTAssertEqual(standard.attentionScoresPerLayerPerSequence, 5 * a * s * s)
         // Selective recomputation drops exactly the 5·a·s² term.
         let selective = try MemoryEstimate(setup(.standard, .selective))
-        let outside = s * (2 * h * 2 + 1000 * 4)   // final norm in/out, Float32 logits
-        XCTAssertEqual(selective.activations, 4 * 34 * s * h + outside)
+        // Embedding dropout mask, last layer's output, final norm output and statistics, Float32 logits.
+        let outside = s * (h + 2 * h + (2 * h + 8) + 1000 * 4)
+        XCTAssertEqual(selective.activations, 4 * (34 * s * h + statistics) + outside)
         // Flash keeps only the Float32 log-sum-exp per row and head.
         let flash = try MemoryEstimate(setup(.flash))
         XCTAssertEqual(flash.attentionScoresPerLayerPerSequence, 4 * a * s)
-        XCTAssertEqual(flash.activations, 4 * (34 * s * h + 4 * a * s) + outside)
-        XCTAssertEqual(flash.workspace, 0)
-        XCTAssertEqual(standard.workspace, a * s * s * 2)   // one N×N dP/dS buffer per head, bf16
+        XCTAssertEqual(flash.activations, 4 * (34 * s * h + statistics + 4 * a * s) + outside)
+        // Backward workspace: gradients of the residual, norm output, attention output (3·C), QKV
+        // (3·C) and the MLP hidden layer (4·C), bf16; standard adds one N×N dP/dS buffer per head.
+        let gradients = s * 2 * (3 * h + 3 * h + 4 * h)
+        XCTAssertEqual(flash.workspace, gradients)
+        XCTAssertEqual(standard.workspace, gradients + a * s * s * 2)
+        XCTAssertEqual(selective.workspace, gradients + 2 * a * s * s * 2)
         // Full recomputation: each layer's input, plus one layer rebuilt in the backward pass.
         let full = try MemoryEstimate(setup(.flash, .full))
-        XCTAssertEqual(full.activations, 4 * 2 * s * h + (34 * s * h + 4 * a * s) + outside)
+        XCTAssertEqual(full.activations, 4 * 2 * s * h + (34 * s * h + statistics + 4 * a * s) + outside)
         // Activations grow linearly with the micro-batch.
         XCTAssertEqual(try MemoryEstimate(setup(.flash, batch: 3)).activations, 3 * flash.activations)
+    }
+
+    /// Against the bytes PyTorch autograd saves for the backward pass of Hugging Face GPT-2
+    /// (Float32, eager attention, no dropout; scripts/make_estimates_fixtures.py): exactly equal.
+    func testMatchesPyTorchSavedActivations() throws {
+        XCTAssertEqual(TransformersFixtures.savedActivations.count, 2)
+        for fixture in TransformersFixtures.savedActivations {
+            let setup = TrainingSetup(model: fixture.config, microBatch: fixture.batch, sequenceLength: fixture.sequence,
+                                      parameterPrecision: .fp32, attention: .standard)
+            let estimate = try MemoryEstimate(setup)
+            XCTAssertEqual(estimate.activations, Double(fixture.bytes), fixture.name)
+        }
     }
 
     func testModelStatesPerParameter() throws {

@@ -58,6 +58,16 @@ final class ParameterCountTests: XCTestCase {
         }
     }
 
+    /// Against Hugging Face transformers' own models (GPT-2, LLaMA with and without biases, GQA,
+    /// tied or not, Mistral), counted by scripts/make_estimates_fixtures.py.
+    func testMatchesTransformersModels() throws {
+        XCTAssertEqual(TransformersFixtures.models.count, 33)
+        for fixture in TransformersFixtures.models {
+            XCTAssertEqual(try ParameterCount(fixture.config).total, fixture.parameters, fixture.name)
+            if let preset = ModelPreset.named(fixture.name) { XCTAssertEqual(preset.config, fixture.config, fixture.name) }
+        }
+    }
+
     func testIssueFiguresAreThePresetFigures() throws {
         let expected = ["gpt2-small": 124_439_808, "gpt2-medium": 354_823_168, "gpt2-large": 774_030_080,
                         "gpt2-xl": 1_557_611_200, "llama-7b": 6_738_415_616, "llama2-70b": 68_976_648_192]

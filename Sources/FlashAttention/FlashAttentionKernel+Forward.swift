@@ -1,0 +1,131 @@
+import Foundation
+import FlashCore
+
+extension FlashAttentionKernel {
+    /// Forward: one work item per (sequence, query head, query tile), dynamically scheduled,
+    /// most expensive first (causal tiles near the bottom see the most keys).
+    static func forward(_ problem: AttentionProblem, output: HeadRows, logSumExp: HeadRows) {
+        let tiles = AttentionTiles.forHeadDimension(problem.headDim)
+        let width = AttentionTiles.paddedHeadDimension(problem.headDim)
+        var items = [(sequence: Int, head: Int, tile: Int, cost: Int)]()
+        for s in 0..<problem.sequenceCount {
+            let nq = problem.queryLengths[s], nk = problem.keyLengths[s]
+            for qt in 0..<(nq + tiles.queryRows - 1) / tiles.queryRows {
+                let i0 = qt * tiles.queryRows, i1 = min(nq, i0 + tiles.queryRows)
+                var cost = 1
+                for kt in 0..<(nk + tiles.keyColumns - 1) / tiles.keyColumns
+                where problem.tileVisible(sequence: s, queries: i0, i1, keys: kt * tiles.keyColumns, min(nk, (kt + 1) * tiles.keyColumns)) {
+                    cost += 1
+                }
+                for h in 0..<problem.queryHeads { items.append((s, h, qt, cost)) }
+            }
+        }
+        items.sort { $0.cost > $1.cost }
+        Parallel.forEachDynamic(items.count, threads: problem.threads) { index in
+            let item = items[index]
+            let s = item.sequence, h = item.head
+            let i0 = item.tile * tiles.queryRows
+            let rows = min(tiles.queryRows, problem.queryLengths[s] - i0)
+            let scratch = ForwardScratch(rows: roundUp(rows, 16), keyColumns: tiles.keyColumns, width: width)
+            let keyTileCount = (problem.keyLengths[s] + tiles.keyColumns - 1) / tiles.keyColumns
+            accumulate(problem, sequence: s, heads: h..<h + 1, queryStart: i0, queryCount: rows,
+                       keyTiles: 0..<keyTileCount, tiles: tiles, scratch: scratch)
+            for r in 0..<rows {
+                let sum = scratch.sums[r]
+                let row = scratch.accumulator + r * width
+                let token = problem.queryStarts[s] + i0 + r
+                if sum == 0 {
+                    row.update(repeating: 0, count: width)
+                    logSumExp.store(-.infinity, at: logSumExp.offset(sequence: s, token: token, head: h))
+                } else {
+                    VectorMath.scale(row, count: width, by: 1 / sum)
+                    logSumExp.store(scratch.maxima[r] + Foundation.log(sum), at: logSumExp.offset(sequence: s, token: token, head: h))
+                }
+                output.store(row, count: problem.headDim, at: output.offset(sequence: s, token: token, head: h))
+            }
+        }
+    }
+
+    /// The tile loop shared by the forward and decode kernels: for the stacked rows
+    /// (head, query) of `heads` × [queryStart, queryStart + queryCount) (all heads share one
+    /// key/value head), runs the online softmax over the visible key tiles of `keyTiles` and
+    /// leaves the unnormalised output, row max and row sum in `scratch`.
+    ///
+    /// Invariant after each tile: accumulator[r] = Σ_j e^(s_rj − m_r)·v_j and
+    /// sums[r] = Σ_j e^(s_rj − m_r) over the keys seen so far, m_r = maxima[r]. A new tile with
+    /// a larger max rescales both by e^(m_old − m_new). Rows with no visible key keep m = −Inf;
+    /// their exponentials are taken against 0 instead so that they stay 0 rather than NaN.
+    static func accumulate(
+        _ problem: AttentionProblem, sequence s: Int, heads: Range<Int>, queryStart i0: Int, queryCount: Int,
+        keyTiles: Range<Int>, tiles: AttentionTiles, scratch: ForwardScratch
+    ) {
+        typealias Vector = SIMD16<Float>
+        let d = problem.headDim, width = scratch.width, stacked = heads.count * queryCount
+        let rows = scratch.rows
+        let keyHead = heads.lowerBound / problem.groupSize
+        let nk = problem.keyLengths[s]
+        // Qᵀ of the stacked rows; the padding columns stay zero.
+        for (index, h) in heads.enumerated() {
+            packColumns(problem.query, sequence: s, start: problem.queryStarts[s], first: i0, count: queryCount, head: h,
+                        headDim: d, stride: rows, column: index * queryCount, into: scratch.queryT, staging: scratch.accumulator)
+        }
+        scratch.maxima.update(repeating: -.infinity, count: rows)
+        scratch.sums.update(repeating: 0, count: rows)
+        scratch.accumulator.update(repeating: 0, count: rows * width)
+        let vectors = rows / 16
+        for kt in keyTiles {
+            let j0 = kt * tiles.keyColumns
+            let columns = min(tiles.keyColumns, nk - j0)
+            guard problem.tileVisible(sequence: s, queries: i0, i0 + queryCount, keys: j0, j0 + columns) else { continue }
+            let fully = problem.tileFullyVisible(sequence: s, queries: i0, i0 + queryCount, keys: j0, j0 + columns)
+            packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
+                     headDim: d, width: width, into: scratch.keyTile)
+            packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
+                     headDim: d, width: width, into: scratch.valueTile)
+            // Sᵀ = K_tile · Qᵀ (rows past `columns` are computed from stale data and ignored).
+            TileMultiply.multiply(m: roundUp(columns, 8), n: rows, k: width, a: scratch.keyTile, lda: width, transposedA: false,
+                                  b: scratch.queryT, ldb: rows, c: scratch.scores, ldc: rows, accumulate: false)
+            for jr in 0..<columns {
+                let line = scratch.scores + jr * rows
+                for (index, h) in heads.enumerated() {
+                    problem.prepareLogits(line + index * queryCount, count: queryCount, sequence: s, head: h,
+                                          query: i0, key: j0 + jr, line: .alongQueries, fullyVisible: fully)
+                }
+                if stacked < rows { (line + stacked).update(repeating: -.infinity, count: rows - stacked) }
+            }
+            for c in 0..<vectors {
+                let offset = c * 16
+                let oldMax = Lanes.load(scratch.maxima + offset, 16)
+                var newMax = oldMax
+                for jr in 0..<columns {
+                    newMax = pointwiseMax(newMax, Lanes.load(scratch.scores + jr * rows + offset, 16))
+                }
+                let safeMax = newMax.replacing(with: 0, where: newMax .== -.infinity)
+                let rescale = VectorMath.exp(oldMax - safeMax)
+                var sum = Vector()
+                for jr in 0..<columns {
+                    let p = VectorMath.exp(Lanes.load(scratch.scores + jr * rows + offset, 16) - safeMax)
+                    Lanes.store(p, scratch.scores + jr * rows + offset, 16)
+                    sum += p
+                }
+                Lanes.store(Lanes.load(scratch.sums + offset, 16) * rescale + sum, scratch.sums + offset, 16)
+                Lanes.store(newMax, scratch.maxima + offset, 16)
+                Lanes.store(rescale, scratch.rescale + offset, 16)
+            }
+            for r in 0..<stacked where scratch.rescale[r] != 1 {
+                VectorMath.scale(scratch.accumulator + r * width, count: width, by: scratch.rescale[r])
+            }
+            if problem.dropoutProbability > 0 {
+                for jr in 0..<columns {
+                    for (index, h) in heads.enumerated() {
+                        problem.applyDropout(scratch.scores + jr * rows + index * queryCount, count: queryCount,
+                                             sequence: s, head: h, query: i0, key: j0 + jr, line: .alongQueries)
+                    }
+                }
+            }
+            // O += P·V_tile, with P read transposed from the Pᵀ tile.
+            TileMultiply.multiply(m: rows, n: width, k: columns, a: scratch.scores, lda: rows, transposedA: true,
+                                  b: scratch.valueTile, ldb: width, c: scratch.accumulator, ldc: width, accumulate: true)
+        }
+    }
+}

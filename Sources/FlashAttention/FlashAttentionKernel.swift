@@ -1,0 +1,66 @@
+import FlashCore
+
+/// FlashAttention (Dao et al. 2022, FlashAttention-2 work split): attention computed tile by
+/// tile with an online softmax, so only O, the per-row LSE and tile-sized scratch are ever
+/// stored: extra memory is linear in N, and the N×N matrices never leave the caches.
+///
+/// Tiles are processed transposed: a key tile times the packed Qᵀ tile gives Sᵀ (keys × queries),
+/// so the softmax statistics of 16 queries sit in one vector and every step of the online
+/// softmax (max, exp, sum, rescale) is vectorised across queries.
+enum FlashAttentionKernel {
+    @inline(__always)
+    static func roundUp(_ value: Int, _ multiple: Int) -> Int { (value + multiple - 1) / multiple * multiple }
+
+    /// Per-thread scratch of the forward (and decode) tile loop, sized for `rows` stacked query
+    /// rows (padded to 16) against tiles of `keyColumns` keys of padded width `width`.
+    final class ForwardScratch {
+        let rows: Int, keyColumns: Int, width: Int
+        let memory: UnsafeMutablePointer<Float>
+        let queryT: UnsafeMutablePointer<Float>      // [width × rows]
+        let keyTile: UnsafeMutablePointer<Float>     // [keyColumns × width]
+        let valueTile: UnsafeMutablePointer<Float>   // [keyColumns × width]
+        let scores: UnsafeMutablePointer<Float>      // Sᵀ then Pᵀ, [keyColumns × rows]
+        let accumulator: UnsafeMutablePointer<Float> // unnormalised O, [rows × width]
+        let maxima: UnsafeMutablePointer<Float>      // running row max m, [rows]
+        let sums: UnsafeMutablePointer<Float>        // running row sum l, [rows]
+        let rescale: UnsafeMutablePointer<Float>     // e^(m_old − m_new) of the current tile, [rows]
+
+        init(rows: Int, keyColumns: Int, width: Int) {
+            self.rows = rows
+            self.keyColumns = keyColumns
+            self.width = width
+            let sizes = [width * rows, keyColumns * width, keyColumns * width, keyColumns * rows, rows * width, rows, rows, rows]
+            memory = .allocate(capacity: sizes.reduce(0, +))
+            memory.update(repeating: 0, count: sizes.reduce(0, +))
+            var p = memory
+            var parts = [UnsafeMutablePointer<Float>]()
+            for size in sizes { parts.append(p); p += size }
+            (queryT, keyTile, valueTile, scores, accumulator, maxima, sums, rescale) =
+                (parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], parts[6], parts[7])
+        }
+
+        deinit { memory.deallocate() }
+    }
+
+    /// Copies rows `first`..<`first+count` of head `head` into a [count × width] Float32 tile
+    /// (columns past headDim are left as they are: zero from allocation).
+    @inline(__always)
+    static func packRows(_ rows: HeadRows, sequence s: Int, start: Int, first: Int, count: Int, head: Int,
+                         headDim: Int, width: Int, into tile: UnsafeMutablePointer<Float>) {
+        for r in 0..<count {
+            rows.load(at: rows.offset(sequence: s, token: start + first + r, head: head), count: headDim, into: tile + r * width)
+        }
+    }
+
+    /// Copies rows into a transposed [width × stride] tile at column `column` onwards, using
+    /// `staging` (headDim floats) for the conversion.
+    @inline(__always)
+    static func packColumns(_ rows: HeadRows, sequence s: Int, start: Int, first: Int, count: Int, head: Int,
+                            headDim: Int, stride: Int, column: Int, into tile: UnsafeMutablePointer<Float>,
+                            staging: UnsafeMutablePointer<Float>) {
+        for r in 0..<count {
+            rows.load(at: rows.offset(sequence: s, token: start + first + r, head: head), count: headDim, into: staging)
+            for d in 0..<headDim { tile[d * stride + column + r] = staging[d] }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import FlashCore
+
+/// A tensor addressed as (sequence, token, head, dim): [B, N, H, D] views (any strides), the
+/// packed [totalTokens, H, D] tensors of variable-length batches (sequence stride 0, tokens
+/// counted from the start of the packed axis), and LSE tensors ([B, H, N] or [H, totalTokens],
+/// with D = 1).
+struct HeadRows {
+    let tensor: Tensor
+    let sequenceStride: Int
+    let tokenStride: Int
+    let headStride: Int
+    let dimStride: Int
+
+    /// Storage offset of element 0 of (sequence, absolute token, head).
+    @inline(__always)
+    func offset(sequence: Int, token: Int, head: Int) -> Int {
+        tensor.offset + sequence * sequenceStride + token * tokenStride + head * headStride
+    }
+
+    /// Reads `count` elements starting at storage offset `offset` (step `dimStride`), as Float32.
+    @inline(__always)
+    func load(at offset: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
+        let raw = tensor.storage.pointer
+        switch tensor.elementType {
+        case .float32:
+            let source = raw.assumingMemoryBound(to: Float.self) + offset
+            if dimStride == 1 {
+                destination.update(from: source, count: count)
+            } else {
+                for d in 0..<count { destination[d] = source[d * dimStride] }
+            }
+        case .float16:
+            let source = raw.assumingMemoryBound(to: Float16.self) + offset
+            for d in 0..<count { destination[d] = Float(source[d * dimStride]) }
+        case .bfloat16:
+            let source = raw.assumingMemoryBound(to: BFloat16.self) + offset
+            for d in 0..<count { destination[d] = source[d * dimStride].floatValue }
+        }
+    }
+
+    /// One element as Float32.
+    @inline(__always)
+    func load(at offset: Int) -> Float { tensor.load(at: offset) }
+
+    /// Writes `count` Float32 values (the tensor is Float32, checked at validation).
+    @inline(__always)
+    func store(_ source: UnsafePointer<Float>, count: Int, at offset: Int) {
+        let destination = tensor.storage.pointer.assumingMemoryBound(to: Float.self) + offset
+        if dimStride == 1 {
+            destination.update(from: source, count: count)
+        } else {
+            for d in 0..<count { destination[d * dimStride] = source[d] }
+        }
+    }
+
+    /// Writes one Float32 value.
+    @inline(__always)
+    func store(_ value: Float, at offset: Int) {
+        tensor.storage.pointer.assumingMemoryBound(to: Float.self)[offset] = value
+    }
+
+    /// A [B, N, H, D] tensor (or [B, H, N] LSE when `lse`).
+    static func batched(_ tensor: Tensor, lse: Bool = false) -> HeadRows {
+        lse ? HeadRows(tensor: tensor, sequenceStride: tensor.strides[0], tokenStride: tensor.strides[2],
+                       headStride: tensor.strides[1], dimStride: 1)
+            : HeadRows(tensor: tensor, sequenceStride: tensor.strides[0], tokenStride: tensor.strides[1],
+                       headStride: tensor.strides[2], dimStride: tensor.strides[3])
+    }
+
+    /// A packed [totalTokens, H, D] tensor (or [H, totalTokens] LSE when `lse`).
+    static func packed(_ tensor: Tensor, lse: Bool = false) -> HeadRows {
+        lse ? HeadRows(tensor: tensor, sequenceStride: 0, tokenStride: tensor.strides[1],
+                       headStride: tensor.strides[0], dimStride: 1)
+            : HeadRows(tensor: tensor, sequenceStride: 0, tokenStride: tensor.strides[0],
+                       headStride: tensor.strides[1], dimStride: tensor.strides[2])
+    }
+}
+
+/// An additive bias or keep-mask broadcast over [B|1, H|1, Nq|1, Nk|1] (stride 0 on broadcast axes).
+struct BroadcastLogits {
+    let tensor: Tensor
+    let sequenceStride: Int
+    let headStride: Int
+    let queryStride: Int
+    let keyStride: Int
+
+    init(_ tensor: Tensor) {
+        // Left-pad lower-rank tensors with broadcast axes, like NumPy/PyTorch broadcasting.
+        let missing = 4 - tensor.rank
+        let shape = [Int](repeating: 1, count: missing) + tensor.shape
+        let strides = [Int](repeating: 0, count: missing) + tensor.strides
+        func effective(_ axis: Int) -> Int { shape[axis] == 1 ? 0 : strides[axis] }
+        self.tensor = tensor
+        sequenceStride = effective(0)
+        headStride = effective(1)
+        queryStride = effective(2)
+        keyStride = effective(3)
+    }
+
+    @inline(__always)
+    func offset(sequence: Int, head: Int, query: Int, key: Int) -> Int {
+        tensor.offset + sequence * sequenceStride + head * headStride + query * queryStride + key * keyStride
+    }
+}

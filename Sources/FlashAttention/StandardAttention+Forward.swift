@@ -1,0 +1,50 @@
+import Foundation
+import FlashCore
+
+extension StandardAttention {
+    /// O = softmax(S)·V with S materialised; writes `output` and `logSumExp`.
+    static func forward(_ problem: AttentionProblem, output: HeadRows, logSumExp: HeadRows) throws {
+        try checkMemory(problem, matrices: 1)
+        let offsets = matrixOffsets(problem)
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(offsets.last!, 1))
+        defer { scores.deallocate() }
+        let items = self.items(problem)
+        let threads = problem.threads
+        // Parallel over items when there are enough of them, else inside each GEMM and softmax.
+        let outer = items.count >= threads ? threads : 1
+        let inner = items.count >= threads ? 1 : threads
+        let d = problem.headDim
+        Parallel.forEachDynamic(items.count, threads: outer) { itemIndex in
+            let (s, kvh) = items[itemIndex]
+            let nq = problem.queryLengths[s], nk = problem.keyLengths[s]
+            let k = UnsafeMutablePointer<Float>.allocate(capacity: max(nk * d, 1))
+            let v = UnsafeMutablePointer<Float>.allocate(capacity: max(nk * d, 1))
+            let q = UnsafeMutablePointer<Float>.allocate(capacity: max(nq * d, 1))
+            let o = UnsafeMutablePointer<Float>.allocate(capacity: max(nq * d, 1))
+            defer { k.deallocate(); v.deallocate(); q.deallocate(); o.deallocate() }
+            gather(problem.key, sequence: s, start: problem.keyStarts[s], count: nk, head: kvh, headDim: d, into: k)
+            gather(problem.value, sequence: s, start: problem.keyStarts[s], count: nk, head: kvh, headDim: d, into: v)
+            for h in kvh * problem.groupSize..<(kvh + 1) * problem.groupSize {
+                let p = scores + offsets[s * problem.queryHeads + h]
+                gather(problem.query, sequence: s, start: problem.queryStarts[s], count: nq, head: h, headDim: d, into: q)
+                GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: nq, n: nk, k: d, alpha: 1,
+                                       a: q, lda: d, b: k, ldb: d, beta: 0, c: p, ldc: max(nk, 1), threads: inner)
+                Parallel.forEach(nq, threads: inner) { i in
+                    let row = p + i * nk
+                    problem.prepareLogits(row, count: nk, sequence: s, head: h, query: i, key: 0,
+                                          line: .alongKeys, fullyVisible: false)
+                    let lse = nk == 0 ? -Float.infinity : VectorMath.softmax(row, count: nk)
+                    logSumExp.store(lse, at: logSumExp.offset(sequence: s, token: problem.queryStarts[s] + i, head: h))
+                    if problem.dropoutProbability > 0 {
+                        problem.applyDropout(row, count: nk, sequence: s, head: h, query: i, key: 0, line: .alongKeys)
+                    }
+                }
+                GEMM.multiplyUnchecked(transposeA: false, transposeB: false, m: nq, n: d, k: nk, alpha: 1,
+                                       a: p, lda: max(nk, 1), b: v, ldb: d, beta: 0, c: o, ldc: d, threads: inner)
+                for i in 0..<nq {
+                    output.store(o + i * d, count: d, at: output.offset(sequence: s, token: problem.queryStarts[s] + i, head: h))
+                }
+            }
+        }
+    }
+}

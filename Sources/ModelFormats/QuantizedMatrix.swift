@@ -1,0 +1,129 @@
+import FlashCore
+
+/// A row-major weight matrix (`rows` × `columns`) kept in its file encoding (F32, F16, BF16 or a
+/// ggml block quantisation) and used directly in products: nothing is expanded to Float32 beyond
+/// a row tile at a time. Product convention is `y = W·x` per token, as in a linear layer whose
+/// weight is stored [out, in].
+public struct QuantizedMatrix: @unchecked Sendable {
+    public let type: GGMLType
+    public let rows: Int
+    public let columns: Int
+    public let rowBytes: Int
+    public let data: UnsafeRawPointer
+    /// Keeps the bytes mapped while the matrix is used.
+    public let owner: AnyObject?
+
+    /// Wraps encoded bytes. `columns` must be a whole number of blocks.
+    public init(type: GGMLType, rows: Int, columns: Int, data: UnsafeRawPointer, owner: AnyObject?) throws {
+        try InvalidArgument.require(type.isSupported, "type", expected: "a supported ggml type", got: "\(type)")
+        try InvalidArgument.require(rows >= 0 && columns >= 0, "shape", expected: "non-negative", got: "\(rows)×\(columns)")
+        try InvalidArgument.require(columns % type.blockSize == 0, "columns",
+                                    expected: "a multiple of the \(type) block size \(type.blockSize)", got: "\(columns)")
+        self.type = type
+        self.rows = rows
+        self.columns = columns
+        rowBytes = columns / type.blockSize * type.blockBytes
+        self.data = data
+        self.owner = owner
+    }
+
+    /// The 2-D tensor `name` of `file` (ggml dims [columns, rows]).
+    public init(file: GGUFFile, name: String) throws {
+        let info = try file.tensor(name)
+        guard info.type.isSupported else { throw GGUFError.unsupportedTensorType(name: name, type: "\(info.type)") }
+        try self.init(type: info.type, rows: info.rowCount, columns: info.rowLength, data: file.data(of: info), owner: file)
+    }
+
+    /// Decodes row `row` into `destination` (`columns` floats).
+    public func dequantizeRow(_ row: Int, into destination: UnsafeMutablePointer<Float>) {
+        Quantization.dequantize(type, data + row * rowBytes, count: columns, into: destination)
+    }
+
+    /// The whole matrix as Float32, row-major (for tests and small tensors).
+    public func dequantized() -> [Float] {
+        var result = [Float](repeating: 0, count: rows * columns)
+        result.withUnsafeMutableBufferPointer { buffer in
+            for r in 0..<rows { dequantizeRow(r, into: buffer.baseAddress! + r * columns) }
+        }
+        return result
+    }
+
+    /// `y[r] = Σ_c W[r, c]·x[c]` for every row (decode: one token). Work is split over row
+    /// ranges; each row's sum has a fixed order, so results do not depend on `threads`.
+    public func multiplyVector(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, threads: Int? = nil) {
+        let chunk = 16
+        let chunks = (rows + chunk - 1) / chunk
+        let scratch = QuantizedDot.Scratch(columns: columns, type: type, x: x)
+        defer { scratch.release() }
+        Parallel.forEach(chunks, threads: threads) { c in
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: needsRowBuffer ? columns : 1)
+            defer { buffer.deallocate() }
+            for r in (c * chunk)..<min(rows, (c + 1) * chunk) {
+                y[r] = rowDot(r, scratch, buffer)
+            }
+        }
+    }
+
+    private var needsRowBuffer: Bool {
+        switch type {
+        case .f32, .q4_0, .q4_1, .q8_0: false
+        default: true
+        }
+    }
+
+    @inline(__always)
+    func rowDot(_ r: Int, _ scratch: QuantizedDot.Scratch, _ buffer: UnsafeMutablePointer<Float>) -> Float {
+        let row = data + r * rowBytes
+        switch type {
+        case .f32: return VectorMath.dot(row.assumingMemoryBound(to: Float.self), scratch.x, count: columns)
+        case .q4_1: return QuantizedDot.q4_1(row, scratch.x, scratch.blockSums!, blocks: columns / 32)
+        case .q4_0: return QuantizedDot.q4_0(row, scratch.x, scratch.blockSums!, blocks: columns / 32)
+        case .q8_0: return QuantizedDot.q8_0(row, scratch.x, blocks: columns / 32)
+        default:
+            Quantization.dequantize(type, row, count: columns, into: buffer)
+            return VectorMath.dot(buffer, scratch.x, count: columns)
+        }
+    }
+
+    /// `y[t, r] = Σ_c W[r, c]·x[t, c]` for `tokens` rows of `x` (prefill). `x` rows are
+    /// `xStride` apart, `y` rows `yStride` apart. Tiles of 16 weight rows are decoded once to
+    /// Float32 and reused for every token, then a 4-token × 4-row register kernel does the sums.
+    public func multiply(_ x: UnsafePointer<Float>, tokens: Int, xStride: Int,
+                         into y: UnsafeMutablePointer<Float>, yStride: Int, threads: Int? = nil) {
+        if tokens == 1 {
+            multiplyVector(x, into: y, threads: threads)
+            return
+        }
+        let tile = 16
+        let tiles = (rows + tile - 1) / tile
+        let k = columns
+        Parallel.forEach(tiles, threads: threads) { t in
+            let rowStart = t * tile
+            let rowCount = min(tile, rows - rowStart)
+            let w = UnsafeMutablePointer<Float>.allocate(capacity: tile * k)
+            defer { w.deallocate() }
+            for r in 0..<rowCount { dequantizeRow(rowStart + r, into: w + r * k) }
+            var token = 0
+            while token < tokens {
+                let tokenCount = min(4, tokens - token)
+                var r = 0
+                while r < rowCount {
+                    let rc = min(4, rowCount - r)
+                    if tokenCount == 4 && rc == 4 {
+                        QuantizedDot.kernel4x4(w + r * k, k: k, x + token * xStride, xStride: xStride,
+                                               y + token * yStride + rowStart + r, yStride: yStride)
+                    } else {
+                        for i in 0..<tokenCount {
+                            for j in 0..<rc {
+                                y[(token + i) * yStride + rowStart + r + j] =
+                                    VectorMath.dot(w + (r + j) * k, x + (token + i) * xStride, count: k)
+                            }
+                        }
+                    }
+                    r += 4
+                }
+                token += 4
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import ArgumentParser
+import Foundation
+import FlashCore
+import ModelFormats
+import Transformer
+
+/// Options of a GGUF generation run.
+struct GGUFGenerationOptions {
+    var path: String
+    var prompt: String
+    var chat: Bool
+    var maxTokens: Int
+    var temperature: Float
+    var topK: Int
+    var topP: Float
+    var seed: UInt64
+    var threads: Int?
+}
+
+/// Streams a GGUF model's continuation of a prompt: generated text alone to stdout, as tokens
+/// come; model facts and prefill/decode speeds to stderr.
+func runGGUFGeneration(_ options: GGUFGenerationOptions) throws {
+    try InvalidArgument.require(options.maxTokens >= 0, "--max-tokens", expected: "≥ 0", got: "\(options.maxTokens)")
+    if let threads = options.threads { try InvalidArgument.require(threads >= 1, "--threads", expected: "≥ 1", got: "\(threads)") }
+    let file = try GGUFFile(path: options.path)
+    let model = try LlamaModel(file: file, threads: options.threads)
+    let tokenizer = try GGUFTokenizer(file: file)
+    let c = model.configuration
+    let text = options.chat ? try tokenizer.applyChatTemplate([ChatMessage(role: "user", content: options.prompt)]) : options.prompt
+    let promptTokens = tokenizer.encode(text, parseSpecial: options.chat)
+    try InvalidArgument.require(!promptTokens.isEmpty, "--prompt", expected: "text that encodes to at least one token", got: "\"\(options.prompt)\"")
+    let capacity = min(c.contextLength, promptTokens.count + options.maxTokens)
+    try InvalidArgument.require(promptTokens.count <= c.contextLength, "--prompt",
+                                expected: "at most \(c.contextLength) tokens (the context length)", got: "\(promptTokens.count) tokens")
+    var sampler = try LlamaSampler(temperature: options.temperature, topK: options.topK, topP: options.topP, seed: options.seed)
+    let stderr = FileHandle.standardError
+    func note(_ s: String) { stderr.write(Data((s + "\n").utf8)) }
+    note("flash: \(c.layers) layers, hidden \(c.hiddenSize), heads \(c.heads)/\(c.keyValueHeads) kv, vocab \(c.vocabularySize), "
+        + "\(model.tiedOutput ? "tied" : "separate") output; prompt \(promptTokens.count) tokens; threads \(options.threads ?? Parallel.defaultThreads)")
+
+    let cache = model.makeCache(capacity: max(capacity, 1))
+    let prefillStart = Date()
+    var logits = try model.forward(promptTokens, cache: cache)
+    let prefillSeconds = Date().timeIntervalSince(prefillStart)
+
+    // Bytes of an unfinished UTF-8 character wait for the rest before printing.
+    var pending: [UInt8] = []
+    var generated = 0
+    let decodeStart = Date()
+    while generated < options.maxTokens {
+        let token = sampler.sample(logits)
+        generated += 1
+        if tokenizer.endOfGenerationTokens.contains(token) { break }
+        pending += tokenizer.bytes(of: token, skipSpecial: true)
+        let complete = completeUTF8Prefix(pending)
+        if complete > 0 {
+            FileHandle.standardOutput.write(Data(pending[..<complete]))
+            pending.removeFirst(complete)
+        }
+        if generated == options.maxTokens || cache.count >= cache.capacity { break }
+        logits = try model.forward([token], cache: cache)
+    }
+    if !pending.isEmpty { FileHandle.standardOutput.write(Data(String(decoding: pending, as: UTF8.self).utf8)) }
+    FileHandle.standardOutput.write(Data("\n".utf8))
+    let decodeSeconds = Date().timeIntervalSince(decodeStart)
+    let decoded = max(generated - 1, 0)  // the first token came from the prefill's logits
+    note(String(format: "prefill: %d tokens in %.3f s (%.1f tokens/s); decode: %d tokens in %.3f s (%.1f tokens/s)",
+                promptTokens.count, prefillSeconds, Double(promptTokens.count) / max(prefillSeconds, 1e-9),
+                decoded, decodeSeconds, Double(decoded) / max(decodeSeconds, 1e-9)))
+}
+
+/// Length of the longest prefix of `bytes` that ends on a UTF-8 character boundary.
+func completeUTF8Prefix(_ bytes: [UInt8]) -> Int {
+    var i = bytes.count
+    // Walk back over at most 3 continuation bytes to the last lead byte.
+    var back = 0
+    while i > 0 && back < 4 && bytes[i - 1] & 0xC0 == 0x80 { i -= 1; back += 1 }
+    guard i > 0 else { return bytes.count }
+    let lead = bytes[i - 1]
+    let needed = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1
+    return back + 1 >= needed ? bytes.count : i - 1
+}
+
+/// `flash generate-gguf`: temporary home of `flash generate --gguf` until the two generate
+/// commands merge.
+struct GenerateGGUF: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate-gguf",
+        abstract: "Generate text with a LLaMA-family GGUF model (text to stdout, statistics to stderr).")
+
+    @Option(name: .customLong("gguf"), help: "The GGUF model file.")
+    var gguf: String
+    @Option(help: "The prompt text.")
+    var prompt: String
+    @Flag(help: "Wrap the prompt as a user turn in the model's chat template.")
+    var chat = false
+    @Option(name: .customLong("max-tokens"), help: "Most tokens to generate.")
+    var maxTokens = 128
+    @Option(help: "Sampling temperature; 0 picks the most likely token (greedy).")
+    var temperature: Float = 0.8
+    @Option(name: .customLong("top-k"), help: "Sample among the k most likely tokens (0: all).")
+    var topK = 40
+    @Option(name: .customLong("top-p"), help: "Sample within the smallest set of probability ≥ p.")
+    var topP: Float = 0.95
+    @Option(help: "Random seed for sampling.")
+    var seed: UInt64 = 0
+    @Option(help: "Threads (default: FLASH_THREADS or all cores).")
+    var threads: Int?
+
+    func run() throws {
+        try runGGUFGeneration(GGUFGenerationOptions(path: gguf, prompt: prompt, chat: chat, maxTokens: maxTokens,
+                                                    temperature: temperature, topK: topK, topP: topP, seed: seed, threads: threads))
+    }
+}

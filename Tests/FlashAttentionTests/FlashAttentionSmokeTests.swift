@@ -1,6 +1,0 @@
-import XCTest
-import FlashAttention
-
-final class FlashAttentionSmokeTests: XCTestCase {
-    func testModuleLoads() {}
-}
