@@ -33,11 +33,22 @@ CONFIGS = {
                   normPlacement="pre", normEpsilon=1e-5, activation="swiglu", bias=False,
                   tiedEmbeddings=False, dropout=0.0),
     "postnorm": dict(layers=2, heads=2, kvHeads=1, width=16, mlpWidth=32, context=8, vocabularySize=29,
-                     positionEncoding="learned", ropeTheta=10000.0, ropeScaling=1.0, norm="layerNorm",
+                     positionEncoding="alibi", ropeTheta=10000.0, ropeScaling=1.0, norm="layerNorm",
                      normPlacement="post", normEpsilon=1e-5, activation="relu", bias=True,
                      tiedEmbeddings=False, dropout=0.0),
 }
 BATCH, TIME, STEPS = 2, 8, 5
+
+
+def alibi_slopes(n):
+    """The ALiBi paper's reference rule (ofirpress/attention_with_linear_biases)."""
+    def power_of_two(n):
+        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
+        return [start * start ** i for i in range(n)]
+    if math.log2(n).is_integer():
+        return power_of_two(n)
+    closest = 2 ** math.floor(math.log2(n))
+    return power_of_two(closest) + alibi_slopes(2 * closest)[0::2][: n - closest]
 
 
 def norm_module(c, cfg):
@@ -80,7 +91,15 @@ class Block(nn.Module):
             q, k = rot(q), rot(k)
         k = k.repeat_interleave(h // hkv, dim=1)
         v = v.repeat_interleave(h // hkv, dim=1)
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if self.cfg["positionEncoding"] == "alibi":
+            i = torch.arange(t)[:, None]
+            j = torch.arange(t)[None, :]
+            slopes = torch.tensor(alibi_slopes(h))[:, None, None]
+            bias = -slopes * (i - j).float()
+            bias = bias.masked_fill(j > i, float("-inf"))
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        else:
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.proj(o.transpose(1, 2).reshape(b, t, h * d))
 
     def mlp(self, x):

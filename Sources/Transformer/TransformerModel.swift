@@ -51,8 +51,12 @@ public final class TransformerModel {
         self.config = config
         layout = ParameterLayout(config)
         parameters = .allocate(capacity: max(layout.count, 1))
-        gradients = .allocate(capacity: max(layout.count, 1))
-        gradients.update(repeating: 0, count: layout.count)
+        // calloc: zeroed pages come from the OS untouched, so a model that is only inspected
+        // (e.g. counted) never pays for writing its gradient buffer.
+        guard let zeroed = calloc(max(layout.count, 1), MemoryLayout<Float>.stride) else {
+            throw InvalidArgument("config", expected: "a model that fits in memory", got: "\(layout.count) parameters")
+        }
+        gradients = zeroed.assumingMemoryBound(to: Float.self)
         rotary = config.positionEncoding == .rotary
             ? RotaryTable(headDim: config.headDim, positions: config.context, theta: config.ropeTheta, scaling: config.ropeScaling)
             : nil
@@ -62,21 +66,41 @@ public final class TransformerModel {
 
     deinit {
         parameters.deallocate()
-        gradients.deallocate()
+        free(gradients)
     }
 
-    /// Overwrites every parameter with fresh initial values drawn from `seed`.
+    /// Overwrites every parameter with fresh initial values drawn from `seed`. Each block of
+    /// 64 Ki values of a tensor draws from its own generator (seeded by seed, tensor and
+    /// block), so blocks fill in parallel and the result never depends on the thread count.
     public func initializeParameters(seed: UInt64) {
-        var random = TrainerRandom(seed: seed)
         let residualStd = 0.02 / (2 * Double(config.layers)).squareRoot()
-        for entry in layout.entries {
+        let block = 1 << 16
+        var jobs: [(offset: Int, count: Int, std: Double, seed: UInt64)] = []
+        for (index, entry) in layout.entries.enumerated() {
             let p = parameters + entry.offset
             switch entry.kind {
             case .norm: p.update(repeating: 1, count: entry.count)
             case .bias: p.update(repeating: 0, count: entry.count)
             case .embedding, .matrix:
                 let std = entry.name.hasSuffix("proj.weight") || entry.name.hasSuffix("down.weight") ? residualStd : 0.02
-                for i in 0..<entry.count { p[i] = Float(random.nextNormal() * std) }
+                for start in stride(from: 0, to: entry.count, by: block) {
+                    jobs.append((entry.offset + start, min(block, entry.count - start), std,
+                                 Dropout.mix(seed ^ Dropout.mix(UInt64(index) << 32 | UInt64(start / block)))))
+                }
+            }
+        }
+        let p = parameters
+        Parallel.forEach(jobs.count, threads: threads) { j in
+            let job = jobs[j]
+            var random = TrainerRandom(seed: job.seed)
+            var i = 0
+            while i < job.count {
+                // Box–Muller gives two independent normals per pair of uniforms.
+                let radius = (-2 * Foundation.log(max(random.nextUniform(), 0x1p-60))).squareRoot() * job.std
+                let angle = 2 * Double.pi * random.nextUniform()
+                p[job.offset + i] = Float(radius * Foundation.cos(angle))
+                if i + 1 < job.count { p[job.offset + i + 1] = Float(radius * Foundation.sin(angle)) }
+                i += 2
             }
         }
     }

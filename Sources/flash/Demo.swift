@@ -30,14 +30,16 @@ struct Demo: ParsableCommand {
         model.threads = threads
         let data = try TokenDataset(tokens: tokenizer.encode(text), validationFraction: 0.1, context: config.context)
         func options(steps: Int) -> TrainingOptions {
-            TrainingOptions(steps: steps, batch: 16, learningRate: 3e-3, warmup: min(20, steps / 5), seed: seed, evaluationBatches: 4)
+            TrainingOptions(steps: steps, batch: 16, learningRate: 4e-3, warmup: min(20, steps / 5), seed: seed, evaluationBatches: 4)
         }
         // Size the run to the time budget: time a few steps of a throwaway copy first.
         let probe = try Trainer(model: TransformerModel(config: config, seed: seed), data: data, options: options(steps: 3))
+        let probeStart = Date()
+        for _ in 0..<2 { try probe.trainStep() }  // first steps allocate and warm caches: untimed
         let clock = Date()
         for _ in 0..<3 { try probe.trainStep() }
         let perStep = Date().timeIntervalSince(clock) / 3
-        let steps = max(10, Int((seconds - Date().timeIntervalSince(clock)) / (perStep * 1.1)))
+        let steps = max(10, Int((seconds - Date().timeIntervalSince(probeStart)) / (perStep * 1.1)))
         let trainer = try Trainer(model: model, data: data, options: options(steps: steps))
         print("""
             flash demo: a \(config.layers)-layer, \(config.heads)-head, \(config.width)-wide character-level transformer \
@@ -45,6 +47,7 @@ struct Demo: ParsableCommand {
             (\(text.count) characters, vocabulary \(config.vocabularySize)) for \(steps) steps (about \(Int(seconds)) s) on \
             \(threads ?? Parallel.defaultThreads) thread(s), with FlashAttention forward and backward in every step.
             """)
+        fflush(stdout)
         let session = TrainingSession(trainer: trainer, tokenizer: tokenizer, evalEvery: max(1, steps / 5),
                                       checkpointDirectory: out, dataPath: nil, logPath: nil, timeLimit: seconds * 1.5)
         let summary = try session.run()
@@ -55,6 +58,7 @@ struct Demo: ParsableCommand {
             print(String(format: "validation loss %.3f → %.3f (uniform guessing: %.3f)", first, last, Foundation.log(Double(config.vocabularySize))))
         }
         print("\nsample (temperature 0.8):\n")
+        fflush(stdout)
         var sampler = try Sampler(temperature: 0.8, topK: nil, topP: 0.95, seed: seed)
         try GenerateCommand.stream(model: model, tokenizer: tokenizer, prompt: "Attention ", maxTokens: 400, useCache: true, sampler: &sampler)
     }

@@ -50,6 +50,8 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("mlp-width"), help: "MLP hidden width (default 4 × width).") var mlpWidth: Int?
     @Option(help: "Context length (tokens per training window).") var context: Int?
     @Option(help: "Position encoding: learned, rotary, alibi or none.") var position: TransformerConfig.PositionEncoding = .learned
+    @Option(name: .customLong("rope-theta"), help: "Rotary base θ.") var ropeTheta: Float = 10_000
+    @Option(name: .customLong("rope-scaling"), help: "Rotary linear position interpolation factor (≥ 1).") var ropeScaling: Float = 1
     @Option(help: "Norm: layerNorm or rmsNorm.") var norm: TransformerConfig.Norm = .layerNorm
     @Option(help: "Norm placement: pre or post.") var placement: TransformerConfig.NormPlacement = .pre
     @Option(help: "MLP activation: gelu, relu or swiglu.") var activation: TransformerConfig.Activation = .gelu
@@ -124,7 +126,7 @@ struct TrainCommand: ParsableCommand {
             let config = TransformerConfig(
                 layers: layers ?? shape.layers, heads: heads ?? shape.heads, kvHeads: kvHeads, width: width ?? shape.width,
                 mlpWidth: mlpWidth, context: context ?? shape.context, vocabularySize: tokenizer.vocabularySize,
-                positionEncoding: position, norm: norm, normPlacement: placement, activation: activation,
+                positionEncoding: position, ropeTheta: ropeTheta, ropeScaling: ropeScaling, norm: norm, normPlacement: placement, activation: activation,
                 bias: !noBias, tiedEmbeddings: !untied, dropout: dropout)
             let model = try TransformerModel(config: config, seed: seed)
             model.attentionImplementation = attention

@@ -33,6 +33,11 @@ final class GenerationTests: XCTestCase {
         try check(TransformerConfig(layers: 2, heads: 2, width: 16, context: 10, vocabularySize: 13))
     }
 
+    func testCacheMatchesRecomputeWithALiBiPostNormMQA() throws {
+        try check(TransformerConfig(layers: 2, heads: 2, kvHeads: 1, width: 16, context: 10, vocabularySize: 13,
+                                    positionEncoding: .alibi, normPlacement: .post, tiedEmbeddings: false))
+    }
+
     func testEarlyStopAndEmptyPrompt() throws {
         let model = try TransformerModel(config: TransformerConfig(layers: 1, heads: 2, width: 8, context: 8, vocabularySize: 5))
         var emitted: [Int] = []

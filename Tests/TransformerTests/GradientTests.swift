@@ -11,7 +11,7 @@ final class GradientTests: XCTestCase {
                                          positionEncoding: .rotary, ropeTheta: 100, ropeScaling: 2, norm: .rmsNorm,
                                          activation: .swiglu, bias: false, tiedEmbeddings: false)
     static let postNorm = TransformerConfig(layers: 2, heads: 2, kvHeads: 1, width: 8, mlpWidth: 12, context: 6, vocabularySize: 11,
-                                            positionEncoding: .learned, normPlacement: .post, activation: .relu, tiedEmbeddings: false)
+                                            positionEncoding: .alibi, normPlacement: .post, activation: .relu, tiedEmbeddings: false)
     static let plain = TransformerConfig(layers: 1, heads: 3, kvHeads: 3, width: 12, mlpWidth: 8, context: 6, vocabularySize: 7,
                                          positionEncoding: .none, norm: .layerNorm, activation: .gelu, bias: false)
 
@@ -57,6 +57,6 @@ final class GradientTests: XCTestCase {
 
     func testGPT2StyleGradients() throws { try check(Self.gpt2, seed: 1) }
     func testLlamaStyleGradients() throws { try check(Self.llama, seed: 2) }
-    func testPostNormReLUGQAGradients() throws { try check(Self.postNorm, seed: 3) }
+    func testPostNormALiBiReLUMQAGradients() throws { try check(Self.postNorm, seed: 3) }
     func testNoPositionNoBiasGradients() throws { try check(Self.plain, seed: 4) }
 }

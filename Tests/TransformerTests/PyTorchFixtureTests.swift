@@ -82,5 +82,5 @@ final class PyTorchFixtureTests: XCTestCase {
 
     func testGPT2StylePreNormMatchesPyTorch() throws { try check("gpt2") }
     func testLlamaStyleRotaryRMSNormSwiGLUGQAMatchesPyTorch() throws { try check("llama") }
-    func testPostNormReLUMultiQueryMatchesPyTorch() throws { try check("postnorm") }
+    func testPostNormALiBiReLUMultiQueryMatchesPyTorch() throws { try check("postnorm") }
 }
