@@ -3,5 +3,5 @@ import ArgumentParser
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (print tables; --json for scripts).",
-        subcommands: [])
+        subcommands: [BenchGenerate.self])
 }
