@@ -122,8 +122,10 @@ def main():
             top = logits.topk(TOP, dim=-1)
             # Greedy by hand (generate() would stop at, or with min_new_tokens forbid, EOS).
             sequence = list(ids)
+            step = model(torch.tensor([ids]), use_cache=True)
             for _ in range(CONTINUE):
-                sequence.append(int(model(torch.tensor([sequence])).logits[0, -1].argmax()))
+                sequence.append(int(step.logits[0, -1].argmax()))
+                step = model(torch.tensor([[sequence[-1]]]), past_key_values=step.past_key_values, use_cache=True)
         case = {
             "prompt": prompt, "ids": ids,
             "top_ids": top.indices.tolist(), "top_logits": [[round(v, 5) for v in row] for row in top.values.tolist()],

@@ -1,7 +1,7 @@
 import FlashCore
 
-/// Shared pieces of the quantised products. Q4_1's per-block offset m is applied through the
-/// block sums of x, Σ_block (d·q + m)·x = d·Σ q·x + m·Σ x, computed once per vector.
+/// Shared pieces of the quantised products: per-vector block sums of x (for the packed rows'
+/// per-block affine offsets) and the register-blocked Float32 kernel of the prefill products.
 enum QuantizedDot {
     typealias Vector = SIMD16<Float>
 
@@ -12,7 +12,7 @@ enum QuantizedDot {
 
         init(columns: Int, type: GGMLType, x: UnsafePointer<Float>) {
             self.x = x
-            if type == .q4_1 {
+            if PackedRows.supports(type) {
                 let blocks = columns / 32
                 let sums = UnsafeMutablePointer<Float>.allocate(capacity: max(blocks, 1))
                 for b in 0..<blocks { sums[b] = VectorMath.sum(x + 32 * b, count: 32) }

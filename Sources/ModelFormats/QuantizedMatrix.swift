@@ -77,8 +77,14 @@ public struct QuantizedMatrix: @unchecked Sendable {
             let buffer = UnsafeMutablePointer<Float>.allocate(capacity: widest)
             defer { buffer.deallocate() }
             let start = (c - firstChunk[p]) * chunk
-            for r in start..<min(matrix.rows, start + chunk) {
-                y[r] = matrix.rowDot(r, scratches[p], buffer)
+            let rows = start..<min(matrix.rows, start + chunk)
+            if let packed = matrix.packed {
+                // The packed rows' reference is taken once per chunk: no reference counting
+                // in the row loop.
+                let x = scratches[p].x, sums = UnsafePointer(scratches[p].blockSums!)
+                for r in rows { y[r] = packed.dot(r, x, sums) }
+            } else {
+                for r in rows { y[r] = matrix.rowDot(r, scratches[p], buffer) }
             }
         }
     }
@@ -92,7 +98,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
 
     @inline(__always)
     func rowDot(_ r: Int, _ scratch: QuantizedDot.Scratch, _ buffer: UnsafeMutablePointer<Float>) -> Float {
-        if let packed { return packed.dot(r, scratch.x, scratch.blockSums) }
+        if let packed { return packed.dot(r, scratch.x, scratch.blockSums!) }
         let row = data + r * rowBytes
         switch type {
         case .f32: return VectorMath.dot(row.assumingMemoryBound(to: Float.self), scratch.x, count: columns)
