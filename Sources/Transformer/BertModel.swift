@@ -15,6 +15,8 @@ public final class BertModel: @unchecked Sendable {
     let tokenTypeEmbeddings: Tensor
     let embeddingNorm: BertLayerNormWeights
     let layers: [BertBlockWeights]
+    let workspaceLock = NSLock()
+    var cachedWorkspace: BertWorkspace?
 
     init(configuration: BertConfiguration, wordEmbeddings: Tensor, positionEmbeddings: Tensor, tokenTypeEmbeddings: Tensor,
          embeddingNorm: BertLayerNormWeights, layers: [BertBlockWeights]) {
@@ -31,6 +33,12 @@ public final class BertModel: @unchecked Sendable {
     /// Throws `InvalidArgument` for an empty batch or sequence, an id outside the vocabulary or
     /// a sequence longer than the model's positions.
     public func hiddenStates(tokenIDs batch: [[Int]], threads: Int? = nil) throws -> Tensor {
+        try withHiddenStates(tokenIDs: batch, threads: threads) { $0.contiguous() }
+    }
+
+    /// Calls `body` with the hidden states of `hiddenStates(tokenIDs:threads:)`, held in a
+    /// reused workspace: the tensor is valid only inside `body`.
+    func withHiddenStates<R>(tokenIDs batch: [[Int]], threads: Int?, _ body: (Tensor) throws -> R) throws -> R {
         let c = configuration
         try InvalidArgument.require(!batch.isEmpty, "tokenIDs", expected: "at least one sequence", got: "none")
         for (b, ids) in batch.enumerated() {
@@ -40,16 +48,17 @@ public final class BertModel: @unchecked Sendable {
                 throw InvalidArgument("tokenIDs[\(b)]", expected: "ids in 0..<\(c.vocabularySize)", got: "\(bad)")
             }
         }
+        return try withWorkspace { workspace in try body(forward(batch, workspace: workspace, threads: threads)) }
+    }
+
+    /// The encoder proper, on checked input; returns the hidden-state view into `workspace`.
+    func forward(_ batch: [[Int]], workspace: BertWorkspace, threads: Int?) throws -> Tensor {
+        let c = configuration
         let lengths = batch.map(\.count)
         let (batchSize, length) = (batch.count, lengths.max()!)
         let rows = batchSize * length
         let (h, i) = (c.hiddenSize, c.intermediateSize)
-
-        let hidden = try Tensor(zeros: [batchSize, length, h])
-        let qkv = try Tensor(zeros: [rows, 3 * h])
-        let context = try Tensor(zeros: [batchSize, length, c.headCount, c.headDimension])
-        let attended = try Tensor(zeros: [rows, h])
-        let intermediate = try Tensor(zeros: [rows, i])
+        let (hidden, qkv, context, attended, intermediate) = workspace.buffers(batch: batchSize, length: length, configuration: c)
 
         embed(batch, into: hidden.floatPointer, length: length)
         BertLayers.layerNorm(hidden.floatPointer, rows: rows, width: h, gamma: embeddingNorm.gamma.floatPointer,
@@ -58,7 +67,7 @@ public final class BertModel: @unchecked Sendable {
         // Q, K and V are strided views into the fused projection: row r holds [q | k | v].
         func view(_ part: Int) -> Tensor {
             Tensor(storage: qkv.storage, elementType: .float32, shape: [batchSize, length, c.headCount, c.headDimension],
-                   strides: [length * 3 * h, 3 * h, c.headDimension, 1], offset: part * h)
+                   strides: [length * 3 * h, 3 * h, c.headDimension, 1], offset: qkv.offset + part * h)
         }
         let descriptor = AttentionDescriptor(causal: false, keyLengths: lengths, threads: threads)
         for layer in layers {
@@ -80,11 +89,13 @@ public final class BertModel: @unchecked Sendable {
         return hidden
     }
 
-    /// word + position + token-type-0 embeddings for every real token; padding rows stay zero.
+    /// word + position + token-type-0 embeddings for every real token; padding rows are zeroed
+    /// (they are never read by real rows, but stale workspace data should not flow through).
     func embed(_ batch: [[Int]], into destination: UnsafeMutablePointer<Float>, length: Int) {
         let h = configuration.hiddenSize
         let (words, positions, types) = (wordEmbeddings.floatPointer, positionEmbeddings.floatPointer, tokenTypeEmbeddings.floatPointer)
         for (b, ids) in batch.enumerated() {
+            (destination + (b * length + ids.count) * h).update(repeating: 0, count: (length - ids.count) * h)
             for (t, id) in ids.enumerated() {
                 let row = destination + (b * length + t) * h
                 row.update(from: words + id * h, count: h)
