@@ -7,7 +7,7 @@ import FlashAttention
 ///
 /// A batch of sequences of different lengths is padded to the longest; every matrix product
 /// runs once over all batch × length rows, and attention masks the padded keys through
-/// `AttentionDescriptor.keyLengths`. Weights are Float32, Hugging Face layout ([out, in]).
+/// `AttentionDescriptor.keyLengths`. Weights are Float32.
 public final class BertModel: @unchecked Sendable {
     public let configuration: BertConfiguration
     let wordEmbeddings: Tensor
@@ -105,14 +105,14 @@ public final class BertModel: @unchecked Sendable {
         }
     }
 
-    /// output = input·Wᵀ + bias (+ residual): the rows are filled with bias (+ residual) and the
-    /// product is accumulated on top in one GEMM (β = 1). W is [out, in] as Hugging Face stores it.
+    /// output = input·W + bias (+ residual), W stored [in, out]: the rows are filled with
+    /// bias (+ residual) and the product is accumulated on top in one GEMM (β = 1).
     func linear(_ input: UnsafePointer<Float>, rows: Int, inputs: Int, weight: Tensor, bias: Tensor,
                 residual: UnsafePointer<Float>?, into output: UnsafeMutablePointer<Float>, threads: Int?) throws {
-        let outputs = weight.shape[0]
+        let outputs = weight.shape[1]
         BertLayers.fillRows(output, rows: rows, width: outputs, bias: bias.floatPointer, residual: residual, threads: threads)
-        try GEMM.multiply(transposeA: false, transposeB: true, m: rows, n: outputs, k: inputs, alpha: 1,
-                          a: input, lda: inputs, b: weight.floatPointer, ldb: inputs, beta: 1,
+        try GEMM.multiply(transposeA: false, transposeB: false, m: rows, n: outputs, k: inputs, alpha: 1,
+                          a: input, lda: inputs, b: weight.floatPointer, ldb: outputs, beta: 1,
                           c: output, ldc: outputs, threads: threads)
     }
 }
@@ -123,7 +123,9 @@ struct BertLayerNormWeights {
     var beta: Tensor
 }
 
-/// One encoder block's weights, Q/K/V fused into one [3·hidden, hidden] projection.
+/// One encoder block's weights. Matrices are stored [in, out] (transposed from Hugging Face's
+/// [out, in] at load time), so GEMM packs each weight panel with contiguous vector copies;
+/// Q/K/V are fused into one [hidden, 3·hidden] projection.
 struct BertBlockWeights {
     var qkvWeight: Tensor
     var qkvBias: Tensor
