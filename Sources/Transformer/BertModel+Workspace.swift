@@ -7,14 +7,19 @@ import FlashCore
 final class BertWorkspace {
     private var storage = TensorStorage(byteCount: 0)
 
-    /// Views for a batch padded to [batch, length]: hidden [batch, length, hidden], the fused
-    /// projection [rows, 3·hidden], the attention output [batch, length, heads, headDim], the
-    /// post-attention states [rows, hidden] and the feed-forward activations [rows, intermediate].
-    func buffers(batch: Int, length: Int, configuration c: BertConfiguration)
-        -> (hidden: Tensor, qkv: Tensor, context: Tensor, attended: Tensor, intermediate: Tensor) {
-        let rows = batch * length
+    /// The buffers of one forward pass over `rows` tokens from `batch` sequences.
+    struct Buffers {
+        /// Packed [rows, ·]: hidden states, the fused Q/K/V projection, the attention output,
+        /// the post-attention states and the feed-forward activations.
+        var hidden, qkv, context, attended, intermediate: Tensor
+        /// Padded [batch·longest, ·] copies of Q/K/V and the attention output.
+        var paddedQKV, paddedContext: Tensor
+    }
+
+    func buffers(rows: Int, batch: Int, longest: Int, configuration c: BertConfiguration) -> Buffers {
         let (h, i) = (c.hiddenSize, c.intermediateSize)
-        let floats = rows * (6 * h + i)
+        let paddedRows = batch * longest
+        let floats = rows * (6 * h + i) + paddedRows * 4 * h
         if storage.byteCount < floats * 4 { storage = TensorStorage(byteCount: floats * 4) }
         var offset = 0
         func view(_ shape: [Int]) -> Tensor {
@@ -22,8 +27,8 @@ final class BertWorkspace {
             offset += shape.reduce(1, *)
             return tensor
         }
-        return (view([batch, length, h]), view([rows, 3 * h]), view([batch, length, c.headCount, c.headDimension]),
-                view([rows, h]), view([rows, i]))
+        return Buffers(hidden: view([rows, h]), qkv: view([rows, 3 * h]), context: view([rows, h]), attended: view([rows, h]),
+                       intermediate: view([rows, i]), paddedQKV: view([paddedRows, 3 * h]), paddedContext: view([paddedRows, h]))
     }
 }
 

@@ -5,9 +5,11 @@ import FlashAttention
 /// A BERT encoder for inference: learned absolute position and token-type embeddings, post-LN
 /// blocks (attention → add & norm → feed-forward → add & norm), bidirectional attention.
 ///
-/// A batch of sequences of different lengths is padded to the longest; every matrix product
-/// runs once over all batch × length rows, and attention masks the padded keys through
-/// `AttentionDescriptor.keyLengths`. Weights are Float32.
+/// A batch of sequences of different lengths runs as one matrix of all its real tokens (the
+/// sequences' rows one after another, no padding), so every matrix product, norm and
+/// activation runs once over the whole batch and spends nothing on padding. Only attention
+/// needs the sequences side by side: Q, K, V are scattered into a batch padded to the longest
+/// sequence, and `AttentionDescriptor.keyLengths` masks the padded keys. Weights are Float32.
 public final class BertModel: @unchecked Sendable {
     public let configuration: BertConfiguration
     let wordEmbeddings: Tensor
@@ -29,15 +31,25 @@ public final class BertModel: @unchecked Sendable {
     }
 
     /// The last layer's hidden states for a batch of token-id sequences (token type 0), shape
-    /// [batch, longest, hidden]; rows past a sequence's length are padding and hold no meaning.
-    /// Throws `InvalidArgument` for an empty batch or sequence, an id outside the vocabulary or
-    /// a sequence longer than the model's positions.
+    /// [batch, longest, hidden]; rows past a sequence's length are zero. Throws
+    /// `InvalidArgument` for an empty batch or sequence, an id outside the vocabulary or a
+    /// sequence longer than the model's positions.
     public func hiddenStates(tokenIDs batch: [[Int]], threads: Int? = nil) throws -> Tensor {
-        try withHiddenStates(tokenIDs: batch, threads: threads) { $0.contiguous() }
+        try withHiddenStates(tokenIDs: batch, threads: threads) { packed in
+            let h = configuration.hiddenSize
+            let longest = batch.map(\.count).max()!
+            let result = try Tensor(zeros: [batch.count, longest, h])
+            var row = 0
+            for (b, ids) in batch.enumerated() {
+                (result.floatPointer + b * longest * h).update(from: packed.floatPointer + row * h, count: ids.count * h)
+                row += ids.count
+            }
+            return result
+        }
     }
 
-    /// Calls `body` with the hidden states of `hiddenStates(tokenIDs:threads:)`, held in a
-    /// reused workspace: the tensor is valid only inside `body`.
+    /// Calls `body` with the hidden states of all tokens as one [tokens, hidden] matrix, the
+    /// sequences' rows one after another, held in a reused workspace: valid only inside `body`.
     func withHiddenStates<R>(tokenIDs batch: [[Int]], threads: Int?, _ body: (Tensor) throws -> R) throws -> R {
         let c = configuration
         try InvalidArgument.require(!batch.isEmpty, "tokenIDs", expected: "at least one sequence", got: "none")
@@ -51,29 +63,44 @@ public final class BertModel: @unchecked Sendable {
         return try withWorkspace { workspace in try body(forward(batch, workspace: workspace, threads: threads)) }
     }
 
-    /// The encoder proper, on checked input; returns the hidden-state view into `workspace`.
+    /// The encoder proper, on checked input; returns the [tokens, hidden] view into `workspace`.
     func forward(_ batch: [[Int]], workspace: BertWorkspace, threads: Int?) throws -> Tensor {
         let c = configuration
         let lengths = batch.map(\.count)
-        let (batchSize, length) = (batch.count, lengths.max()!)
-        let rows = batchSize * length
+        let (batchSize, longest) = (batch.count, lengths.max()!)
+        let rows = lengths.reduce(0, +)
         let (h, i) = (c.hiddenSize, c.intermediateSize)
-        let (hidden, qkv, context, attended, intermediate) = workspace.buffers(batch: batchSize, length: length, configuration: c)
+        let buffers = workspace.buffers(rows: rows, batch: batchSize, longest: longest, configuration: c)
+        let (hidden, qkv, context, attended, intermediate) = (buffers.hidden, buffers.qkv, buffers.context, buffers.attended, buffers.intermediate)
+        // Equal lengths need no padding: attention then reads and writes the packed rows in place.
+        let padded = lengths.contains { $0 != longest }
+        let (paddedQKV, paddedContext) = padded ? (buffers.paddedQKV, buffers.paddedContext) : (qkv, context)
+        if padded {
+            // Padded rows are masked (keys) or ignored (queries); zero them once so they hold no stale data.
+            for (b, length) in lengths.enumerated() where length < longest {
+                (paddedQKV.floatPointer + (b * longest + length) * 3 * h).update(repeating: 0, count: (longest - length) * 3 * h)
+            }
+        }
 
-        embed(batch, into: hidden.floatPointer, length: length)
+        embed(batch, into: hidden.floatPointer)
         BertLayers.layerNorm(hidden.floatPointer, rows: rows, width: h, gamma: embeddingNorm.gamma.floatPointer,
                              beta: embeddingNorm.beta.floatPointer, epsilon: c.layerNormEpsilon, threads: threads)
 
         // Q, K and V are strided views into the fused projection: row r holds [q | k | v].
         func view(_ part: Int) -> Tensor {
-            Tensor(storage: qkv.storage, elementType: .float32, shape: [batchSize, length, c.headCount, c.headDimension],
-                   strides: [length * 3 * h, 3 * h, c.headDimension, 1], offset: qkv.offset + part * h)
+            Tensor(storage: paddedQKV.storage, elementType: .float32, shape: [batchSize, longest, c.headCount, c.headDimension],
+                   strides: [longest * 3 * h, 3 * h, c.headDimension, 1], offset: paddedQKV.offset + part * h)
         }
+        let attentionOutput = Tensor(storage: paddedContext.storage, elementType: .float32,
+                                     shape: [batchSize, longest, c.headCount, c.headDimension],
+                                     strides: [longest * h, h, c.headDimension, 1], offset: paddedContext.offset)
         let descriptor = AttentionDescriptor(causal: false, keyLengths: lengths, threads: threads)
         for layer in layers {
             try linear(hidden.floatPointer, rows: rows, inputs: h, weight: layer.qkvWeight, bias: layer.qkvBias,
                        residual: nil, into: qkv.floatPointer, threads: threads)
-            _ = try Attention.forward(query: view(0), key: view(1), value: view(2), descriptor: descriptor, output: context)
+            if padded { Self.copyRows(from: qkv.floatPointer, packed: true, to: paddedQKV.floatPointer, lengths: lengths, longest: longest, width: 3 * h) }
+            _ = try Attention.forward(query: view(0), key: view(1), value: view(2), descriptor: descriptor, output: attentionOutput)
+            if padded { Self.copyRows(from: paddedContext.floatPointer, packed: false, to: context.floatPointer, lengths: lengths, longest: longest, width: h) }
             try linear(context.floatPointer, rows: rows, inputs: h, weight: layer.attentionOutputWeight,
                        bias: layer.attentionOutputBias, residual: hidden.floatPointer, into: attended.floatPointer, threads: threads)
             BertLayers.layerNorm(attended.floatPointer, rows: rows, width: h, gamma: layer.attentionNorm.gamma.floatPointer,
@@ -89,18 +116,34 @@ public final class BertModel: @unchecked Sendable {
         return hidden
     }
 
-    /// word + position + token-type-0 embeddings for every real token; padding rows are zeroed
-    /// (they are never read by real rows, but stale workspace data should not flow through).
-    func embed(_ batch: [[Int]], into destination: UnsafeMutablePointer<Float>, length: Int) {
+    /// Moves each sequence's rows between the packed layout (sequences back to back) and the
+    /// padded one (sequence b at rows b·longest ..< b·longest + length); `packed` says which
+    /// layout `source` has.
+    static func copyRows(from source: UnsafePointer<Float>, packed: Bool, to destination: UnsafeMutablePointer<Float>,
+                         lengths: [Int], longest: Int, width: Int) {
+        var packedRow = 0
+        for (b, length) in lengths.enumerated() {
+            let paddedRow = b * longest
+            if packed {
+                (destination + paddedRow * width).update(from: source + packedRow * width, count: length * width)
+            } else {
+                (destination + packedRow * width).update(from: source + paddedRow * width, count: length * width)
+            }
+            packedRow += length
+        }
+    }
+
+    /// word + position + token-type-0 embeddings, one row per token, sequences back to back.
+    func embed(_ batch: [[Int]], into destination: UnsafeMutablePointer<Float>) {
         let h = configuration.hiddenSize
         let (words, positions, types) = (wordEmbeddings.floatPointer, positionEmbeddings.floatPointer, tokenTypeEmbeddings.floatPointer)
-        for (b, ids) in batch.enumerated() {
-            (destination + (b * length + ids.count) * h).update(repeating: 0, count: (length - ids.count) * h)
+        var row = destination
+        for ids in batch {
             for (t, id) in ids.enumerated() {
-                let row = destination + (b * length + t) * h
                 row.update(from: words + id * h, count: h)
                 VectorMath.add(positions + t * h, to: row, count: h)
                 VectorMath.add(types, to: row, count: h)
+                row += h
             }
         }
     }
