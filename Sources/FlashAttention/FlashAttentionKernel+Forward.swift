@@ -23,6 +23,7 @@ extension FlashAttentionKernel {
         // Most expensive first; ties keep (sequence, head, tile) order so that consecutive items
         // share K/V tiles in the caches.
         items = items.enumerated().sorted { ($0.element.cost, -$0.offset) > ($1.element.cost, -$1.offset) }.map(\.element)
+        let packed = PackedKeyValues(problem, width: width)
         Parallel.forEachDynamic(items.count, threads: problem.threads) { index in
             let item = items[index]
             let s = item.sequence, h = item.head
@@ -31,7 +32,7 @@ extension FlashAttentionKernel {
             let scratch = ForwardScratch(rows: roundUp(rows, 16), keyColumns: tiles.keyColumns, width: width)
             let keyTileCount = (problem.keyLengths[s] + tiles.keyColumns - 1) / tiles.keyColumns
             accumulate(problem, sequence: s, heads: h..<h + 1, queryStart: i0, queryCount: rows,
-                       keyTiles: 0..<keyTileCount, tiles: tiles, scratch: scratch)
+                       keyTiles: 0..<keyTileCount, tiles: tiles, scratch: scratch, packed: packed)
             for r in 0..<rows {
                 let sum = scratch.sums[r]
                 let row = scratch.accumulator + r * width
@@ -62,7 +63,7 @@ extension FlashAttentionKernel {
     /// their exponentials are taken against 0 instead so that they stay 0 rather than NaN.
     static func accumulate(
         _ problem: AttentionProblem, sequence s: Int, heads: Range<Int>, queryStart i0: Int, queryCount: Int,
-        keyTiles: Range<Int>, tiles: AttentionTiles, scratch: ForwardScratch
+        keyTiles: Range<Int>, tiles: AttentionTiles, scratch: ForwardScratch, packed: PackedKeyValues? = nil
     ) {
         typealias Vector = SIMD16<Float>
         let d = problem.headDim, width = scratch.width, stacked = heads.count * queryCount
@@ -94,26 +95,32 @@ extension FlashAttentionKernel {
             let columns = min(tiles.keyColumns, nk - j0)
             guard problem.tileVisible(sequence: s, queries: i0, i0 + queryCount, keys: j0, j0 + columns) else { continue }
             let fully = problem.tileFullyVisible(sequence: s, queries: i0, i0 + queryCount, keys: j0, j0 + columns)
-            // Float32 K/V with unit stride along D are read in place (the micro-kernel takes any
-            // row stride); others are converted into the scratch tiles. The K operand spans
-            // whole 8-row blocks, so a ragged last tile is packed as well.
-            let keyTile: UnsafePointer<Float>, keyStride: Int
-            if keyInPlace && (narrow || columns % 8 == 0) {
-                keyTile = problem.key.floatPointer(at: problem.key.offset(sequence: s, token: problem.keyStarts[s] + j0, head: keyHead))
-                keyStride = problem.key.tokenStride
+            // K/V tiles: from the packed copy when the caller made one; else Float32 K/V with
+            // unit stride along D are read in place (the micro-kernel takes any row stride) and
+            // others are converted into the scratch tiles. The K operand spans whole 8-row
+            // blocks, so a ragged last tile is never read in place.
+            var keyTile = UnsafePointer(scratch.keyTile), keyStride = width
+            var valueTile = UnsafePointer(scratch.valueTile), valueStride = width
+            if let packed {
+                let row = packed.rowOffsets[s * problem.keyHeads + keyHead] + j0
+                keyTile = UnsafePointer(packed.keys + row * width)
+                valueTile = UnsafePointer(packed.values + row * width)
             } else {
-                packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
-                         headDim: d, width: width, into: scratch.keyTile)
-                (keyTile, keyStride) = (UnsafePointer(scratch.keyTile), width)
-            }
-            let valueTile: UnsafePointer<Float>, valueStride: Int
-            if valueInPlace {
-                valueTile = problem.value.floatPointer(at: problem.value.offset(sequence: s, token: problem.keyStarts[s] + j0, head: keyHead))
-                valueStride = problem.value.tokenStride
-            } else {
-                packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
-                         headDim: d, width: width, into: scratch.valueTile)
-                (valueTile, valueStride) = (UnsafePointer(scratch.valueTile), width)
+                let start = problem.keyStarts[s] + j0
+                if keyInPlace && (narrow || columns % 8 == 0) {
+                    keyTile = problem.key.floatPointer(at: problem.key.offset(sequence: s, token: start, head: keyHead))
+                    keyStride = problem.key.tokenStride
+                } else {
+                    packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
+                             headDim: d, width: width, into: scratch.keyTile)
+                }
+                if valueInPlace {
+                    valueTile = problem.value.floatPointer(at: problem.value.offset(sequence: s, token: start, head: keyHead))
+                    valueStride = problem.value.tokenStride
+                } else {
+                    packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
+                             headDim: d, width: width, into: scratch.valueTile)
+                }
             }
             if narrow {
                 for jr in 0..<columns {
