@@ -46,6 +46,8 @@ extension FlashAttentionKernel {
                 }
                 output.store(row, count: problem.headDim, at: output.offset(sequence: s, token: token, head: h))
             }
+            problem.traffic?.add(.output, written: rows * problem.headDim * 4)
+            problem.traffic?.add(.logSumExp, written: rows * 4)
         }
     }
 
@@ -84,6 +86,14 @@ extension FlashAttentionKernel {
                 for d in 0..<d { scratch.queryRows[r * width + d] = scratch.queryT[d * rows + r] }
             }
         }
+        var keyBytes = 0, valueBytes = 0
+        defer {
+            if let traffic = problem.traffic {
+                traffic.add(.query, read: stacked * d * problem.queryElementBytes)
+                traffic.add(.key, read: keyBytes)
+                traffic.add(.value, read: valueBytes)
+            }
+        }
         scratch.maxima.update(repeating: -.infinity, count: rows)
         scratch.sums.update(repeating: 0, count: rows)
         scratch.accumulator.update(repeating: 0, count: rows * width)
@@ -99,6 +109,9 @@ extension FlashAttentionKernel {
             // unit stride along D are read in place (the micro-kernel takes any row stride) and
             // others are converted into the scratch tiles. The K operand spans whole 8-row
             // blocks, so a ragged last tile is never read in place.
+            // Tiles from the packed copy are Float32; the others come at the inputs' element size.
+            keyBytes += columns * d * (packed == nil ? problem.keyElementBytes : 4)
+            valueBytes += columns * d * (packed == nil ? problem.valueElementBytes : 4)
             var keyTile = UnsafePointer(scratch.keyTile), keyStride = width
             var valueTile = UnsafePointer(scratch.valueTile), valueStride = width
             if let packed {

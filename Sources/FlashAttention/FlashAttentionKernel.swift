@@ -77,6 +77,8 @@ enum FlashAttentionKernel {
                          headDim: d, width: width, into: keys + base)
                 packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: 0, count: nk, head: kvh,
                          headDim: d, width: width, into: values + base)
+                problem.traffic?.add(.key, read: nk * d * problem.keyElementBytes)
+                problem.traffic?.add(.value, read: nk * d * problem.valueElementBytes)
             }
         }
 
