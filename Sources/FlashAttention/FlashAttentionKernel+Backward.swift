@@ -146,11 +146,13 @@ extension FlashAttentionKernel {
             }
         }
 
+        let pool = ScratchPool { BackwardScratch(tiles: tiles, width: width) }
         if fused {
             Parallel.forEachDynamic(pairs, threads: threads) { index in
                 let s = index / problem.keyHeads, kvh = index % problem.keyHeads
-                let scratch = BackwardScratch(tiles: tiles, width: width)
-                for kt in 0..<keyTileCounts[s] { keyTileWork(s, kvh, kt, scratch, includeQuery: true) }
+                pool.withScratch { scratch in
+                    for kt in 0..<keyTileCounts[s] { keyTileWork(s, kvh, kt, scratch, includeQuery: true) }
+                }
             }
         } else {
             var keyItems = [(Int, Int, Int)]()
@@ -159,7 +161,7 @@ extension FlashAttentionKernel {
             }
             Parallel.forEachDynamic(keyItems.count, threads: threads) { index in
                 let (s, kvh, kt) = keyItems[index]
-                keyTileWork(s, kvh, kt, BackwardScratch(tiles: tiles, width: width), includeQuery: false)
+                pool.withScratch { keyTileWork(s, kvh, kt, $0, includeQuery: false) }
             }
             var queryItems = [(Int, Int, Int)]()
             for s in 0..<problem.sequenceCount {
@@ -167,19 +169,20 @@ extension FlashAttentionKernel {
             }
             Parallel.forEachDynamic(queryItems.count, threads: threads) { index in
                 let (s, h, qt) = queryItems[index]
-                let scratch = BackwardScratch(tiles: tiles, width: width)
-                let i0 = qt * br, i1 = min(problem.queryLengths[s], i0 + br), kvh = h / problem.groupSize
-                for kt in 0..<keyTileCounts[s] {
-                    let j0 = kt * bc, columns = min(bc, problem.keyLengths[s] - j0)
-                    guard problem.tileVisible(sequence: s, queries: i0, i1, keys: j0, j0 + columns) else { continue }
-                    packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: kvh,
-                             headDim: d, width: width, into: scratch.keyTile)
-                    packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: kvh,
-                             headDim: d, width: width, into: scratch.valueTile)
-                    problem.traffic?.add(.key, read: columns * d * problem.keyElementBytes)
-                    problem.traffic?.add(.value, read: columns * d * problem.valueElementBytes)
-                    backwardStep(problem, packs: packs, scratch: scratch, tiles: tiles, sequence: s, head: h,
-                                 queryTile: qt, keyStart: j0, keyCount: columns, updateKeyValue: false, updateQuery: true)
+                pool.withScratch { scratch in
+                    let i0 = qt * br, i1 = min(problem.queryLengths[s], i0 + br), kvh = h / problem.groupSize
+                    for kt in 0..<keyTileCounts[s] {
+                        let j0 = kt * bc, columns = min(bc, problem.keyLengths[s] - j0)
+                        guard problem.tileVisible(sequence: s, queries: i0, i1, keys: j0, j0 + columns) else { continue }
+                        packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: kvh,
+                                 headDim: d, width: width, into: scratch.keyTile)
+                        packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: kvh,
+                                 headDim: d, width: width, into: scratch.valueTile)
+                        problem.traffic?.add(.key, read: columns * d * problem.keyElementBytes)
+                        problem.traffic?.add(.value, read: columns * d * problem.valueElementBytes)
+                        backwardStep(problem, packs: packs, scratch: scratch, tiles: tiles, sequence: s, head: h,
+                                     queryTile: qt, keyStart: j0, keyCount: columns, updateKeyValue: false, updateQuery: true)
+                    }
                 }
             }
         }

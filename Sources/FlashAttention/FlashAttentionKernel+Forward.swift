@@ -24,31 +24,44 @@ extension FlashAttentionKernel {
         // share K/V tiles in the caches.
         items = items.enumerated().sorted { ($0.element.cost, -$0.offset) > ($1.element.cost, -$1.offset) }.map(\.element)
         let packed = PackedKeyValues(problem, width: width)
+        let fullTiles = ScratchPool { ForwardScratch(rows: tiles.queryRows, keyColumns: tiles.keyColumns, width: width) }
         Parallel.forEachDynamic(items.count, threads: problem.threads) { index in
             let item = items[index]
-            let s = item.sequence, h = item.head
             let i0 = item.tile * tiles.queryRows
-            let rows = min(tiles.queryRows, problem.queryLengths[s] - i0)
-            let scratch = ForwardScratch(rows: roundUp(rows, 16), keyColumns: tiles.keyColumns, width: width)
-            let keyTileCount = (problem.keyLengths[s] + tiles.keyColumns - 1) / tiles.keyColumns
-            accumulate(problem, sequence: s, heads: h..<h + 1, queryStart: i0, queryCount: rows,
-                       keyTiles: 0..<keyTileCount, tiles: tiles, scratch: scratch, packed: packed)
-            for r in 0..<rows {
-                let sum = scratch.sums[r]
-                let row = scratch.accumulator + r * width
-                let token = problem.queryStarts[s] + i0 + r
-                if sum == 0 {
-                    row.update(repeating: 0, count: width)
-                    logSumExp.store(-.infinity, at: logSumExp.offset(sequence: s, token: token, head: h))
-                } else {
-                    VectorMath.scale(row, count: width, by: 1 / sum)
-                    logSumExp.store(scratch.maxima[r] + Foundation.log(sum), at: logSumExp.offset(sequence: s, token: token, head: h))
-                }
-                output.store(row, count: problem.headDim, at: output.offset(sequence: s, token: token, head: h))
+            let rows = min(tiles.queryRows, problem.queryLengths[item.sequence] - i0)
+            if roundUp(rows, 16) == tiles.queryRows {
+                fullTiles.withScratch { forwardItem(problem, item.sequence, item.head, i0, rows, tiles, packed, output, logSumExp, $0) }
+            } else {
+                let scratch = ForwardScratch(rows: roundUp(rows, 16), keyColumns: tiles.keyColumns, width: width)
+                forwardItem(problem, item.sequence, item.head, i0, rows, tiles, packed, output, logSumExp, scratch)
             }
-            problem.traffic?.add(.output, written: rows * problem.headDim * 4)
-            problem.traffic?.add(.logSumExp, written: rows * 4)
         }
+    }
+
+    /// One query tile of one head: the tile loop, then O = acc/l and LSE = m + log l.
+    private static func forwardItem(
+        _ problem: AttentionProblem, _ s: Int, _ h: Int, _ i0: Int, _ rows: Int, _ tiles: AttentionTiles,
+        _ packed: PackedKeyValues, _ output: HeadRows, _ logSumExp: HeadRows, _ scratch: ForwardScratch
+    ) {
+        let width = scratch.width
+        let keyTileCount = (problem.keyLengths[s] + tiles.keyColumns - 1) / tiles.keyColumns
+        accumulate(problem, sequence: s, heads: h..<h + 1, queryStart: i0, queryCount: rows,
+                   keyTiles: 0..<keyTileCount, tiles: tiles, scratch: scratch, packed: packed)
+        for r in 0..<rows {
+            let sum = scratch.sums[r]
+            let row = scratch.accumulator + r * width
+            let token = problem.queryStarts[s] + i0 + r
+            if sum == 0 {
+                row.update(repeating: 0, count: width)
+                logSumExp.store(-.infinity, at: logSumExp.offset(sequence: s, token: token, head: h))
+            } else {
+                VectorMath.scale(row, count: width, by: 1 / sum)
+                logSumExp.store(scratch.maxima[r] + Foundation.log(sum), at: logSumExp.offset(sequence: s, token: token, head: h))
+            }
+            output.store(row, count: problem.headDim, at: output.offset(sequence: s, token: token, head: h))
+        }
+        problem.traffic?.add(.output, written: rows * problem.headDim * 4)
+        problem.traffic?.add(.logSumExp, written: rows * 4)
     }
 
     /// Up to this many stacked rows, `accumulate` uses row dot products instead of the tile multiply.
