@@ -19,7 +19,7 @@ public struct AttentionTiles: Sendable, Equatable {
     public static func forHeadDimension(_ headDim: Int) -> AttentionTiles {
         switch headDim {
         case ...64: return AttentionTiles(queryRows: 128, keyColumns: 128)
-        case ...128: return AttentionTiles(queryRows: 128, keyColumns: 64)
+        case ...128: return AttentionTiles(queryRows: 64, keyColumns: 64)
         default: return AttentionTiles(queryRows: 32, keyColumns: 64)
         }
     }
