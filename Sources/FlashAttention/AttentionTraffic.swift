@@ -2,7 +2,10 @@ import Foundation
 
 /// The operands whose main-memory traffic the kernels count.
 public enum AttentionOperand: String, Sendable, CaseIterable, Codable {
+    /// The inputs and outputs of the forward and backward passes (`output` also stands for
+    /// D = rowsum(dO∘O), which the backward derives from it).
     case query, key, value, output, outputGradient, logSumExp
+    /// The gradients the backward writes (dQ is also read back while it accumulates).
     case queryGradient, keyGradient, valueGradient
     /// The standard implementation's Nq×Nk matrices (S, P, dP/dS).
     case scores
@@ -14,9 +17,12 @@ public enum AttentionOperand: String, Sendable, CaseIterable, Codable {
 /// can be checked against what the code actually does. Tiles are assumed to stay in cache while
 /// a work item uses them; packing copies count as one read of the source plus their reuse.
 public struct AttentionTraffic: Sendable, Equatable {
+    /// Bytes loaded per operand (absent: none).
     public var bytesRead: [AttentionOperand: Int] = [:]
+    /// Bytes stored per operand (absent: none).
     public var bytesWritten: [AttentionOperand: Int] = [:]
 
+    /// No traffic.
     public init() {}
 
     /// All bytes read and written.
