@@ -83,4 +83,11 @@ public struct AttentionGradients: Sendable {
     public var key: Tensor
     /// dV, shaped like the value (summed over the query heads of each group).
     public var value: Tensor
+
+    /// Gradients from their three tensors (e.g. views to write into).
+    public init(query: Tensor, key: Tensor, value: Tensor) {
+        self.query = query
+        self.key = key
+        self.value = value
+    }
 }
