@@ -118,11 +118,10 @@ extension FlashAttentionKernel {
             let columns = min(tiles.keyColumns, nk - j0)
             guard problem.tileVisible(sequence: s, queries: i0, i0 + queryCount, keys: j0, j0 + columns) else { continue }
             let fully = problem.tileFullyVisible(sequence: s, queries: i0, i0 + queryCount, keys: j0, j0 + columns)
-            // K/V tiles: from the packed copy when the caller made one; else Float32 K/V with
-            // unit stride along D are read in place (the micro-kernel takes any row stride) and
-            // others are converted into the scratch tiles. The K operand spans whole 8-row
+            // K/V tiles: from the packed copy when the caller made one (Float32); else Float32 K/V
+            // with unit stride along D are read in place (the micro-kernel takes any row stride)
+            // and others are converted into the scratch tiles. The K operand spans whole 8-row
             // blocks, so a ragged last tile is never read in place.
-            // Tiles from the packed copy are Float32; the others come at the inputs' element size.
             keyBytes += columns * d * (packed == nil ? problem.keyElementBytes : 4)
             valueBytes += columns * d * (packed == nil ? problem.valueElementBytes : 4)
             var keyTile = UnsafePointer(scratch.keyTile), keyStride = width
@@ -159,14 +158,17 @@ extension FlashAttentionKernel {
                 TileMultiply.multiply(m: roundUp(columns, 8), n: rows, k: width, a: keyTile, lda: keyStride, transposedA: false,
                                       b: scratch.queryT, ldb: rows, c: scratch.scores, ldc: rows, accumulate: false)
             }
-            // Sᵀ holds scale·q·k already (the scale is folded into Qᵀ).
-            for jr in 0..<columns where !(fully && !problem.hasElementwiseTerms && stacked == rows) {
-                let line = scratch.scores + jr * rows
-                for (index, h) in heads.enumerated() {
-                    problem.prepareLogits(line + index * queryCount, count: queryCount, sequence: s, head: h,
-                                          query: i0, key: j0 + jr, line: .alongQueries, fullyVisible: fully)
+            // Sᵀ holds scale·q·k already (the scale is folded into Qᵀ); a fully visible tile with
+            // no elementwise terms and no padding rows needs nothing more.
+            if !(fully && !problem.hasElementwiseTerms && stacked == rows) {
+                for jr in 0..<columns {
+                    let line = scratch.scores + jr * rows
+                    for (index, h) in heads.enumerated() {
+                        problem.prepareLogits(line + index * queryCount, count: queryCount, sequence: s, head: h,
+                                              query: i0, key: j0 + jr, line: .alongQueries, fullyVisible: fully)
+                    }
+                    if stacked < rows { (line + stacked).update(repeating: -.infinity, count: rows - stacked) }
                 }
-                if stacked < rows { (line + stacked).update(repeating: -.infinity, count: rows - stacked) }
             }
             for c in 0..<vectors {
                 let offset = c * 16
