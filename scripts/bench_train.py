@@ -5,8 +5,8 @@ Trains the GPT-2-style architecture of the project's presets in PyTorch — lear
 pre-LayerNorm, GELU (tanh), biases, tied embeddings, fused QKV, causal SDPA, AdamW — on random
 tokens, and reports tokens/s over `--steps` steps after `--warmup` steps, and the process's peak
 resident memory (getrusage ru_maxrss; each preset runs in its own subprocess so the high-water
-marks do not mix). Then runs `flash bench train --json` with the same flags (if the subcommand
-exists) and prints flash/torch ratios.
+marks do not mix; OMP_WAIT_POLICY=PASSIVE unless set, see run_torch). Then runs `flash bench train --json` with the same flags (if the subcommand
+exists; it measures both flash and standard attention) and prints flash/torch ratios.
 
 Presets (batch 8 for both; vocabulary from --vocab):
     nanogpt : 6 layers x 6 heads x 384 wide, context 256
@@ -104,7 +104,12 @@ def worker(preset, args):
 def run_torch(preset, args):
     command = [sys.executable, __file__, "--worker", preset, "--threads", str(args.threads), "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--vocab", str(args.vocab)]
-    run = subprocess.run(command, capture_output=True, text=True)
+    # PyTorch's OpenMP workers spin at barriers by default; on a shared, loaded machine a spinning
+    # worker that loses its core stalls every op (6-14x slower steps measured here with 2 threads).
+    # PASSIVE makes them sleep instead, which costs little on an idle machine.
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    run = subprocess.run(command, capture_output=True, text=True, env=env)
     if run.returncode != 0:
         sys.exit(f"torch worker for preset {preset} failed:\n{run.stderr[-2000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -118,7 +123,8 @@ def find_flash(path):
 
 
 def run_flash(flash, preset, args):
-    """`flash bench train --json` for one preset, or None (with the reason) if unavailable."""
+    """`flash bench train --json` for one preset: {attention: row} (flash and standard attention),
+    or None with the reason if unavailable."""
     if flash is None:
         return None, "no flash binary (build with `swift build -c release`)"
     listing = subprocess.run([flash, "bench", "--help"], capture_output=True, text=True).stdout
@@ -134,8 +140,7 @@ def run_flash(flash, preset, args):
     except json.JSONDecodeError as error:
         return None, f"flash printed no JSON: {error}"
     rows = result if isinstance(result, list) else [result]
-    row = next((r for r in rows if r.get("preset", preset) == preset), rows[0] if rows else None)
-    return row, None
+    return {row.get("attention", "flash"): row for row in rows if row.get("preset", preset) == preset}, None
 
 
 def main():
@@ -167,18 +172,21 @@ def main():
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"threads={args.threads} steps={args.steps} warmup={args.warmup} vocab={args.vocab}")
-    print(f"{'preset':8} {'torch tok/s':>12} {'flash tok/s':>12} {'flash/torch':>11} {'torch peak MiB':>15} {'flash peak MiB':>15} {'mem ratio':>9}")
+    print(f"threads={args.threads} steps={args.steps} warmup={args.warmup} vocab={args.vocab}; ratio = flash/torch")
+    print(f"{'preset':8} {'attention':9} {'torch tok/s':>12} {'flash tok/s':>12} {'ratio':>6} {'torch peak MiB':>15} "
+          f"{'flash peak MiB':>15} {'mem ratio':>9}")
+
     def cell(value, spec):
         return "-" if value is None else format(value, spec)
 
     for row in rows:
-        t, f = row["torch"], row["flash"] or {}
-        flash_rate = f.get("tokens_per_s", f.get("tokens_per_second"))
-        flash_peak = f.get("peak_bytes")
-        print(f"{row['preset']:8} {t['tokens_per_s']:12.0f} {cell(flash_rate, '.0f'):>12} "
-              f"{cell(flash_rate and flash_rate / t['tokens_per_s'], '.2f'):>11} {t['peak_bytes'] / 2**20:15.0f} "
-              f"{cell(flash_peak and flash_peak / 2**20, '.0f'):>15} {cell(flash_peak and flash_peak / t['peak_bytes'], '.2f'):>9}")
+        t = row["torch"]
+        for attention, f in (row["flash"] or {"-": {}}).items():
+            flash_rate = f.get("tokens_per_second", f.get("tokens_per_s"))
+            flash_peak = f.get("peak_bytes")
+            print(f"{row['preset']:8} {attention:9} {t['tokens_per_s']:12.0f} {cell(flash_rate, '.0f'):>12} "
+                  f"{cell(flash_rate and flash_rate / t['tokens_per_s'], '.2f'):>6} {t['peak_bytes'] / 2**20:15.0f} "
+                  f"{cell(flash_peak and flash_peak / 2**20, '.0f'):>15} {cell(flash_peak and flash_peak / t['peak_bytes'], '.2f'):>9}")
         if row["flash_missing"]:
             print(f"  flash: {row['flash_missing']}")
 

@@ -31,15 +31,16 @@ enum Lanes {
 }
 
 extension AttentionProblem {
-    /// Turns one line of raw dot products q_i·k_j into logits, in place:
-    /// s = scale·q·k, then s ← cap·tanh(s/cap) (softcap), then + bias − slope·|i + Nk − Nq − j|
-    /// (ALiBi), then −Inf wherever the causal/window band, key padding or keep-mask hides the
-    /// logit. The line is query `query` with keys `key`…`key+count−1` (`.alongKeys`) or key
-    /// `key` with queries `query`…`query+count−1` (`.alongQueries`).
+    /// Turns one line of scaled dot products scale·q_i·k_j into logits, in place: softcap
+    /// s ← cap·tanh(s/cap), then + bias − slope·|i + Nk − Nq − j| (ALiBi), then −Inf wherever
+    /// the causal/window band, key padding or keep-mask hides the logit. (The kernels fold the
+    /// scale into their Q operand, or into the GEMM's alpha, so it costs nothing here.) The
+    /// line is query `query` with keys `key`…`key+count−1` (`.alongKeys`) or key `key` with
+    /// queries `query`…`query+count−1` (`.alongQueries`).
     ///
     /// `derivative`, when given, receives ∂s/∂(q·k) per element (scale, times 1 − tanh² under
     /// softcap), which the backward pass needs. `fullyVisible` (the caller proved that the band
-    /// and padding masks hide nothing in this line) enables the scale-only fast path.
+    /// and padding masks hide nothing in this line) makes a line without elementwise terms a no-op.
     @inline(__always)
     func prepareLogits(
         _ values: UnsafeMutablePointer<Float>, count: Int, sequence s: Int, head h: Int,
@@ -48,19 +49,18 @@ extension AttentionProblem {
     ) {
         if count <= 0 { return }
         typealias Vector = SIMD16<Float>
-        let scaleVector = Vector(repeating: scale)
         if let cap = softcap {
             let inverseCap = 1 / cap
+            let scaleVector = Vector(repeating: scale)
             var e = 0
             while e < count {
                 let lanes = min(16, count - e)
-                let t = VectorMath.tanh(Lanes.load(values + e, lanes) * scaleVector * inverseCap)
+                let t = AttentionMath.tanh(Lanes.load(values + e, lanes) * inverseCap)
                 Lanes.store(t * cap, values + e, lanes)
                 if let derivative { Lanes.store(scaleVector * (1 - t * t), derivative + e, lanes) }
                 e += 16
             }
         } else {
-            VectorMath.scale(values, count: count, by: scale)
             derivative?.update(repeating: scale, count: count)
         }
         if fullyVisible && !hasElementwiseTerms { return }

@@ -18,8 +18,8 @@ public struct AttentionTiles: Sendable, Equatable {
     /// The tile sizes for head dimension `headDim`.
     public static func forHeadDimension(_ headDim: Int) -> AttentionTiles {
         switch headDim {
-        case ...64: return AttentionTiles(queryRows: 64, keyColumns: 128)
-        case ...128: return AttentionTiles(queryRows: 64, keyColumns: 64)
+        case ...64: return AttentionTiles(queryRows: 128, keyColumns: 128)
+        case ...128: return AttentionTiles(queryRows: 128, keyColumns: 64)
         default: return AttentionTiles(queryRows: 32, keyColumns: 64)
         }
     }

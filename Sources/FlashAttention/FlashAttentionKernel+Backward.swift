@@ -2,7 +2,7 @@ import Foundation
 import FlashCore
 
 extension FlashAttentionKernel {
-    /// Q, dO (row-major and transposed per query tile), LSE and D = rowsum(dO∘O) of every
+    /// Q, dO (row-major and transposed per query tile; Qᵀ multiplied by the scale), LSE and D = rowsum(dO∘O) of every
     /// (sequence, query head), packed once in Float32 (memory linear in N), plus the dQ
     /// accumulator. Rows are padded to whole query tiles with zeros (LSE +Inf, so P = 0 there).
     final class BackwardPacks {
@@ -101,7 +101,7 @@ extension FlashAttentionKernel {
                 packs.logSumExp[row] = lse == -.infinity ? .infinity : lse
                 let tileBase = (base + i / br * br) * width, column = i % br
                 for x in 0..<d {
-                    packs.queryT[tileBase + x * br + column] = q[x]
+                    packs.queryT[tileBase + x * br + column] = q[x] * problem.scale
                     packs.outputGradientT[tileBase + x * br + column] = dO[x]
                 }
             }
@@ -212,7 +212,7 @@ extension FlashAttentionKernel {
             }
             var c = 0
             while c < br {
-                let p = VectorMath.exp(Lanes.load(line + c, 16) - Lanes.load(lse + c, 16))
+                let p = AttentionMath.softmaxExp(Lanes.load(line + c, 16) - Lanes.load(lse + c, 16))
                 let dp = Lanes.load(gradientLine + c, 16)
                 Lanes.store(p * (dp - Lanes.load(rowDots + c, 16)) * Lanes.load(scratch.derivative + c, 16), gradientLine + c, 16)
                 Lanes.store(p, line + c, 16)

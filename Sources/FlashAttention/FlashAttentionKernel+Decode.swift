@@ -63,7 +63,7 @@ extension FlashAttentionKernel {
                 if globalMax > -.infinity {
                     for item in firstItem[pair]..<firstItem[pair + 1] {
                         let partial = partials + item * partialSize
-                        let weight = VectorMath.exp(partial[maxRows * width + r] - globalMax)
+                        let weight = Foundation.exp(partial[maxRows * width + r] - globalMax)
                         total += weight * partial[maxRows * (width + 1) + r]
                         VectorMath.addScaled(partial + r * width, weight, to: row, count: width)
                     }

@@ -10,17 +10,19 @@ extension FlashAttentionKernel {
         var items = [(sequence: Int, head: Int, tile: Int, cost: Int)]()
         for s in 0..<problem.sequenceCount {
             let nq = problem.queryLengths[s], nk = problem.keyLengths[s]
-            for qt in 0..<(nq + tiles.queryRows - 1) / tiles.queryRows {
+            let costs = (0..<(nq + tiles.queryRows - 1) / tiles.queryRows).map { qt in
                 let i0 = qt * tiles.queryRows, i1 = min(nq, i0 + tiles.queryRows)
-                var cost = 1
-                for kt in 0..<(nk + tiles.keyColumns - 1) / tiles.keyColumns
-                where problem.tileVisible(sequence: s, queries: i0, i1, keys: kt * tiles.keyColumns, min(nk, (kt + 1) * tiles.keyColumns)) {
-                    cost += 1
-                }
-                for h in 0..<problem.queryHeads { items.append((s, h, qt, cost)) }
+                return 1 + (0..<(nk + tiles.keyColumns - 1) / tiles.keyColumns).filter { kt in
+                    problem.tileVisible(sequence: s, queries: i0, i1, keys: kt * tiles.keyColumns, min(nk, (kt + 1) * tiles.keyColumns))
+                }.count
+            }
+            for h in 0..<problem.queryHeads {
+                for (qt, cost) in costs.enumerated() { items.append((s, h, qt, cost)) }
             }
         }
-        items.sort { $0.cost > $1.cost }
+        // Most expensive first; ties keep (sequence, head, tile) order so that consecutive items
+        // share K/V tiles in the caches.
+        items = items.enumerated().sorted { ($0.element.cost, -$0.offset) > ($1.element.cost, -$1.offset) }.map(\.element)
         Parallel.forEachDynamic(items.count, threads: problem.threads) { index in
             let item = items[index]
             let s = item.sequence, h = item.head
@@ -46,6 +48,9 @@ extension FlashAttentionKernel {
         }
     }
 
+    /// Up to this many stacked rows, `accumulate` uses row dot products instead of the tile multiply.
+    static let narrowRows = 1
+
     /// The tile loop shared by the forward and decode kernels: for the stacked rows
     /// (head, query) of `heads` × [queryStart, queryStart + queryCount) (all heads share one
     /// key/value head), runs the online softmax over the visible key tiles of `keyTiles` and
@@ -64,28 +69,65 @@ extension FlashAttentionKernel {
         let rows = scratch.rows
         let keyHead = heads.lowerBound / problem.groupSize
         let nk = problem.keyLengths[s]
-        // Qᵀ of the stacked rows; the padding columns stay zero.
+        // scale·Qᵀ of the stacked rows; the padding columns stay zero.
         for (index, h) in heads.enumerated() {
             packColumns(problem.query, sequence: s, start: problem.queryStarts[s], first: i0, count: queryCount, head: h,
-                        headDim: d, stride: rows, column: index * queryCount, into: scratch.queryT, staging: scratch.accumulator)
+                        headDim: d, stride: rows, column: index * queryCount, scale: problem.scale,
+                        into: scratch.queryT, staging: scratch.accumulator)
+        }
+        // With few stacked rows (decode) a 16-wide Qᵀ tile would be mostly padding: such tiles
+        // take dot products and axpys on rows instead, which read K and V once at no waste.
+        let narrow = stacked <= narrowRows
+        if narrow {
+            for r in 0..<stacked {
+                for d in 0..<d { scratch.queryRows[r * width + d] = scratch.queryT[d * rows + r] }
+            }
         }
         scratch.maxima.update(repeating: -.infinity, count: rows)
         scratch.sums.update(repeating: 0, count: rows)
         scratch.accumulator.update(repeating: 0, count: rows * width)
         let vectors = rows / 16
+        let keyInPlace = problem.key.readableInPlace(headDim: d, width: width)
+        let valueInPlace = problem.value.readableInPlace(headDim: d, width: width)
         for kt in keyTiles {
             let j0 = kt * tiles.keyColumns
             let columns = min(tiles.keyColumns, nk - j0)
             guard problem.tileVisible(sequence: s, queries: i0, i0 + queryCount, keys: j0, j0 + columns) else { continue }
             let fully = problem.tileFullyVisible(sequence: s, queries: i0, i0 + queryCount, keys: j0, j0 + columns)
-            packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
-                     headDim: d, width: width, into: scratch.keyTile)
-            packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
-                     headDim: d, width: width, into: scratch.valueTile)
-            // Sᵀ = K_tile · Qᵀ (rows past `columns` are computed from stale data and ignored).
-            TileMultiply.multiply(m: roundUp(columns, 8), n: rows, k: width, a: scratch.keyTile, lda: width, transposedA: false,
-                                  b: scratch.queryT, ldb: rows, c: scratch.scores, ldc: rows, accumulate: false)
-            for jr in 0..<columns {
+            // Float32 K/V with unit stride along D are read in place (the micro-kernel takes any
+            // row stride); others are converted into the scratch tiles. The K operand spans
+            // whole 8-row blocks, so a ragged last tile is packed as well.
+            let keyTile: UnsafePointer<Float>, keyStride: Int
+            if keyInPlace && (narrow || columns % 8 == 0) {
+                keyTile = problem.key.floatPointer(at: problem.key.offset(sequence: s, token: problem.keyStarts[s] + j0, head: keyHead))
+                keyStride = problem.key.tokenStride
+            } else {
+                packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
+                         headDim: d, width: width, into: scratch.keyTile)
+                (keyTile, keyStride) = (UnsafePointer(scratch.keyTile), width)
+            }
+            let valueTile: UnsafePointer<Float>, valueStride: Int
+            if valueInPlace {
+                valueTile = problem.value.floatPointer(at: problem.value.offset(sequence: s, token: problem.keyStarts[s] + j0, head: keyHead))
+                valueStride = problem.value.tokenStride
+            } else {
+                packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
+                         headDim: d, width: width, into: scratch.valueTile)
+                (valueTile, valueStride) = (UnsafePointer(scratch.valueTile), width)
+            }
+            if narrow {
+                for jr in 0..<columns {
+                    for r in 0..<stacked {
+                        scratch.scores[jr * rows + r] = AttentionMath.dot(scratch.queryRows + r * width, keyTile + jr * keyStride, count: width)
+                    }
+                }
+            } else {
+                // Sᵀ = K_tile · Qᵀ (rows past `columns` are computed from stale data and ignored).
+                TileMultiply.multiply(m: roundUp(columns, 8), n: rows, k: width, a: keyTile, lda: keyStride, transposedA: false,
+                                      b: scratch.queryT, ldb: rows, c: scratch.scores, ldc: rows, accumulate: false)
+            }
+            // Sᵀ holds scale·q·k already (the scale is folded into Qᵀ).
+            for jr in 0..<columns where !(fully && !problem.hasElementwiseTerms && stacked == rows) {
                 let line = scratch.scores + jr * rows
                 for (index, h) in heads.enumerated() {
                     problem.prepareLogits(line + index * queryCount, count: queryCount, sequence: s, head: h,
@@ -98,13 +140,13 @@ extension FlashAttentionKernel {
                 let oldMax = Lanes.load(scratch.maxima + offset, 16)
                 var newMax = oldMax
                 for jr in 0..<columns {
-                    newMax = pointwiseMax(newMax, Lanes.load(scratch.scores + jr * rows + offset, 16))
+                    newMax = AttentionMath.maximum(newMax, Lanes.load(scratch.scores + jr * rows + offset, 16))
                 }
                 let safeMax = newMax.replacing(with: 0, where: newMax .== -.infinity)
-                let rescale = VectorMath.exp(oldMax - safeMax)
+                let rescale = AttentionMath.exp(oldMax - safeMax)
                 var sum = Vector()
                 for jr in 0..<columns {
-                    let p = VectorMath.exp(Lanes.load(scratch.scores + jr * rows + offset, 16) - safeMax)
+                    let p = AttentionMath.softmaxExp(Lanes.load(scratch.scores + jr * rows + offset, 16) - safeMax)
                     Lanes.store(p, scratch.scores + jr * rows + offset, 16)
                     sum += p
                 }
@@ -123,9 +165,18 @@ extension FlashAttentionKernel {
                     }
                 }
             }
-            // O += P·V_tile, with P read transposed from the Pᵀ tile.
-            TileMultiply.multiply(m: rows, n: width, k: columns, a: scratch.scores, lda: rows, transposedA: true,
-                                  b: scratch.valueTile, ldb: width, c: scratch.accumulator, ldc: width, accumulate: true)
+            if narrow {
+                for jr in 0..<columns {
+                    for r in 0..<stacked where scratch.scores[jr * rows + r] != 0 {
+                        AttentionMath.addScaled(valueTile + jr * valueStride, scratch.scores[jr * rows + r],
+                                                to: scratch.accumulator + r * width, count: width)
+                    }
+                }
+            } else {
+                // O += P·V_tile, with P read transposed from the Pᵀ tile.
+                TileMultiply.multiply(m: rows, n: width, k: columns, a: scratch.scores, lda: rows, transposedA: true,
+                                      b: valueTile, ldb: valueStride, c: scratch.accumulator, ldc: width, accumulate: true)
+            }
         }
     }
 }

@@ -24,19 +24,20 @@ enum FlashAttentionKernel {
         let maxima: UnsafeMutablePointer<Float>      // running row max m, [rows]
         let sums: UnsafeMutablePointer<Float>        // running row sum l, [rows]
         let rescale: UnsafeMutablePointer<Float>     // e^(m_old − m_new) of the current tile, [rows]
+        let queryRows: UnsafeMutablePointer<Float>   // scale·Q row-major for the narrow path, [rows × width]
 
         init(rows: Int, keyColumns: Int, width: Int) {
             self.rows = rows
             self.keyColumns = keyColumns
             self.width = width
-            let sizes = [width * rows, keyColumns * width, keyColumns * width, keyColumns * rows, rows * width, rows, rows, rows]
+            let sizes = [width * rows, keyColumns * width, keyColumns * width, keyColumns * rows, rows * width, rows, rows, rows, rows * width]
             memory = .allocate(capacity: sizes.reduce(0, +))
             memory.update(repeating: 0, count: sizes.reduce(0, +))
             var p = memory
             var parts = [UnsafeMutablePointer<Float>]()
             for size in sizes { parts.append(p); p += size }
-            (queryT, keyTile, valueTile, scores, accumulator, maxima, sums, rescale) =
-                (parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], parts[6], parts[7])
+            (queryT, keyTile, valueTile, scores, accumulator, maxima, sums, rescale, queryRows) =
+                (parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], parts[6], parts[7], parts[8])
         }
 
         deinit { memory.deallocate() }
@@ -52,15 +53,15 @@ enum FlashAttentionKernel {
         }
     }
 
-    /// Copies rows into a transposed [width × stride] tile at column `column` onwards, using
-    /// `staging` (headDim floats) for the conversion.
+    /// Copies rows, multiplied by `scale`, into a transposed [width × stride] tile at column
+    /// `column` onwards, using `staging` (headDim floats) for the conversion.
     @inline(__always)
     static func packColumns(_ rows: HeadRows, sequence s: Int, start: Int, first: Int, count: Int, head: Int,
-                            headDim: Int, stride: Int, column: Int, into tile: UnsafeMutablePointer<Float>,
+                            headDim: Int, stride: Int, column: Int, scale: Float, into tile: UnsafeMutablePointer<Float>,
                             staging: UnsafeMutablePointer<Float>) {
         for r in 0..<count {
             rows.load(at: rows.offset(sequence: s, token: start + first + r, head: head), count: headDim, into: staging)
-            for d in 0..<headDim { tile[d * stride + column + r] = staging[d] }
+            for d in 0..<headDim { tile[d * stride + column + r] = staging[d] * scale }
         }
     }
 }

@@ -59,6 +59,18 @@ struct HeadRows {
         tensor.storage.pointer.assumingMemoryBound(to: Float.self)[offset] = value
     }
 
+    /// True when rows can be used in place as Float32 tiles of width `width` (no conversion,
+    /// unit stride along D, no padding needed).
+    func readableInPlace(headDim: Int, width: Int) -> Bool {
+        tensor.elementType == .float32 && (dimStride == 1 || headDim == 1) && headDim == width
+    }
+
+    /// Float32 pointer to storage offset `offset` (for tensors `readableInPlace`).
+    @inline(__always)
+    func floatPointer(at offset: Int) -> UnsafePointer<Float> {
+        UnsafePointer(tensor.storage.pointer.assumingMemoryBound(to: Float.self) + offset)
+    }
+
     /// A [B, N, H, D] tensor (or [B, H, N] LSE when `lse`).
     static func batched(_ tensor: Tensor, lse: Bool = false) -> HeadRows {
         lse ? HeadRows(tensor: tensor, sequenceStride: tensor.strides[0], tokenStride: tensor.strides[2],

@@ -37,7 +37,7 @@ extension StandardAttention {
                 gather(outputGradient, sequence: s, start: qStart, count: nq, head: h, headDim: d, into: dO)
                 gather(output, sequence: s, start: qStart, count: nq, head: h, headDim: d, into: o)
                 for i in 0..<nq { rowDots[i] = VectorMath.dot(dO + i * d, o + i * d, count: d) }
-                GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: nq, n: nk, k: d, alpha: 1,
+                GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: nq, n: nk, k: d, alpha: problem.scale,
                                        a: q, lda: d, b: k, ldb: d, beta: 0, c: p, ldc: max(nk, 1), threads: inner)
                 GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: nq, n: nk, k: d, alpha: 1,
                                        a: dO, lda: d, b: v, ldb: d, beta: 0, c: dp, ldc: max(nk, 1), threads: inner)
@@ -50,7 +50,7 @@ extension StandardAttention {
                     let lse = logSumExp.load(at: logSumExp.offset(sequence: s, token: qStart + i, head: h))
                     // A fully masked row (LSE = −Inf) has P = 0 and no gradient.
                     let shift = lse == -.infinity ? Float.infinity : lse
-                    VectorMath.map(pRow, count: nk) { VectorMath.exp($0 - shift) }
+                    VectorMath.map(pRow, count: nk) { AttentionMath.exp($0 - shift) }
                     if dropout {
                         problem.applyDropout(dpRow, count: nk, sequence: s, head: h, query: i, key: 0, line: .alongKeys)
                     }

@@ -27,13 +27,13 @@ extension StandardAttention {
             for h in kvh * problem.groupSize..<(kvh + 1) * problem.groupSize {
                 let p = scores + offsets[s * problem.queryHeads + h]
                 gather(problem.query, sequence: s, start: problem.queryStarts[s], count: nq, head: h, headDim: d, into: q)
-                GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: nq, n: nk, k: d, alpha: 1,
+                GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: nq, n: nk, k: d, alpha: problem.scale,
                                        a: q, lda: d, b: k, ldb: d, beta: 0, c: p, ldc: max(nk, 1), threads: inner)
                 Parallel.forEach(nq, threads: inner) { i in
                     let row = p + i * nk
                     problem.prepareLogits(row, count: nk, sequence: s, head: h, query: i, key: 0,
                                           line: .alongKeys, fullyVisible: false)
-                    let lse = nk == 0 ? -Float.infinity : VectorMath.softmax(row, count: nk)
+                    let lse = nk == 0 ? -Float.infinity : AttentionMath.softmax(row, count: nk)
                     logSumExp.store(lse, at: logSumExp.offset(sequence: s, token: problem.queryStarts[s] + i, head: h))
                     if problem.dropoutProbability > 0 {
                         problem.applyDropout(row, count: nk, sequence: s, head: h, query: i, key: 0, line: .alongKeys)

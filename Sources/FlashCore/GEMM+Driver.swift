@@ -1,34 +1,44 @@
 /// The blocked algorithm on one thread, and how the threads share a multiply.
 extension GEMM {
-    /// How a multiply is shared between threads: C is cut into one contiguous range of columns
-    /// (or of rows) per worker, on micro-tile boundaries. Columns are preferred: each worker
-    /// then packs only its own part of B and reads the shared A in place, whereas cutting rows
-    /// makes every worker pack all of B. Rows are cut when C is too narrow to give every
-    /// worker a column panel.
+    /// How a multiply is shared between threads: C is cut into contiguous ranges of columns
+    /// (or of rows) on micro-tile boundaries, which the workers take one at a time. Columns
+    /// are preferred: a range then packs only its own part of B and reads the shared A in
+    /// place, so cutting finer costs nothing but re-reading A from cache; there are about
+    /// four ranges per worker, so a worker slowed by another process on its core does not
+    /// hold up the rest. Cutting rows makes every range pack all of B, so rows (for a C too
+    /// narrow to give every worker a column panel) get one range per worker.
     struct ThreadPlan {
         let workers: Int
         let splitsRows: Bool
         let length: Int
         let unit: Int
+        let ranges: Int
 
         init(m: Int, n: Int, k: Int, threads: Int) {
             let flops = 2.0 * Double(m) * Double(n) * Double(k)
             let affordable = Int(min(Double(Int32.max), flops / Double(GEMMBlocking.minimumFlopsPerThread)))
             let rowTiles = (m + GEMMBlocking.mr - 1) / GEMMBlocking.mr
             let columnTiles = (n + GEMMBlocking.nr - 1) / GEMMBlocking.nr
-            let wanted = min(threads, affordable)
+            let wanted = max(1, min(threads, affordable))
             let rows = columnTiles < wanted && rowTiles > columnTiles
             splitsRows = rows
             length = rows ? m : n
             unit = rows ? GEMMBlocking.mr : GEMMBlocking.nr
-            workers = max(1, min(threads, affordable, rows ? rowTiles : columnTiles))
+            workers = min(wanted, rows ? rowTiles : columnTiles)
+            if rows || workers == 1 {
+                ranges = workers
+            } else {
+                // At least 4 column panels (128 columns) per range, about 4 ranges per worker.
+                let tilesPerRange = max(4, (columnTiles + 4 * workers - 1) / (4 * workers))
+                ranges = max(workers, (columnTiles + tilesPerRange - 1) / tilesPerRange)
+            }
         }
 
-        /// Rows (or columns) of C that `worker` computes.
-        func range(of worker: Int) -> Range<Int> {
+        /// Rows (or columns) of C in range `index` of `ranges`.
+        func range(_ index: Int) -> Range<Int> {
             let tiles = (length + unit - 1) / unit
-            let start = min(length, tiles * worker / workers * unit)
-            let end = min(length, tiles * (worker + 1) / workers * unit)
+            let start = min(length, tiles * index / ranges * unit)
+            let end = min(length, tiles * (index + 1) / ranges * unit)
             return start..<end
         }
     }

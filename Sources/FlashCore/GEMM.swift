@@ -3,8 +3,13 @@
 /// op(A) is m×k, op(B) is k×n, C is m×n. `lda`, `ldb`, `ldc` are the row strides (leading
 /// dimensions) of the matrices as stored: A is stored m×k (or k×m when transposed), B is stored
 /// k×n (or n×k when transposed). β = 0 overwrites C without reading it, so NaN or garbage in C
-/// is ignored. Results are bit-identical for any thread count: each element of C is computed by
-/// one thread, with a summation order that depends only on k.
+/// is ignored; α = 0 or k = 0 gives C = β·C without reading A or B (as in BLAS). Results are
+/// bit-identical for any thread count: each element of C is computed by one thread, with a
+/// summation order that depends only on the shape. C must not overlap A or B.
+///
+/// Implementation: `GEMM+Driver.swift` (loop nest and thread split), `GEMM+Blocking.swift`
+/// (block sizes), `GEMM+MicroKernel.swift` (the 8×32 AVX-512 kernel), `GEMM+Packing.swift`,
+/// `GEMM+Row.swift` (m = 1).
 public enum GEMM {
     /// Checks the arguments and multiplies. Throws `InvalidArgument` naming the first bad one.
     public static func multiply(
@@ -67,11 +72,17 @@ public enum GEMM {
             scale(m: m, n: n, c: c, ldc: ldc, by: beta)
             return
         }
+        if m == 1 {
+            multiplyRow(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                        a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
+                        threads: threads ?? Parallel.defaultThreads)
+            return
+        }
         let plan = ThreadPlan(m: m, n: n, k: k, threads: threads ?? Parallel.defaultThreads)
-        Parallel.forEach(plan.workers, threads: plan.workers) { worker in
-            // Each worker owns a contiguous, tile-aligned range of C's rows or columns and
-            // runs the whole blocked algorithm on it: no shared state, no barriers.
-            let range = plan.range(of: worker)
+        Parallel.forEachDynamic(plan.ranges, threads: plan.workers) { index in
+            // Each range is a contiguous, tile-aligned block of C's columns or rows, computed
+            // by the whole blocked algorithm on one thread: no shared state, no barriers.
+            let range = plan.range(index)
             if plan.splitsRows {
                 multiplyBlocked(transposeA: transposeA, transposeB: transposeB,
                                 m: range.count, n: n, k: k, alpha: alpha,

@@ -5,8 +5,11 @@
 /// Encoding: special tokens (types control and user-defined) are matched literally first; the
 /// text between them is split into pieces by the pre-tokenizer the file names
 /// (`tokenizer.ggml.pre`); each piece's UTF-8 bytes are mapped to GPT-2's printable byte alphabet
-/// and merged by rank. Every byte has a token, so any UTF-8 text encodes and decodes back to
-/// itself.
+/// and merged by rank. When the vocabulary has a token for every byte (GPT-2's has), any UTF-8
+/// text encodes and decodes back to itself; bytes a vocabulary lacks (SmolLM's has no token for
+/// six control characters) are dropped, as Hugging Face's and llama.cpp's tokenizers drop them.
+///
+/// Not thread-safe: encoding memoises pieces in a cache.
 public final class GGUFTokenizer: @unchecked Sendable {
     /// ggml token types.
     public enum TokenType: Int32, Sendable {
@@ -23,11 +26,13 @@ public final class GGUFTokenizer: @unchecked Sendable {
     public let preTokenizer: String
     public let chatTemplate: String?
 
-    private let tokenIDs: [String: Int]
-    private let mergeRanks: [String: Int]
+    // Keyed by exact UTF-8 bytes: Swift's String equality is canonical equivalence, under
+    // which e.g. ";" equals U+037E, which would conflate distinct tokens.
+    private let tokenIDs: [[UInt8]: Int]
+    private let mergeRanks: [[UInt8]: Int]
     /// Special tokens longest first, for literal matching.
     private let specialTokens: [(text: [UInt8], id: Int)]
-    private var cache: [String: [Int]] = [:]
+    private var cache: [[UInt8]: [Int]] = [:]
 
     /// Reads the tokenizer from `file`'s metadata.
     public convenience init(file: GGUFFile) throws {
@@ -78,15 +83,18 @@ public final class GGUFTokenizer: @unchecked Sendable {
                 addBOS: Bool, preTokenizer: String, chatTemplate: String?) {
         self.tokens = tokens
         self.tokenTypes = tokenTypes
-        self.mergeRanks = mergeRanks
+        var ranks: [[UInt8]: Int] = [:]
+        ranks.reserveCapacity(mergeRanks.count)
+        for (merge, rank) in mergeRanks { ranks[Array(merge.utf8)] = rank }
+        self.mergeRanks = ranks
         bosToken = bos
         eosToken = eos
         self.addBOS = addBOS
         self.preTokenizer = preTokenizer
         self.chatTemplate = chatTemplate
-        var ids: [String: Int] = [:]
+        var ids: [[UInt8]: Int] = [:]
         ids.reserveCapacity(tokens.count)
-        for (i, t) in tokens.enumerated() where ids[t] == nil { ids[t] = i }
+        for (i, t) in tokens.enumerated() where ids[Array(t.utf8)] == nil { ids[Array(t.utf8)] = i }
         tokenIDs = ids
         specialTokens = tokens.indices
             .filter { tokenTypes[$0] == .control || tokenTypes[$0] == .userDefined }
@@ -96,7 +104,7 @@ public final class GGUFTokenizer: @unchecked Sendable {
         var ends = Set<Int>()
         if let eos { ends.insert(eos) }
         for name in ["<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"] {
-            if let id = ids[name] { ends.insert(id) }
+            if let id = ids[Array(name.utf8)] { ends.insert(id) }
         }
         endOfGenerationTokens = ends
     }
@@ -104,7 +112,7 @@ public final class GGUFTokenizer: @unchecked Sendable {
     public var vocabularySize: Int { tokens.count }
 
     /// The id of the token spelled `text` exactly, if any.
-    public func id(of text: String) -> Int? { tokenIDs[text] }
+    public func id(of text: String) -> Int? { tokenIDs[Array(text.utf8)] }
 
     /// Token ids for `text`. With `parseSpecial`, literal special-token strings (e.g.
     /// `<|im_start|>`) become their ids; otherwise they are encoded as plain text. Prepends BOS
@@ -140,28 +148,28 @@ public final class GGUFTokenizer: @unchecked Sendable {
         return result
     }
 
-    /// BPE-merges one pre-tokenized piece.
+    /// BPE-merges one pre-tokenized piece. Symbols are the UTF-8 bytes of byte-alphabet strings.
     private func bpe(_ piece: String) -> [Int] {
-        if let cached = cache[piece] { return cached }
-        var symbols = piece.utf8.map { String(GGUFByteAlphabet.character(for: $0)) }
+        let key = Array(piece.utf8)
+        if let cached = cache[key] { return cached }
+        var symbols = key.map { Array(String(GGUFByteAlphabet.character(for: $0)).utf8) }
         while symbols.count > 1 {
             var best = Int.max, bestIndex = -1
             for j in 0..<(symbols.count - 1) {
-                if let rank = mergeRanks[symbols[j] + " " + symbols[j + 1]], rank < best {
+                if let rank = mergeRanks[symbols[j] + [0x20] + symbols[j + 1]], rank < best {
                     best = rank
                     bestIndex = j
                 }
             }
             if bestIndex < 0 { break }
-            let merged = symbols[bestIndex] + symbols[bestIndex + 1]
             // Merge every occurrence of this pair, left to right.
-            var next: [String] = []
+            let (left, right) = (symbols[bestIndex], symbols[bestIndex + 1])
+            var next: [[UInt8]] = []
             next.reserveCapacity(symbols.count)
             var j = 0
-            let (left, right) = (symbols[bestIndex], symbols[bestIndex + 1])
             while j < symbols.count {
                 if j + 1 < symbols.count && symbols[j] == left && symbols[j + 1] == right {
-                    next.append(merged)
+                    next.append(left + right)
                     j += 2
                 } else {
                     next.append(symbols[j])
@@ -175,13 +183,14 @@ public final class GGUFTokenizer: @unchecked Sendable {
             if let id = tokenIDs[symbol] {
                 ids.append(id)
             } else {
-                // A symbol with no token (a vocabulary without every byte): fall back to bytes.
-                for scalar in symbol.unicodeScalars {
-                    if let id = tokenIDs[String(scalar)] { ids.append(id) }
+                // A merged symbol with no token: fall back to its bytes (a byte the vocabulary
+                // lacks is dropped).
+                for scalar in String(decoding: symbol, as: UTF8.self).unicodeScalars {
+                    if let id = tokenIDs[Array(String(scalar).utf8)] { ids.append(id) }
                 }
             }
         }
-        if cache.count < 100_000 { cache[piece] = ids }
+        if cache.count < 100_000 { cache[key] = ids }
         return ids
     }
 

@@ -12,6 +12,8 @@ public struct QuantizedMatrix: @unchecked Sendable {
     public let data: UnsafeRawPointer
     /// Keeps the bytes mapped while the matrix is used.
     public let owner: AnyObject?
+    /// Q4_0/Q4_1/Q8_0 rows in the register-friendly layout the products use.
+    let packed: PackedRows?
 
     /// Wraps encoded bytes. `columns` must be a whole number of blocks.
     public init(type: GGMLType, rows: Int, columns: Int, data: UnsafeRawPointer, owner: AnyObject?) throws {
@@ -25,6 +27,9 @@ public struct QuantizedMatrix: @unchecked Sendable {
         rowBytes = columns / type.blockSize * type.blockBytes
         self.data = data
         self.owner = owner
+        packed = PackedRows.supports(type)
+            ? PackedRows(type: type, rows: rows, columns: columns, source: data, sourceRowBytes: rowBytes)
+            : nil
     }
 
     /// The 2-D tensor `name` of `file` (ggml dims [columns, rows]).
@@ -36,6 +41,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
 
     /// Decodes row `row` into `destination` (`columns` floats).
     public func dequantizeRow(_ row: Int, into destination: UnsafeMutablePointer<Float>) {
+        if let packed { return packed.dequantizeRow(row, into: destination) }
         Quantization.dequantize(type, data + row * rowBytes, count: columns, into: destination)
     }
 
@@ -51,34 +57,51 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// `y[r] = Σ_c W[r, c]·x[c]` for every row (decode: one token). Work is split over row
     /// ranges; each row's sum has a fixed order, so results do not depend on `threads`.
     public func multiplyVector(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, threads: Int? = nil) {
+        QuantizedMatrix.multiplyVectors([(self, x, y)], threads: threads)
+    }
+
+    /// Several independent matrix-vector products (e.g. the query, key and value projections of
+    /// one token) in one parallel region, which saves a thread hand-off per product.
+    public static func multiplyVectors(_ products: [(matrix: QuantizedMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>)],
+                                       threads: Int? = nil) {
         let chunk = 16
-        let chunks = (rows + chunk - 1) / chunk
-        let scratch = QuantizedDot.Scratch(columns: columns, type: type, x: x)
-        defer { scratch.release() }
-        Parallel.forEach(chunks, threads: threads) { c in
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: needsRowBuffer ? columns : 1)
+        var firstChunk: [Int] = [0]
+        for p in products { firstChunk.append(firstChunk.last! + (p.matrix.rows + chunk - 1) / chunk) }
+        let scratches = products.map { QuantizedDot.Scratch(columns: $0.matrix.columns, type: $0.matrix.type, x: $0.x) }
+        defer { for s in scratches { s.release() } }
+        let widest = products.map { $0.matrix.needsRowBuffer ? $0.matrix.columns : 1 }.max() ?? 1
+        Parallel.forEach(firstChunk.last!, threads: threads) { c in
+            var p = 0
+            while firstChunk[p + 1] <= c { p += 1 }
+            let matrix = products[p].matrix, y = products[p].y
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: widest)
             defer { buffer.deallocate() }
-            for r in (c * chunk)..<min(rows, (c + 1) * chunk) {
-                y[r] = rowDot(r, scratch, buffer)
+            let start = (c - firstChunk[p]) * chunk
+            let rows = start..<min(matrix.rows, start + chunk)
+            if let packed = matrix.packed {
+                // The packed rows' reference is taken once per chunk: no reference counting
+                // in the row loop.
+                let x = scratches[p].x, sums = UnsafePointer(scratches[p].blockSums!)
+                for r in rows { y[r] = packed.dot(r, x, sums) }
+            } else {
+                for r in rows { y[r] = matrix.rowDot(r, scratches[p], buffer) }
             }
         }
     }
 
-    private var needsRowBuffer: Bool {
+    var needsRowBuffer: Bool {
         switch type {
-        case .f32, .q4_0, .q4_1, .q8_0: false
+        case .f32, .q4_0, .q4_1, .q8_0: false  // direct kernels
         default: true
         }
     }
 
     @inline(__always)
     func rowDot(_ r: Int, _ scratch: QuantizedDot.Scratch, _ buffer: UnsafeMutablePointer<Float>) -> Float {
+        if let packed { return packed.dot(r, scratch.x, scratch.blockSums!) }
         let row = data + r * rowBytes
         switch type {
         case .f32: return VectorMath.dot(row.assumingMemoryBound(to: Float.self), scratch.x, count: columns)
-        case .q4_1: return QuantizedDot.q4_1(row, scratch.x, scratch.blockSums!, blocks: columns / 32)
-        case .q4_0: return QuantizedDot.q4_0(row, scratch.x, scratch.blockSums!, blocks: columns / 32)
-        case .q8_0: return QuantizedDot.q8_0(row, scratch.x, blocks: columns / 32)
         default:
             Quantization.dequantize(type, row, count: columns, into: buffer)
             return VectorMath.dot(buffer, scratch.x, count: columns)

@@ -80,26 +80,30 @@ enum BertLayers {
         }
     }
 
-    /// Exact-form GELU, 0.5·x·(1 + erf(x/√2)), with erf by Abramowitz & Stegun 7.1.26
-    /// (absolute error ≤ 1.5·10⁻⁷, the approximation PyTorch's vectorised CPU erf uses).
-    @inlinable
+    /// Exact-form GELU, 0.5·x·(1 + erf(x/√2)).
     static func geluErf(_ x: Vector) -> Vector {
         0.5 * x * (1 + erf(x * 0.707_106_781_186_547_6))
     }
 
-    /// erf(x) = sign(x)·(1 − t·P(t)·e^{−x²}), t = 1/(1 + p|x|).
-    @inlinable
+    /// erf(x) as an odd rational function x·P(x²)/Q(x²) on [−4, 4] (±1 beyond, where erf rounds
+    /// to ±1 in Float32): Eigen's and XLA's single-precision erf, absolute error ≤ 5·10⁻⁷.
+    /// No exp, so it costs a dozen FMAs and one division per 16 values.
     static func erf(_ x: Vector) -> Vector {
-        let a = pointwiseMin(pointwiseMax(x, -x), Vector(repeating: 10))
-        let t = 1 / (1 + 0.327_591_1 * a)
-        var p = Vector(repeating: 1.061_405_429)
-        p = p * t - 1.453_152_027
-        p = p * t + 1.421_413_741
-        p = p * t - 0.284_496_736
-        p = p * t + 0.254_829_592
-        let y = 1 - p * t * VectorMath.exp(-a * a)
-        var result = y
-        result.replace(with: -y, where: x .< 0)
+        let clamped = pointwiseMax(pointwiseMin(x, Vector(repeating: 4)), Vector(repeating: -4))
+        let x2 = clamped * clamped
+        var p = Vector(repeating: -2.726_142_258_013_06e-10)
+        p = p * x2 + 2.770_681_424_959_02e-08
+        p = p * x2 - 2.101_024_020_825_08e-06
+        p = p * x2 - 5.692_506_394_623_46e-05
+        p = p * x2 - 7.349_906_303_268_55e-04
+        p = p * x2 - 2.954_599_808_540_25e-03
+        p = p * x2 - 1.609_603_332_624_15e-02
+        var q = Vector(repeating: -1.456_607_184_649_96e-05)
+        q = q * x2 - 2.133_740_552_789_05e-04
+        q = q * x2 - 1.682_826_974_382_03e-03
+        q = q * x2 - 7.373_329_167_204_68e-03
+        q = q * x2 - 1.426_473_905_141_89e-02
+        var result = clamped * p / q
         result.replace(with: x, where: x .!= x)
         return result
     }

@@ -24,6 +24,7 @@ extension BertModel {
             guard t.shape == shape else { throw BertModelError.wrongShape(tensor: prefix + name, expected: shape, got: t.shape) }
             return t.elementType == .float32 && t.isContiguous ? t : t.contiguous(as: .float32)
         }
+        func matrix(_ name: String, _ shape: [Int]) throws -> Tensor { try Self.transposed(try tensor(name, shape)) }
         func norm(_ name: String) throws -> BertLayerNormWeights {
             BertLayerNormWeights(gamma: try tensor(name + ".weight", [c.hiddenSize]), beta: try tensor(name + ".bias", [c.hiddenSize]))
         }
@@ -34,13 +35,13 @@ extension BertModel {
             let parts = try ["query", "key", "value"].map { (try tensor(p + "attention.self.\($0).weight", [h, h]),
                                                              try tensor(p + "attention.self.\($0).bias", [h])) }
             layers.append(BertBlockWeights(
-                qkvWeight: try Self.concatenateRows(parts.map(\.0)), qkvBias: try Self.concatenateRows(parts.map(\.1)),
-                attentionOutputWeight: try tensor(p + "attention.output.dense.weight", [h, h]),
+                qkvWeight: try Self.transposed(try Self.concatenateRows(parts.map(\.0))), qkvBias: try Self.concatenateRows(parts.map(\.1)),
+                attentionOutputWeight: try matrix(p + "attention.output.dense.weight", [h, h]),
                 attentionOutputBias: try tensor(p + "attention.output.dense.bias", [h]),
                 attentionNorm: try norm(p + "attention.output.LayerNorm"),
-                intermediateWeight: try tensor(p + "intermediate.dense.weight", [i, h]),
+                intermediateWeight: try matrix(p + "intermediate.dense.weight", [i, h]),
                 intermediateBias: try tensor(p + "intermediate.dense.bias", [i]),
-                outputWeight: try tensor(p + "output.dense.weight", [h, i]),
+                outputWeight: try matrix(p + "output.dense.weight", [h, i]),
                 outputBias: try tensor(p + "output.dense.bias", [h]),
                 outputNorm: try norm(p + "output.LayerNorm")))
         }
@@ -49,6 +50,15 @@ extension BertModel {
                   positionEmbeddings: try tensor("embeddings.position_embeddings.weight", [c.maxPositions, h]),
                   tokenTypeEmbeddings: try tensor("embeddings.token_type_embeddings.weight", [c.tokenTypeCount, h]),
                   embeddingNorm: try norm("embeddings.LayerNorm"), layers: layers)
+    }
+
+    /// A contiguous copy of a contiguous Float32 matrix, transposed.
+    static func transposed(_ matrix: Tensor) throws -> Tensor {
+        let (rows, columns) = (matrix.shape[0], matrix.shape[1])
+        let result = try Tensor(zeros: [columns, rows])
+        let (source, destination) = (matrix.floatPointer, result.floatPointer)
+        for r in 0..<rows { for c in 0..<columns { destination[c * rows + r] = source[r * columns + c] } }
+        return result
     }
 
     /// Stacks contiguous Float32 tensors along their first axis (Q, K, V → the fused QKV).

@@ -166,18 +166,21 @@ public final class BertSentenceEncoder: @unchecked Sendable {
         for start in stride(from: 0, to: order.count, by: batchSize) {
             let members = Array(order[start..<min(order.count, start + batchSize)])
             let batch = members.map { tokenIDs[$0] }
-            let states = try model.hiddenStates(tokenIDs: batch, threads: threads)
-            let length = states.shape[1]
-            for (b, index) in members.enumerated() {
-                var vector = [Float](repeating: 0, count: dimension)
-                vector.withUnsafeMutableBufferPointer { out in
-                    pooling.pool(states.floatPointer + b * length * width, length: batch[b].count, width: width, into: out.baseAddress!)
-                    if normalizes {
-                        let norm = VectorMath.dot(out.baseAddress!, out.baseAddress!, count: out.count).squareRoot()
-                        VectorMath.scale(out.baseAddress!, count: out.count, by: 1 / Swift.max(norm, 1e-12))
+            try model.withHiddenStates(tokenIDs: batch, threads: threads) { states in
+                var row = 0
+                for (b, index) in members.enumerated() {
+                    var vector = [Float](repeating: 0, count: dimension)
+                    vector.withUnsafeMutableBufferPointer { out in
+                        // Only the sequence's own rows: padding never enters the pooling.
+                        pooling.pool(states.floatPointer + row * width, length: batch[b].count, width: width, into: out.baseAddress!)
+                        if normalizes {
+                            let norm = VectorMath.dot(out.baseAddress!, out.baseAddress!, count: out.count).squareRoot()
+                            VectorMath.scale(out.baseAddress!, count: out.count, by: 1 / Swift.max(norm, 1e-12))
+                        }
                     }
+                    result[index] = vector
+                    row += batch[b].count
                 }
-                result[index] = vector
             }
         }
         return result

@@ -5,10 +5,10 @@ import FlashCore
 /// query token t (at position start + t) attends to cached positions 0...start + t. Same
 /// result as `Attention.forward` with `causal: true` (bottom-right aligned) on the cache
 /// prefix, which the tests check; this direct loop skips building tensor views per step.
-enum LlamaAttention {
+public enum LlamaAttention {
     /// `query` is [tokens, heads, headDim]; `keys`/`values` are [positions, kvHeads, headDim];
     /// writes [tokens, heads, headDim] to `output`. Scale 1/√headDim.
-    static func causal(query: UnsafePointer<Float>, tokens: Int, start: Int,
+    public static func causal(query: UnsafePointer<Float>, tokens: Int, start: Int,
                        keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                        heads: Int, keyValueHeads: Int, headDimension d: Int,
                        into output: UnsafeMutablePointer<Float>, threads: Int?) {

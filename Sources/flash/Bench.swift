@@ -7,6 +7,7 @@ struct Bench: ParsableCommand {
             BenchGEMM.self,
             BenchAttention.self,
             BenchTrain.self,
+            BenchGenerate.self,
             BenchEmbed.self,
         ])
 }

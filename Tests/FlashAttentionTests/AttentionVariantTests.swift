@@ -72,6 +72,15 @@ final class AttentionVariantTests: XCTestCase {
         }
     }
 
+    func testSingleQueryDecodeWithOptions() throws {
+        // One query per key/value head: the decode kernel's row dot-product path.
+        try checkCase(AttentionCase(batch: 2, queryLength: 1, keyLength: 1500, queryHeads: 3, keyHeads: 3, headDim: 80,
+                                    causal: true, windowLeft: 1000, softcap: 5, alibi: true, biasShape: [2, 1, 1, 1500],
+                                    keyLengths: [1500, 1203], seed: 105), backward: false)
+        try checkCase(AttentionCase(batch: 1, queryLength: 1, keyLength: 1100, queryHeads: 2, keyHeads: 2, headDim: 16,
+                                    dropout: 0.3, elementType: .bfloat16, seed: 106), backward: false)
+    }
+
     func testExplicitDecodeMatchesForward() throws {
         let inputs = try AttentionInputs(AttentionCase(batch: 2, queryLength: 40, keyLength: 1100, queryHeads: 4, keyHeads: 1,
                                                        headDim: 16, causal: true, seed: 110))

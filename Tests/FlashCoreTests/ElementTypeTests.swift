@@ -80,6 +80,28 @@ final class ElementTypeTests: XCTestCase {
         XCTAssertEqual(BFloat16(-Float.nan).bitPattern & 0x8000, 0x8000)
     }
 
+    /// For random Float32 bit patterns (all exponents, subnormals included), the bfloat16
+    /// result is the nearer of the two bfloat16 values around x, the even one on a tie,
+    /// decided in Float64 (bfloat16 max rounds up to Inf past max + half an ulp, as 2¹²⁸).
+    func testBFloat16MatchesNearestEvenReference() {
+        var state: UInt64 = 12345
+        for _ in 0..<200_000 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let bits = UInt32(truncatingIfNeeded: state >> 32)
+            let x = Float(bitPattern: bits)
+            if x.isNaN || x.isInfinite { continue }
+            let low = UInt16(bits >> 16)              // truncated: toward zero in magnitude
+            let high = low &+ 1                       // next bfloat16 away from zero
+            func value(_ pattern: UInt16) -> Double {
+                pattern & 0x7FFF == 0x7F80 ? (pattern & 0x8000 != 0 ? -0x1p128 : 0x1p128)
+                    : Double(Float(bitPattern: UInt32(pattern) << 16))
+            }
+            let toLow = abs(Double(x) - value(low)), toHigh = abs(value(high) - Double(x))
+            let expected = toLow < toHigh ? low : toHigh < toLow ? high : (low & 1 == 0 ? low : high)
+            XCTAssertEqual(BFloat16(x).bitPattern, expected, "x bits \(String(bits, radix: 16))")
+        }
+    }
+
     func testFloat16RoundsToNearestEven() {
         func narrow(_ value: Double) -> UInt16 { Float16(Float(value)).bitPattern }
         XCTAssertEqual(narrow(1 + 0x1p-11), 0x3C00)        // tie, down to even 1.0

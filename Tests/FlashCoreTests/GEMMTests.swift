@@ -178,7 +178,7 @@ final class GEMMTests: XCTestCase {
 
     /// Each element of C is computed by one thread in an order that depends only on k.
     func testBitIdenticalForAnyThreadCount() throws {
-        for (m, n, k) in [(300, 129, 300), (64, 1100, 70), (1100, 65, 300), (257, 257, 257)] {
+        for (m, n, k) in [(300, 129, 300), (64, 1100, 70), (1100, 65, 300), (257, 257, 257), (1, 3000, 300)] {
             for (ta, tb) in [(false, false), (true, true), (false, true)] {
                 let problem = Problem(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, beta: 0.25,
                                       seed: UInt64(m * 7 + n))

@@ -1,0 +1,108 @@
+import Foundation
+import XCTest
+import FlashCore
+import FlashAttention
+import ModelFormats
+import Transformer
+
+/// SmolLM2-135M (GGUF, Q4_1) against Hugging Face transformers run on the same file
+/// (scripts/make_llama_fixtures.py), and internal consistency of the KV cache.
+final class LlamaModelTests: XCTestCase {
+    /// Logit tolerance. transformers decodes the same blocks to the same Float32 weights, so the
+    /// two differ only by Float32 rounding in different summation orders: about 1e-7 relative
+    /// per operation, grown through 30 residual layers to ~1e-4 relative, on logits of size
+    /// ≤ 30. 0.01 leaves a wide margin while still catching any real defect (a wrong rotary
+    /// pairing, norm or head mapping moves logits by whole units).
+    static let logitTolerance: Float = 0.01
+
+    func testConfigurationComesFromTheMetadata() throws {
+        let (_, model, tokenizer) = try LlamaFixtures.model()
+        let c = model.configuration
+        XCTAssertEqual([c.layers, c.hiddenSize, c.intermediateSize, c.heads, c.keyValueHeads, c.headDimension, c.vocabularySize],
+                       [30, 576, 1536, 9, 3, 64, 49152])
+        XCTAssertEqual(c.ropeBase, 100_000)
+        XCTAssertTrue(model.tiedOutput)
+        XCTAssertEqual(tokenizer.vocabularySize, 49152)
+    }
+
+    func testLogitsTopTokensAndGreedyContinuationMatchTransformers() throws {
+        let (_, model, _) = try LlamaFixtures.model()
+        let fixture = try LlamaFixtures.json("logits")
+        let vocabulary = model.configuration.vocabularySize
+        var worst: Float = 0
+        for c in fixture["cases"] as! [[String: Any]] {
+            let ids = c["ids"] as! [Int]
+            let topIDs = c["top_ids"] as! [[Int]]
+            let topLogits = (c["top_logits"] as! [[NSNumber]]).map { $0.map(\.floatValue) }
+            let cache = model.makeCache(capacity: ids.count + 40)
+            let logits = try model.forward(ids, cache: cache, allLogits: true)
+            XCTAssertEqual(logits.count, ids.count * vocabulary)
+            for position in 0..<ids.count {
+                let row = Array(logits[(position * vocabulary)..<((position + 1) * vocabulary)])
+                XCTAssertEqual(LlamaSampler.argmax(row), topIDs[position][0], "top-1 at position \(position) of \(ids)")
+                for (id, expected) in zip(topIDs[position], topLogits[position]) {
+                    worst = max(worst, abs(row[id] - expected))
+                    XCTAssertEqual(row[id], expected, accuracy: Self.logitTolerance, "logit of \(id) at position \(position)")
+                }
+            }
+            // Greedy continuation, one token at a time through the KV cache.
+            let expected = c["greedy"] as! [Int]
+            var next = LlamaSampler.argmax(Array(logits.suffix(vocabulary)))
+            var generated = [next]
+            while generated.count < expected.count {
+                next = LlamaSampler.argmax(try model.forward([next], cache: cache))
+                generated.append(next)
+            }
+            XCTAssertEqual(generated, expected, "greedy continuation of \"\(c["prompt"]!)\"")
+            if let llamaCpp = c["llamacpp_top1"] as? [Int] {
+                XCTAssertEqual(llamaCpp.last, topIDs.last?.first, "llama.cpp's last top-1")
+            }
+        }
+        print("largest logit difference from transformers: \(worst)")
+    }
+
+    func testIncrementalDecodingMatchesOneBatch() throws {
+        let (_, model, tokenizer) = try LlamaFixtures.model()
+        let ids = tokenizer.encode("A KV cache must not change the answer: one, two, three")
+        let vocabulary = model.configuration.vocabularySize
+        let whole = try model.forward(ids, cache: model.makeCache(capacity: ids.count), allLogits: true)
+        let cache = model.makeCache(capacity: ids.count)
+        _ = try model.forward(Array(ids.prefix(5)), cache: cache)
+        for (i, id) in ids.enumerated().dropFirst(5) {
+            let step = try model.forward([id], cache: cache)
+            let reference = whole[(i * vocabulary)..<((i + 1) * vocabulary)]
+            let difference = zip(step, reference).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(difference, 1e-3, "position \(i)")
+        }
+        XCTAssertEqual(cache.count, ids.count)
+    }
+
+    func testBadInputThrows() throws {
+        let (_, model, _) = try LlamaFixtures.model()
+        let cache = model.makeCache(capacity: 4)
+        XCTAssertThrowsError(try model.forward([], cache: cache))
+        XCTAssertThrowsError(try model.forward([49152], cache: cache))
+        XCTAssertThrowsError(try model.forward([1, 2, 3, 4, 5], cache: cache))
+        XCTAssertEqual(cache.count, 0)
+    }
+
+    func testSamplerIsGreedyAtZeroTemperatureAndSeeded() throws {
+        let logits: [Float] = [0.1, 2.5, -1, 2.4, 0]
+        var greedy = try LlamaSampler(temperature: 0)
+        XCTAssertEqual(greedy.sample(logits), 1)
+        var topOne = try LlamaSampler(temperature: 1, topK: 1, seed: 7)
+        XCTAssertEqual((0..<20).map { _ in topOne.sample(logits) }, [Int](repeating: 1, count: 20))
+        var a = try LlamaSampler(temperature: 1, topK: 0, topP: 1, seed: 42)
+        var b = try LlamaSampler(temperature: 1, topK: 0, topP: 1, seed: 42)
+        let drawsA = (0..<200).map { _ in a.sample(logits) }
+        XCTAssertEqual(drawsA, (0..<200).map { _ in b.sample(logits) })
+        // Frequencies follow softmax(logits): token 1 has probability ≈ 0.46, token 2 ≈ 0.014.
+        XCTAssertGreaterThan(drawsA.filter { $0 == 1 }.count, 60)
+        XCTAssertLessThan(drawsA.filter { $0 == 2 }.count, 15)
+        // top-p 0.5 keeps tokens 1 and 3 only (0.46 + 0.42 ≥ 0.5 after the first falls short).
+        var nucleus = try LlamaSampler(temperature: 1, topK: 0, topP: 0.5, seed: 1)
+        XCTAssertTrue(Set((0..<100).map { _ in nucleus.sample(logits) }).isSubset(of: [1, 3]))
+        XCTAssertThrowsError(try LlamaSampler(temperature: -1))
+        XCTAssertThrowsError(try LlamaSampler(temperature: 1, topP: 0))
+    }
+}

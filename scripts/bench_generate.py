@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Prefill and decode speed of `flash` against llama.cpp (llama-cpp-python) on the same GGUF, the
+same prompt length and the same thread count, in one run; prints both and the ratios.
+
+Usage: python3 scripts/bench_generate.py [--gguf FILE] [--threads N] [--prompt-tokens 512]
+                                         [--decode-tokens 64] [--repeats 3] [--flash PATH]
+Needs llama-cpp-python for the peer numbers (pip install llama-cpp-python); without it only
+flash's numbers are printed.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.environ.get("FLASH_MODEL_CACHE", os.path.expanduser("~/.cache/flash-models"))
+# The same text flash's BenchGenerate repeats to build its prompt.
+TEXT = ("The history of science is the study of the development of science and scientific knowledge, "
+        "including both the natural and social sciences. Science is a body of empirical, theoretical, "
+        "and practical knowledge about the natural world, produced by scientists who emphasize the "
+        "observation, explanation, and prediction of real-world phenomena. ")
+
+
+def run_flash(args):
+    command = [args.flash, "bench", "generate", "--json", "--gguf", args.gguf, "--threads", str(args.threads),
+               "--prompt-tokens", str(args.prompt_tokens), "--decode-tokens", str(args.decode_tokens),
+               "--repeats", str(args.repeats)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def run_llama_cpp(args):
+    import llama_cpp
+    llama = llama_cpp.Llama(model_path=args.gguf, n_ctx=args.prompt_tokens + args.decode_tokens + 8,
+                            n_batch=args.prompt_tokens, n_ubatch=args.prompt_tokens, n_threads=args.threads,
+                            n_threads_batch=args.threads, logits_all=False, verbose=False)
+    ids = []
+    while len(ids) < args.prompt_tokens:
+        ids += llama.tokenize(TEXT.encode(), add_bos=False, special=False)
+    ids = ids[:args.prompt_tokens]
+    best_prefill = best_decode = float("inf")
+    for _ in range(args.repeats):
+        llama.reset()
+        start = time.perf_counter()
+        llama.eval(ids)
+        best_prefill = min(best_prefill, time.perf_counter() - start)
+        start = time.perf_counter()
+        for _ in range(args.decode_tokens):
+            token = int(llama.scores[llama.n_tokens - 1].argmax())
+            llama.eval([token])
+        best_decode = min(best_decode, time.perf_counter() - start)
+    return {"prefill_tokens_per_second": args.prompt_tokens / best_prefill,
+            "decode_tokens_per_second": args.decode_tokens / best_decode,
+            "threads": args.threads, "version": llama_cpp.__version__}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gguf", default=os.path.join(CACHE, "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--prompt-tokens", type=int, default=512)
+    parser.add_argument("--decode-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--flash", default=os.path.join(ROOT, ".build", "release", "flash"))
+    args = parser.parse_args()
+
+    flash = run_flash(args)
+    print(f"model {os.path.basename(args.gguf)}, threads {args.threads}, prompt {args.prompt_tokens}, decode {args.decode_tokens}")
+    print(f"flash      prefill {flash['prefill_tokens_per_second']:8.1f} tok/s   decode {flash['decode_tokens_per_second']:7.1f} tok/s")
+    try:
+        peer = run_llama_cpp(args)
+    except ImportError:
+        print("llama.cpp  (llama-cpp-python not installed: pip install llama-cpp-python)")
+        return
+    print(f"llama.cpp  prefill {peer['prefill_tokens_per_second']:8.1f} tok/s   decode {peer['decode_tokens_per_second']:7.1f} tok/s"
+          f"   (llama-cpp-python {peer['version']})")
+    print(f"ratio      prefill {flash['prefill_tokens_per_second'] / peer['prefill_tokens_per_second']:8.2f}×"
+          f"        decode {flash['decode_tokens_per_second'] / peer['decode_tokens_per_second']:7.2f}×"
+          f"   (targets: prefill ≥ 0.5×, decode ≥ 0.8×)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
