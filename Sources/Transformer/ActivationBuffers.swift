@@ -35,6 +35,8 @@ final class ActivationBuffers {
 
     // Scratch, shared by all layers.
     let branch: TensorStorage
+    /// Transposed copies for the GEMMs (see `Linear.backward`).
+    let transposeScratch: TensorStorage
     var residualGradient: TensorStorage!
     var residualGradient2: TensorStorage!
     var normGradient: TensorStorage!
@@ -74,6 +76,8 @@ final class ActivationBuffers {
         logits = allocate(rows * config.vocabularySize)
         losses = allocate(rows)
         branch = allocate(rows * c)
+        let widest = max(c, f, qkvWidth, config.vocabularySize)
+        transposeScratch = allocate(max(rows, c, f) * widest)
         tokens = .allocate(capacity: rows)
         targets = .allocate(capacity: rows)
         total += 8 * rows
