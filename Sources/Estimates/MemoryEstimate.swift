@@ -19,8 +19,15 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
     /// Of those, the part that grows with N² (standard attention's P and dropout mask).
     public var attentionScoresPerLayerPerSequence: Double
     /// Transient buffers alive during one layer's backward pass: its activation gradients, and
-    /// standard attention's N×N dP/dS.
+    /// standard attention's N×N dP/dS. The sum of the next two fields.
     public var workspace: Double
+    /// Of the workspace, the activation-gradient buffers of one layer's backward pass (with the
+    /// project trainer's model: all of its shared scratch).
+    public var backwardBuffers: Double
+    /// Of the workspace, what the attention backward allocates: standard attention's N×N
+    /// matrices (textbook and trainer); with the project trainer's model also the dQ, dK, dV
+    /// tensors the attention API returns and the flash kernel's packed Q, dO, dQ (linear in N).
+    public var attentionWorkspace: Double
 
     public init(_ setup: TrainingSetup) throws {
         try setup.validate()
@@ -47,11 +54,16 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
         let master = setup.optimizerPrecision.bytes > setup.parameterPrecision.bytes ? setup.optimizerPrecision.bytes : 0
         optimizerStates = parametersPerDevice * Double(setup.optimizer.statesPerParameter * setup.optimizerPrecision.bytes + master)
 
-        let perSequence = try MemoryEstimate.activationsPerSequence(setup)
+        let perSequence = setup.memoryModel == .projectTrainer
+            ? MemoryEstimate.projectTrainerPerSequence(setup)
+            : try MemoryEstimate.activationsPerSequence(setup)
         activationsPerLayerPerSequence = perSequence.layer
         attentionScoresPerLayerPerSequence = perSequence.scores
-        activations = Double(setup.microBatch) * perSequence.stored / t
-        workspace = Double(setup.microBatch) * perSequence.workspace / t
+        let sequences = Double(setup.microBatch)
+        activations = sequences * perSequence.stored / t
+        backwardBuffers = sequences * perSequence.backwardBuffers / t
+        attentionWorkspace = sequences * perSequence.attentionWorkspace / t
+        workspace = backwardBuffers + attentionWorkspace
     }
 
     public var modelStates: Double { weights + gradients + optimizerStates }
@@ -61,8 +73,10 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
 
     /// Per sequence, before tensor parallelism: one layer's stored activations, its N² part,
     /// what the whole model stores under the recomputation policy, and the transient workspace.
-    static func activationsPerSequence(_ setup: TrainingSetup)
-        throws -> (layer: Double, scores: Double, stored: Double, workspace: Double) {
+    typealias PerSequence = (layer: Double, scores: Double, stored: Double, backwardBuffers: Double, attentionWorkspace: Double)
+
+    /// The textbook memory model (`MemoryModel.textbook`).
+    static func activationsPerSequence(_ setup: TrainingSetup) throws -> PerSequence {
         let config = setup.model
         let s = Double(setup.sequenceLength), a = Double(setup.activationPrecision.bytes)
         let c = Double(config.width), f = Double(config.mlpWidth), h = Double(config.heads)
@@ -104,9 +118,8 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
         // backward also materialises dP/dS (N² per head), and P as well when it was not stored;
         // FlashAttention works in cache-sized tiles.
         let gradients = s * a * (3 * c + c + 2 * kv + (config.activation == .swiglu ? 2 : 1) * f)
-        let workspace = gradients + (setup.attention == .standard
-            ? s * s * h * a * (setup.recomputation == .none ? 1 : 2) : 0)
-        return (layer, scores, stored, workspace)
+        let attentionWorkspace = setup.attention == .standard ? s * s * h * a * (setup.recomputation == .none ? 1 : 2) : 0
+        return (layer, scores, stored, gradients, attentionWorkspace)
     }
 
     /// The largest micro-batch whose training step fits in `budget` bytes per device (0 when

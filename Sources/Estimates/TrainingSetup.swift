@@ -76,13 +76,16 @@ public struct TrainingSetup: Sendable {
     public var attention: AttentionImplementation
     public var recomputation: Recomputation
     public var parallelism: Parallelism
+    /// Whose buffers the memory estimate counts: the textbook minimum or this project's trainer.
+    public var memoryModel: MemoryModel
 
     public init(
         model: TransformerConfig, microBatch: Int = 1, sequenceLength: Int? = nil, trainingTokens: Double = 0,
         parameterPrecision: NumericPrecision = .fp32, gradientPrecision: NumericPrecision? = nil,
         optimizerPrecision: NumericPrecision = .fp32, activationPrecision: NumericPrecision? = nil,
         optimizer: Optimizer = .adamw, attention: AttentionImplementation = .flash,
-        recomputation: Recomputation = .none, parallelism: Parallelism = Parallelism()
+        recomputation: Recomputation = .none, parallelism: Parallelism = Parallelism(),
+        memoryModel: MemoryModel = .textbook
     ) {
         self.model = model
         self.microBatch = microBatch
@@ -96,6 +99,7 @@ public struct TrainingSetup: Sendable {
         self.attention = attention
         self.recomputation = recomputation
         self.parallelism = parallelism
+        self.memoryModel = memoryModel
     }
 
     /// Throws `InvalidArgument` naming the first impossible field (model fields first).
@@ -117,5 +121,20 @@ public struct TrainingSetup: Sendable {
                                     expected: "a divisor of heads (\(model.heads))", got: "\(parallelism.tensor)")
         try InvalidArgument.require(model.layers % parallelism.pipeline == 0, "parallelism.pipeline",
                                     expected: "a divisor of layers (\(model.layers))", got: "\(parallelism.pipeline)")
+        if memoryModel == .projectTrainer {
+            // The trainer is Float32 AdamW on one device, without full recomputation.
+            for (name, precision) in [("parameterPrecision", parameterPrecision), ("gradientPrecision", gradientPrecision),
+                                      ("optimizerPrecision", optimizerPrecision), ("activationPrecision", activationPrecision)] {
+                try InvalidArgument.require(precision == .fp32, name, expected: "fp32 with the project trainer's memory model",
+                                            got: precision.rawValue)
+            }
+            try InvalidArgument.require(optimizer == .adamw, "optimizer", expected: "adamw with the project trainer's memory model",
+                                        got: optimizer.rawValue)
+            try InvalidArgument.require(recomputation != .full, "recomputation",
+                                        expected: "none or selective with the project trainer's memory model", got: "full")
+            try InvalidArgument.require(parallelism.tensor == 1 && parallelism.pipeline == 1, "parallelism.tensor",
+                                        expected: "no tensor or pipeline parallelism with the project trainer's memory model",
+                                        got: "tensor \(parallelism.tensor), pipeline \(parallelism.pipeline)")
+        }
     }
 }

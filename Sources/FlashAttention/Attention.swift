@@ -31,7 +31,37 @@ public enum Attention {
         query: Tensor, key: Tensor, value: Tensor,
         descriptor: AttentionDescriptor = AttentionDescriptor(), output: Tensor? = nil
     ) throws -> AttentionOutput {
-        let problem = try descriptor.problem(query: query, key: key, value: value)
+        try forward(query: query, key: key, value: value, descriptor: descriptor, output: output, traffic: nil)
+    }
+
+    /// `forward`, also returning the bytes each operand moved as counted by the kernels' tile
+    /// loops (see `AttentionTraffic`). Counting costs a few locked additions per tile.
+    public static func forwardCountingTraffic(
+        query: Tensor, key: Tensor, value: Tensor,
+        descriptor: AttentionDescriptor = AttentionDescriptor(), output: Tensor? = nil
+    ) throws -> (AttentionOutput, AttentionTraffic) {
+        let counter = TrafficCounter()
+        let result = try forward(query: query, key: key, value: value, descriptor: descriptor, output: output, traffic: counter)
+        return (result, counter.result)
+    }
+
+    /// `backward`, also returning the bytes each operand moved (see `forwardCountingTraffic`).
+    public static func backwardCountingTraffic(
+        query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor,
+        outputGradient: Tensor, descriptor: AttentionDescriptor = AttentionDescriptor()
+    ) throws -> (AttentionGradients, AttentionTraffic) {
+        let counter = TrafficCounter()
+        let result = try backward(query: query, key: key, value: value, output: output, logSumExp: logSumExp,
+                                  outputGradient: outputGradient, descriptor: descriptor, into: nil, traffic: counter)
+        return (result, counter.result)
+    }
+
+    private static func forward(
+        query: Tensor, key: Tensor, value: Tensor, descriptor: AttentionDescriptor, output: Tensor?,
+        traffic: TrafficCounter?
+    ) throws -> AttentionOutput {
+        var problem = try descriptor.problem(query: query, key: key, value: value)
+        problem.traffic = traffic
         let out = try prepareOutput(output, shape: query.shape)
         let lse = try Tensor(zeros: [query.shape[0], query.shape[2], query.shape[1]])
         let useDecode = descriptor.implementation == .flash && query.shape[1] <= decodeMaximumQueries
@@ -77,11 +107,36 @@ public enum Attention {
         query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor,
         outputGradient: Tensor, descriptor: AttentionDescriptor = AttentionDescriptor()
     ) throws -> AttentionGradients {
-        let problem = try descriptor.problem(query: query, key: key, value: value)
+        try backward(query: query, key: key, value: value, output: output, logSumExp: logSumExp,
+                     outputGradient: outputGradient, descriptor: descriptor, into: nil, traffic: nil)
+    }
+
+    /// `backward` writing the gradients into caller-provided Float32 views (any strides; e.g.
+    /// the dQ/dK/dV slices of a fused dQKV buffer), which are fully overwritten.
+    @discardableResult
+    public static func backward(
+        query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor,
+        outputGradient: Tensor, descriptor: AttentionDescriptor = AttentionDescriptor(), into gradients: AttentionGradients
+    ) throws -> AttentionGradients {
+        try AttentionDescriptor.checkShape(gradients.query, "gradients.query", expected: query.shape, float32: true)
+        try AttentionDescriptor.checkShape(gradients.key, "gradients.key", expected: key.shape, float32: true)
+        try AttentionDescriptor.checkShape(gradients.value, "gradients.value", expected: value.shape, float32: true)
+        return try backward(query: query, key: key, value: value, output: output, logSumExp: logSumExp,
+                            outputGradient: outputGradient, descriptor: descriptor, into: gradients, traffic: nil)
+    }
+
+    private static func backward(
+        query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor,
+        outputGradient: Tensor, descriptor: AttentionDescriptor, into destination: AttentionGradients?,
+        traffic: TrafficCounter?
+    ) throws -> AttentionGradients {
+        var problem = try descriptor.problem(query: query, key: key, value: value)
+        problem.traffic = traffic
         try AttentionDescriptor.checkShape(output, "output", expected: query.shape, float32: false)
         try AttentionDescriptor.checkShape(outputGradient, "outputGradient", expected: query.shape, float32: false)
         try AttentionDescriptor.checkShape(logSumExp, "logSumExp", expected: [query.shape[0], query.shape[2], query.shape[1]], float32: false)
-        let gradients = try AttentionGradients(query: Tensor(zeros: query.shape), key: Tensor(zeros: key.shape), value: Tensor(zeros: value.shape))
+        let gradients = try destination
+            ?? AttentionGradients(query: Tensor(zeros: query.shape), key: Tensor(zeros: key.shape), value: Tensor(zeros: value.shape))
         try runBackward(problem, descriptor.implementation, output: .batched(output), logSumExp: .batched(logSumExp, lse: true),
                         outputGradient: .batched(outputGradient), gradients: gradients, layout: HeadRows.batched)
         return gradients

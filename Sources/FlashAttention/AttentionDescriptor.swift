@@ -16,8 +16,10 @@ public struct AttentionDescriptor: Sendable {
     /// Causal mask aligned bottom-right: query i sees keys j ≤ i + Nk − Nq (FlashAttention ≥ 2.1).
     public var causal: Bool
     /// Sliding window: query i sees keys in [i + Nk − Nq − left, i + Nk − Nq + right];
-    /// `nil` on a side means unbounded on that side.
+    /// `nil` on a side means unbounded on that side. Both must be ≥ 0. With `causal`, the
+    /// right side is clipped to 0.
     public var windowLeft: Int?
+    /// The right side of the sliding window (see `windowLeft`).
     public var windowRight: Int?
     /// Logit soft-capping: s ← cap·tanh(s/cap), applied after scaling, before bias/ALiBi.
     public var softcap: Float?
@@ -27,16 +29,21 @@ public struct AttentionDescriptor: Sendable {
     public var bias: Tensor?
     /// Boolean keep-mask (nonzero keeps a logit), broadcastable over [batch|1, heads|1, Nq, Nk].
     public var keepMask: Tensor?
-    /// Valid keys per batch entry (padding): keys at j ≥ keyLengths[b] are masked.
+    /// Valid keys per batch entry (padding): keys at j ≥ keyLengths[b] are masked. The causal
+    /// and window diagonal stays aligned to the tensor's Nk (slice the keys instead to align
+    /// it to a shorter valid length, e.g. a partly filled KV cache).
     public var keyLengths: [Int]?
-    /// Dropout probability on P (training only), and the seed that makes the mask reproducible.
+    /// Dropout probability on P, in [0, 1) (0 for inference). The mask is
+    /// `AttentionDropout.keeps(seed:batch:head:query:key:probability:)`.
     public var dropoutProbability: Float
+    /// Seed of the dropout mask; the backward must get the same seed as the forward.
     public var dropoutSeed: UInt64
     /// Which algorithm runs.
     public var implementation: AttentionImplementation
     /// Threads to use; `nil` means `Parallel.defaultThreads`.
     public var threads: Int?
 
+    /// A descriptor with every option off: plain softmax attention, flash implementation.
     public init(
         scale: Float? = nil, causal: Bool = false, windowLeft: Int? = nil, windowRight: Int? = nil,
         softcap: Float? = nil, alibiSlopes: [Float]? = nil, bias: Tensor? = nil, keepMask: Tensor? = nil,
@@ -70,7 +77,17 @@ public struct AttentionOutput: Sendable {
 
 /// The backward pass's results, each shaped and typed like the Float32 version of its input.
 public struct AttentionGradients: Sendable {
+    /// dQ, shaped like the query.
     public var query: Tensor
+    /// dK, shaped like the key (summed over the query heads of each group).
     public var key: Tensor
+    /// dV, shaped like the value (summed over the query heads of each group).
     public var value: Tensor
+
+    /// Gradients from their three tensors (e.g. views to write into).
+    public init(query: Tensor, key: Tensor, value: Tensor) {
+        self.query = query
+        self.key = key
+        self.value = value
+    }
 }

@@ -33,6 +33,8 @@ struct AttentionProblem {
     let dropoutProbability: Float
     let dropoutSeed: UInt64
     let threads: Int
+    /// Set when the caller asked for traffic counts (`Attention.forwardCountingTraffic`).
+    var traffic: TrafficCounter? = nil
 
     /// Stands for "no limit" in band arithmetic; small enough that sums never overflow.
     static let unbounded = Int.max / 8
@@ -62,6 +64,11 @@ struct AttentionProblem {
         let off = diagonal(s)
         return j1 <= validKeys[s] && j1 - 1 <= i0 + off + rightReach && j0 >= i1 - 1 + off - leftReach
     }
+
+    /// Bytes of one element of each input.
+    var queryElementBytes: Int { query.tensor.elementType.byteSize }
+    var keyElementBytes: Int { key.tensor.elementType.byteSize }
+    var valueElementBytes: Int { value.tensor.elementType.byteSize }
 
     /// Extra Float32 bytes the standard implementation needs: one Nq×Nk matrix per (sequence,
     /// query head), `matrices` of them.

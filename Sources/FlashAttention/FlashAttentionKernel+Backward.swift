@@ -105,6 +105,12 @@ extension FlashAttentionKernel {
                     packs.outputGradientT[tileBase + x * br + column] = dO[x]
                 }
             }
+            if let traffic = problem.traffic {
+                traffic.add(.query, read: nq * d * problem.queryElementBytes)
+                traffic.add(.outputGradient, read: nq * d * outputGradient.tensor.elementType.byteSize)
+                traffic.add(.output, read: nq * d * output.tensor.elementType.byteSize)
+                traffic.add(.logSumExp, read: nq * 4)
+            }
         }
 
         let pairs = problem.sequenceCount * problem.keyHeads
@@ -121,6 +127,8 @@ extension FlashAttentionKernel {
             packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: kvh,
                      headDim: d, width: width, into: scratch.valueTile)
             scratch.keyGradient.update(repeating: 0, count: 2 * bc * width)
+            problem.traffic?.add(.key, read: columns * d * problem.keyElementBytes)
+            problem.traffic?.add(.value, read: columns * d * problem.valueElementBytes)
             for h in kvh * problem.groupSize..<(kvh + 1) * problem.groupSize {
                 for qt in 0..<queryTileCounts[s] {
                     let i0 = qt * br, i1 = min(problem.queryLengths[s], i0 + br)
@@ -129,6 +137,8 @@ extension FlashAttentionKernel {
                                  queryTile: qt, keyStart: j0, keyCount: columns, updateKeyValue: true, updateQuery: includeQuery)
                 }
             }
+            problem.traffic?.add(.keyGradient, written: columns * d * 4)
+            problem.traffic?.add(.valueGradient, written: columns * d * 4)
             for j in 0..<columns {
                 let token = problem.keyStarts[s] + j0 + j
                 keyGradient.store(scratch.keyGradient + j * width, count: d, at: keyGradient.offset(sequence: s, token: token, head: kvh))
@@ -136,11 +146,13 @@ extension FlashAttentionKernel {
             }
         }
 
+        let pool = ScratchPool { BackwardScratch(tiles: tiles, width: width) }
         if fused {
             Parallel.forEachDynamic(pairs, threads: threads) { index in
                 let s = index / problem.keyHeads, kvh = index % problem.keyHeads
-                let scratch = BackwardScratch(tiles: tiles, width: width)
-                for kt in 0..<keyTileCounts[s] { keyTileWork(s, kvh, kt, scratch, includeQuery: true) }
+                pool.withScratch { scratch in
+                    for kt in 0..<keyTileCounts[s] { keyTileWork(s, kvh, kt, scratch, includeQuery: true) }
+                }
             }
         } else {
             var keyItems = [(Int, Int, Int)]()
@@ -149,7 +161,7 @@ extension FlashAttentionKernel {
             }
             Parallel.forEachDynamic(keyItems.count, threads: threads) { index in
                 let (s, kvh, kt) = keyItems[index]
-                keyTileWork(s, kvh, kt, BackwardScratch(tiles: tiles, width: width), includeQuery: false)
+                pool.withScratch { keyTileWork(s, kvh, kt, $0, includeQuery: false) }
             }
             var queryItems = [(Int, Int, Int)]()
             for s in 0..<problem.sequenceCount {
@@ -157,17 +169,20 @@ extension FlashAttentionKernel {
             }
             Parallel.forEachDynamic(queryItems.count, threads: threads) { index in
                 let (s, h, qt) = queryItems[index]
-                let scratch = BackwardScratch(tiles: tiles, width: width)
-                let i0 = qt * br, i1 = min(problem.queryLengths[s], i0 + br), kvh = h / problem.groupSize
-                for kt in 0..<keyTileCounts[s] {
-                    let j0 = kt * bc, columns = min(bc, problem.keyLengths[s] - j0)
-                    guard problem.tileVisible(sequence: s, queries: i0, i1, keys: j0, j0 + columns) else { continue }
-                    packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: kvh,
-                             headDim: d, width: width, into: scratch.keyTile)
-                    packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: kvh,
-                             headDim: d, width: width, into: scratch.valueTile)
-                    backwardStep(problem, packs: packs, scratch: scratch, tiles: tiles, sequence: s, head: h,
-                                 queryTile: qt, keyStart: j0, keyCount: columns, updateKeyValue: false, updateQuery: true)
+                pool.withScratch { scratch in
+                    let i0 = qt * br, i1 = min(problem.queryLengths[s], i0 + br), kvh = h / problem.groupSize
+                    for kt in 0..<keyTileCounts[s] {
+                        let j0 = kt * bc, columns = min(bc, problem.keyLengths[s] - j0)
+                        guard problem.tileVisible(sequence: s, queries: i0, i1, keys: j0, j0 + columns) else { continue }
+                        packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: kvh,
+                                 headDim: d, width: width, into: scratch.keyTile)
+                        packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: kvh,
+                                 headDim: d, width: width, into: scratch.valueTile)
+                        problem.traffic?.add(.key, read: columns * d * problem.keyElementBytes)
+                        problem.traffic?.add(.value, read: columns * d * problem.valueElementBytes)
+                        backwardStep(problem, packs: packs, scratch: scratch, tiles: tiles, sequence: s, head: h,
+                                     queryTile: qt, keyStart: j0, keyCount: columns, updateKeyValue: false, updateQuery: true)
+                    }
                 }
             }
         }
@@ -175,6 +190,7 @@ extension FlashAttentionKernel {
         // dQ out of its accumulator.
         Parallel.forEach(problem.sequenceCount * problem.queryHeads, threads: threads) { index in
             let s = index / problem.queryHeads, h = index % problem.queryHeads
+            problem.traffic?.add(.queryGradient, written: problem.queryLengths[s] * d * 4)
             for i in 0..<problem.queryLengths[s] {
                 queryGradient.store(packs.queryGradient + (packs.rowOffsets[index] + i) * width, count: d,
                                     at: queryGradient.offset(sequence: s, token: problem.queryStarts[s] + i, head: h))
@@ -196,6 +212,16 @@ extension FlashAttentionKernel {
         let i0 = qt * br, queryCount = min(br, problem.queryLengths[s] - i0)
         let rowBase = packs.rowOffsets[s * problem.queryHeads + h] + i0
         let keyRows = roundUp(columns, 8)
+        if let traffic = problem.traffic {
+            // Float32 packs: Qᵀ and dOᵀ always, Q and dO rows for dK/dV, LSE and D per row,
+            // the dQ accumulator read and written.
+            let tile = br * problem.headDim * 4, copies = updateKeyValue ? 2 : 1
+            traffic.add(.query, read: copies * tile)
+            traffic.add(.outputGradient, read: copies * tile)
+            traffic.add(.logSumExp, read: br * 4)
+            traffic.add(.output, read: br * 4)
+            if updateQuery { traffic.add(.queryGradient, read: tile, written: tile) }
+        }
         TileMultiply.multiply(m: keyRows, n: br, k: width, a: scratch.keyTile, lda: width, transposedA: false,
                               b: packs.queryT + rowBase * width, ldb: br, c: scratch.scores, ldc: br, accumulate: false)
         TileMultiply.multiply(m: keyRows, n: br, k: width, a: scratch.valueTile, lda: width, transposedA: false,

@@ -79,6 +79,8 @@ extension FlashAttentionKernel {
                 output.store(row, count: problem.headDim, at: output.offset(sequence: s, token: token, head: h))
                 logSumExp.store(lse, at: logSumExp.offset(sequence: s, token: token, head: h))
             }
+            problem.traffic?.add(.output, written: group * nq * problem.headDim * 4)
+            problem.traffic?.add(.logSumExp, written: group * nq * 4)
         }
     }
 }

@@ -23,29 +23,45 @@ extension FlashAttentionKernel {
         // Most expensive first; ties keep (sequence, head, tile) order so that consecutive items
         // share K/V tiles in the caches.
         items = items.enumerated().sorted { ($0.element.cost, -$0.offset) > ($1.element.cost, -$1.offset) }.map(\.element)
+        let packed = PackedKeyValues(problem, width: width)
+        let fullTiles = ScratchPool { ForwardScratch(rows: tiles.queryRows, keyColumns: tiles.keyColumns, width: width) }
         Parallel.forEachDynamic(items.count, threads: problem.threads) { index in
             let item = items[index]
-            let s = item.sequence, h = item.head
             let i0 = item.tile * tiles.queryRows
-            let rows = min(tiles.queryRows, problem.queryLengths[s] - i0)
-            let scratch = ForwardScratch(rows: roundUp(rows, 16), keyColumns: tiles.keyColumns, width: width)
-            let keyTileCount = (problem.keyLengths[s] + tiles.keyColumns - 1) / tiles.keyColumns
-            accumulate(problem, sequence: s, heads: h..<h + 1, queryStart: i0, queryCount: rows,
-                       keyTiles: 0..<keyTileCount, tiles: tiles, scratch: scratch)
-            for r in 0..<rows {
-                let sum = scratch.sums[r]
-                let row = scratch.accumulator + r * width
-                let token = problem.queryStarts[s] + i0 + r
-                if sum == 0 {
-                    row.update(repeating: 0, count: width)
-                    logSumExp.store(-.infinity, at: logSumExp.offset(sequence: s, token: token, head: h))
-                } else {
-                    VectorMath.scale(row, count: width, by: 1 / sum)
-                    logSumExp.store(scratch.maxima[r] + Foundation.log(sum), at: logSumExp.offset(sequence: s, token: token, head: h))
-                }
-                output.store(row, count: problem.headDim, at: output.offset(sequence: s, token: token, head: h))
+            let rows = min(tiles.queryRows, problem.queryLengths[item.sequence] - i0)
+            if roundUp(rows, 16) == tiles.queryRows {
+                fullTiles.withScratch { forwardItem(problem, item.sequence, item.head, i0, rows, tiles, packed, output, logSumExp, $0) }
+            } else {
+                let scratch = ForwardScratch(rows: roundUp(rows, 16), keyColumns: tiles.keyColumns, width: width)
+                forwardItem(problem, item.sequence, item.head, i0, rows, tiles, packed, output, logSumExp, scratch)
             }
         }
+    }
+
+    /// One query tile of one head: the tile loop, then O = acc/l and LSE = m + log l.
+    private static func forwardItem(
+        _ problem: AttentionProblem, _ s: Int, _ h: Int, _ i0: Int, _ rows: Int, _ tiles: AttentionTiles,
+        _ packed: PackedKeyValues, _ output: HeadRows, _ logSumExp: HeadRows, _ scratch: ForwardScratch
+    ) {
+        let width = scratch.width
+        let keyTileCount = (problem.keyLengths[s] + tiles.keyColumns - 1) / tiles.keyColumns
+        accumulate(problem, sequence: s, heads: h..<h + 1, queryStart: i0, queryCount: rows,
+                   keyTiles: 0..<keyTileCount, tiles: tiles, scratch: scratch, packed: packed)
+        for r in 0..<rows {
+            let sum = scratch.sums[r]
+            let row = scratch.accumulator + r * width
+            let token = problem.queryStarts[s] + i0 + r
+            if sum == 0 {
+                row.update(repeating: 0, count: width)
+                logSumExp.store(-.infinity, at: logSumExp.offset(sequence: s, token: token, head: h))
+            } else {
+                VectorMath.scale(row, count: width, by: 1 / sum)
+                logSumExp.store(scratch.maxima[r] + Foundation.log(sum), at: logSumExp.offset(sequence: s, token: token, head: h))
+            }
+            output.store(row, count: problem.headDim, at: output.offset(sequence: s, token: token, head: h))
+        }
+        problem.traffic?.add(.output, written: rows * problem.headDim * 4)
+        problem.traffic?.add(.logSumExp, written: rows * 4)
     }
 
     /// Up to this many stacked rows, `accumulate` uses row dot products instead of the tile multiply.
@@ -62,7 +78,7 @@ extension FlashAttentionKernel {
     /// their exponentials are taken against 0 instead so that they stay 0 rather than NaN.
     static func accumulate(
         _ problem: AttentionProblem, sequence s: Int, heads: Range<Int>, queryStart i0: Int, queryCount: Int,
-        keyTiles: Range<Int>, tiles: AttentionTiles, scratch: ForwardScratch
+        keyTiles: Range<Int>, tiles: AttentionTiles, scratch: ForwardScratch, packed: PackedKeyValues? = nil
     ) {
         typealias Vector = SIMD16<Float>
         let d = problem.headDim, width = scratch.width, stacked = heads.count * queryCount
@@ -83,6 +99,14 @@ extension FlashAttentionKernel {
                 for d in 0..<d { scratch.queryRows[r * width + d] = scratch.queryT[d * rows + r] }
             }
         }
+        var keyBytes = 0, valueBytes = 0
+        defer {
+            if let traffic = problem.traffic {
+                traffic.add(.query, read: stacked * d * problem.queryElementBytes)
+                traffic.add(.key, read: keyBytes)
+                traffic.add(.value, read: valueBytes)
+            }
+        }
         scratch.maxima.update(repeating: -.infinity, count: rows)
         scratch.sums.update(repeating: 0, count: rows)
         scratch.accumulator.update(repeating: 0, count: rows * width)
@@ -94,26 +118,34 @@ extension FlashAttentionKernel {
             let columns = min(tiles.keyColumns, nk - j0)
             guard problem.tileVisible(sequence: s, queries: i0, i0 + queryCount, keys: j0, j0 + columns) else { continue }
             let fully = problem.tileFullyVisible(sequence: s, queries: i0, i0 + queryCount, keys: j0, j0 + columns)
-            // Float32 K/V with unit stride along D are read in place (the micro-kernel takes any
-            // row stride); others are converted into the scratch tiles. The K operand spans
-            // whole 8-row blocks, so a ragged last tile is packed as well.
-            let keyTile: UnsafePointer<Float>, keyStride: Int
-            if keyInPlace && (narrow || columns % 8 == 0) {
-                keyTile = problem.key.floatPointer(at: problem.key.offset(sequence: s, token: problem.keyStarts[s] + j0, head: keyHead))
-                keyStride = problem.key.tokenStride
+            // K/V tiles: from the packed copy when the caller made one (Float32); else Float32 K/V
+            // with unit stride along D are read in place (the micro-kernel takes any row stride)
+            // and others are converted into the scratch tiles. The K operand spans whole 8-row
+            // blocks, so a ragged last tile is never read in place.
+            keyBytes += columns * d * (packed == nil ? problem.keyElementBytes : 4)
+            valueBytes += columns * d * (packed == nil ? problem.valueElementBytes : 4)
+            var keyTile = UnsafePointer(scratch.keyTile), keyStride = width
+            var valueTile = UnsafePointer(scratch.valueTile), valueStride = width
+            if let packed {
+                let row = packed.rowOffsets[s * problem.keyHeads + keyHead] + j0
+                keyTile = UnsafePointer(packed.keys + row * width)
+                valueTile = UnsafePointer(packed.values + row * width)
             } else {
-                packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
-                         headDim: d, width: width, into: scratch.keyTile)
-                (keyTile, keyStride) = (UnsafePointer(scratch.keyTile), width)
-            }
-            let valueTile: UnsafePointer<Float>, valueStride: Int
-            if valueInPlace {
-                valueTile = problem.value.floatPointer(at: problem.value.offset(sequence: s, token: problem.keyStarts[s] + j0, head: keyHead))
-                valueStride = problem.value.tokenStride
-            } else {
-                packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
-                         headDim: d, width: width, into: scratch.valueTile)
-                (valueTile, valueStride) = (UnsafePointer(scratch.valueTile), width)
+                let start = problem.keyStarts[s] + j0
+                if keyInPlace && (narrow || columns % 8 == 0) {
+                    keyTile = problem.key.floatPointer(at: problem.key.offset(sequence: s, token: start, head: keyHead))
+                    keyStride = problem.key.tokenStride
+                } else {
+                    packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
+                             headDim: d, width: width, into: scratch.keyTile)
+                }
+                if valueInPlace {
+                    valueTile = problem.value.floatPointer(at: problem.value.offset(sequence: s, token: start, head: keyHead))
+                    valueStride = problem.value.tokenStride
+                } else {
+                    packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: j0, count: columns, head: keyHead,
+                             headDim: d, width: width, into: scratch.valueTile)
+                }
             }
             if narrow {
                 for jr in 0..<columns {
@@ -126,14 +158,17 @@ extension FlashAttentionKernel {
                 TileMultiply.multiply(m: roundUp(columns, 8), n: rows, k: width, a: keyTile, lda: keyStride, transposedA: false,
                                       b: scratch.queryT, ldb: rows, c: scratch.scores, ldc: rows, accumulate: false)
             }
-            // Sᵀ holds scale·q·k already (the scale is folded into Qᵀ).
-            for jr in 0..<columns where !(fully && !problem.hasElementwiseTerms && stacked == rows) {
-                let line = scratch.scores + jr * rows
-                for (index, h) in heads.enumerated() {
-                    problem.prepareLogits(line + index * queryCount, count: queryCount, sequence: s, head: h,
-                                          query: i0, key: j0 + jr, line: .alongQueries, fullyVisible: fully)
+            // Sᵀ holds scale·q·k already (the scale is folded into Qᵀ); a fully visible tile with
+            // no elementwise terms and no padding rows needs nothing more.
+            if !(fully && !problem.hasElementwiseTerms && stacked == rows) {
+                for jr in 0..<columns {
+                    let line = scratch.scores + jr * rows
+                    for (index, h) in heads.enumerated() {
+                        problem.prepareLogits(line + index * queryCount, count: queryCount, sequence: s, head: h,
+                                              query: i0, key: j0 + jr, line: .alongQueries, fullyVisible: fully)
+                    }
+                    if stacked < rows { (line + stacked).update(repeating: -.infinity, count: rows - stacked) }
                 }
-                if stacked < rows { (line + stacked).update(repeating: -.infinity, count: rows - stacked) }
             }
             for c in 0..<vectors {
                 let offset = c * 16

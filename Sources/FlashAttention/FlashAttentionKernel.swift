@@ -43,6 +43,48 @@ enum FlashAttentionKernel {
         deinit { memory.deallocate() }
     }
 
+    /// K and V of every (sequence, key/value head) converted once to contiguous Float32 rows of
+    /// the padded width, rows padded to a multiple of 8 with zeros (memory linear in N: one copy
+    /// of K and V). The forward's query tiles all read these instead of converting K/V tiles
+    /// again per query tile; contiguous rows also avoid the cache-set conflicts that the
+    /// power-of-two token strides of [B, N, H, D] tensors cause when a tile is read in place.
+    final class PackedKeyValues {
+        let width: Int
+        let rowOffsets: [Int]                    // first packed row of (sequence, kv head), s·Hkv + kvh
+        let keys: UnsafeMutablePointer<Float>
+        let values: UnsafeMutablePointer<Float>
+
+        init(_ problem: AttentionProblem, width: Int) {
+            self.width = width
+            var offsets = [Int](), total = 0
+            for s in 0..<problem.sequenceCount {
+                for _ in 0..<problem.keyHeads {
+                    offsets.append(total)
+                    total += roundUp(problem.keyLengths[s], 8)
+                }
+            }
+            rowOffsets = offsets
+            keys = .allocate(capacity: max(2 * total * width, 1))
+            values = keys + total * width
+            let d = problem.headDim
+            Parallel.forEachDynamic(problem.sequenceCount * problem.keyHeads, threads: problem.threads) { [keys, values] pair in
+                let s = pair / problem.keyHeads, kvh = pair % problem.keyHeads
+                let nk = problem.keyLengths[s], base = offsets[pair] * width
+                let count = roundUp(nk, 8) * width
+                (keys + base).update(repeating: 0, count: count)
+                (values + base).update(repeating: 0, count: count)
+                packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: 0, count: nk, head: kvh,
+                         headDim: d, width: width, into: keys + base)
+                packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: 0, count: nk, head: kvh,
+                         headDim: d, width: width, into: values + base)
+                problem.traffic?.add(.key, read: nk * d * problem.keyElementBytes)
+                problem.traffic?.add(.value, read: nk * d * problem.valueElementBytes)
+            }
+        }
+
+        deinit { keys.deallocate() }
+    }
+
     /// Copies rows `first`..<`first+count` of head `head` into a [count × width] Float32 tile
     /// (columns past headDim are left as they are: zero from allocation).
     @inline(__always)

@@ -30,6 +30,22 @@ extension StandardAttention {
             dk.update(repeating: 0, count: 2 * nk * d)
             gather(problem.key, sequence: s, start: kStart, count: nk, head: kvh, headDim: d, into: k)
             gather(problem.value, sequence: s, start: kStart, count: nk, head: kvh, headDim: d, into: v)
+            if let traffic = problem.traffic {
+                traffic.add(.key, read: nk * d * problem.keyElementBytes)
+                traffic.add(.value, read: nk * d * problem.valueElementBytes)
+                traffic.add(.keyGradient, written: nk * d * 4)
+                traffic.add(.valueGradient, written: nk * d * 4)
+                // Per query head: S and dP written by two GEMMs; the row pass reads both and
+                // rewrites them as P and dS; three GEMMs read P once and dS twice.
+                for _ in 0..<problem.groupSize {
+                    traffic.add(.query, read: nq * d * problem.queryElementBytes)
+                    traffic.add(.outputGradient, read: nq * d * outputGradient.tensor.elementType.byteSize)
+                    traffic.add(.output, read: nq * d * output.tensor.elementType.byteSize)
+                    traffic.add(.logSumExp, read: nq * 4)
+                    traffic.add(.scores, read: 5 * nq * nk * 4, written: 4 * nq * nk * 4)
+                    traffic.add(.queryGradient, written: nq * d * 4)
+                }
+            }
             for h in kvh * problem.groupSize..<(kvh + 1) * problem.groupSize {
                 let p = probabilities + offsets[s * problem.queryHeads + h]
                 let dp = probabilityGradients + offsets[s * problem.queryHeads + h]

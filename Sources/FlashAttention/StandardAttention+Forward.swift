@@ -24,6 +24,18 @@ extension StandardAttention {
             defer { k.deallocate(); v.deallocate(); q.deallocate(); o.deallocate() }
             gather(problem.key, sequence: s, start: problem.keyStarts[s], count: nk, head: kvh, headDim: d, into: k)
             gather(problem.value, sequence: s, start: problem.keyStarts[s], count: nk, head: kvh, headDim: d, into: v)
+            if let traffic = problem.traffic {
+                traffic.add(.key, read: nk * d * problem.keyElementBytes)
+                traffic.add(.value, read: nk * d * problem.valueElementBytes)
+                // Per query head: S written by the GEMM, read and rewritten as P by the softmax,
+                // read by the second GEMM.
+                for _ in 0..<problem.groupSize {
+                    traffic.add(.query, read: nq * d * problem.queryElementBytes)
+                    traffic.add(.scores, read: 2 * nq * nk * 4, written: 2 * nq * nk * 4)
+                    traffic.add(.output, written: nq * d * 4)
+                    traffic.add(.logSumExp, written: nq * 4)
+                }
+            }
             for h in kvh * problem.groupSize..<(kvh + 1) * problem.groupSize {
                 let p = scores + offsets[s * problem.queryHeads + h]
                 gather(problem.query, sequence: s, start: problem.queryStarts[s], count: nq, head: h, headDim: d, into: q)

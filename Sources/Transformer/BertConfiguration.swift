@@ -6,6 +6,7 @@ public enum BertModelError: Error, CustomStringConvertible, Equatable {
     case invalidConfig(path: String, reason: String)
     case missingTensor(String)
     case wrongShape(tensor: String, expected: [Int], got: [Int])
+    case nonFiniteWeight(tensor: String)
 
     public var description: String {
         switch self {
@@ -13,6 +14,7 @@ public enum BertModelError: Error, CustomStringConvertible, Equatable {
         case .invalidConfig(let path, let reason): "bert: \(path): \(reason)"
         case .missingTensor(let name): "bert: the weights have no tensor '\(name)'"
         case .wrongShape(let name, let expected, let got): "bert: tensor '\(name)' has shape \(got), expected \(expected)"
+        case .nonFiniteWeight(let name): "bert: tensor '\(name)' holds NaN or infinite values"
         }
     }
 }

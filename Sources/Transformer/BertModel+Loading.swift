@@ -22,7 +22,10 @@ extension BertModel {
         func tensor(_ name: String, _ shape: [Int]) throws -> Tensor {
             guard let t = tensors[prefix + name] else { throw BertModelError.missingTensor(prefix + name) }
             guard t.shape == shape else { throw BertModelError.wrongShape(tensor: prefix + name, expected: shape, got: t.shape) }
-            return t.elementType == .float32 && t.isContiguous ? t : t.contiguous(as: .float32)
+            let weights = t.elementType == .float32 && t.isContiguous ? t : t.contiguous(as: .float32)
+            // A NaN or Inf weight would turn every embedding into NaN without a word.
+            guard Self.allFinite(weights.floatPointer, count: weights.elementCount) else { throw BertModelError.nonFiniteWeight(tensor: prefix + name) }
+            return weights
         }
         func matrix(_ name: String, _ shape: [Int]) throws -> Tensor { try Self.transposed(try tensor(name, shape)) }
         func norm(_ name: String) throws -> BertLayerNormWeights {
@@ -50,6 +53,20 @@ extension BertModel {
                   positionEmbeddings: try tensor("embeddings.position_embeddings.weight", [c.maxPositions, h]),
                   tokenTypeEmbeddings: try tensor("embeddings.token_type_embeddings.weight", [c.tokenTypeCount, h]),
                   embeddingNorm: try norm("embeddings.LayerNorm"), layers: layers)
+    }
+
+    /// Whether all `count` values are finite (x − x is 0 for finite x, NaN for NaN and ±Inf).
+    static func allFinite(_ values: UnsafePointer<Float>, count: Int) -> Bool {
+        var accumulator = SIMD16<Float>()
+        var i = 0
+        while i + 16 <= count {
+            let v = UnsafeRawPointer(values + i).loadUnaligned(as: SIMD16<Float>.self)
+            accumulator += v - v
+            i += 16
+        }
+        var tail: Float = 0
+        while i < count { tail += values[i] - values[i]; i += 1 }
+        return (accumulator.sum() + tail) == 0
     }
 
     /// A contiguous copy of a contiguous Float32 matrix, transposed.

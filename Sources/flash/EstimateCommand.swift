@@ -2,6 +2,7 @@ import ArgumentParser
 import Estimates
 import FlashAttention
 import FlashCore
+import ModelFormats
 import Transformer
 
 struct EstimateCommand: ParsableCommand {
@@ -11,10 +12,14 @@ struct EstimateCommand: ParsableCommand {
         discussion: """
             Start from --preset (\(ModelPreset.all.map(\.name).joined(separator: ", "))) and override any \
             field with a flag, or give the model in full (--layers, --heads, --width, --context, --vocab and \
-            the architecture flags). Formulas and conventions: docs/estimates.md.
+            the architecture flags). The presets of `flash train` (\(Self.trainingPresetNames)) estimate \
+            what that command trains: its model (vocabulary: the built-in corpus's characters, as \
+            `flash train` without --data), its batch, Float32 and AdamW, this project's trainer's \
+            buffers (--memory-model trainer) on this CPU (--hardware cpu); any flag still overrides. \
+            Formulas and conventions: docs/estimates.md.
             """)
 
-    @Option(help: "A published model: \(ModelPreset.all.map(\.name).joined(separator: ", ")).")
+    @Option(help: "A published model (\(ModelPreset.all.map(\.name).joined(separator: ", "))) or a flash train preset (\(Self.trainingPresetNames)).")
     var preset: String?
 
     // Model.
@@ -34,10 +39,10 @@ struct EstimateCommand: ParsableCommand {
     @Option(help: "Dropout probability (adds dropout masks to the activations).") var dropout: Float?
 
     // Training.
-    @Option(help: "Micro-batch: sequences per device per step.") var batch = 1
+    @Option(help: "Micro-batch: sequences per device per step (default 1; a flash train preset's batch).") var batch: Int?
     @Option(help: "Sequence length; default: the context.") var seq: Int?
     @Option(help: "Tokens the run trains on (e.g. 300e9).") var tokens: Double = 0
-    @Option(help: "Weight precision: fp32, bf16, fp16.") var paramPrecision = "bf16"
+    @Option(help: "Weight precision: fp32, bf16, fp16 (default bf16; fp32 with a flash train preset).") var paramPrecision: String?
     @Option(help: "Gradient precision; default: the weight precision.") var gradPrecision: String?
     @Option(help: "Optimizer state (and master weight) precision.") var optimizerPrecision = "fp32"
     @Option(help: "Stored activation precision; default: the weight precision.") var activationPrecision: String?
@@ -47,10 +52,12 @@ struct EstimateCommand: ParsableCommand {
     @Option(help: "Data-parallel degree.") var dp = 1
     @Option(help: "Tensor-parallel degree.") var tp = 1
     @Option(help: "Pipeline-parallel degree.") var pp = 1
+    @Option(help: "Whose buffers the memory counts: textbook (the minimum a backward pass needs) or trainer (this project's trainer, byte for byte; Float32 AdamW only). Default: trainer with a flash train preset, else textbook.")
+    var memoryModel: String?
 
     // Hardware.
-    @Option(help: "Device for peak FLOP/s and memory: \(Hardware.all.map(\.name).joined(separator: ", ")).")
-    var hardware = "a100"
+    @Option(help: "Device for peak FLOP/s and memory: \(Hardware.all.map(\.name).joined(separator: ", ")) (default a100; cpu with a flash train preset).")
+    var hardware: String?
     @Option(help: "Peak FLOP/s per device in TFLOP/s; default: the device's matmul peak.") var peakTflops: Double?
     @Option(help: "Model FLOPs utilisation the run achieves, in (0, 1].") var mfu = 0.4
     @Option(help: "Memory per device in GiB for the micro-batch search; default: the device's.") var memoryGib: Double?
@@ -60,25 +67,44 @@ struct EstimateCommand: ParsableCommand {
     func run() throws {
         do {
             let estimate = try makeEstimate()
-            if json { try EstimateFormat.printJSON(try EstimateReport.json(estimate, preset: selectedPreset())) }
-            else { try EstimateReport.printTables(estimate, preset: selectedPreset()) }
+            let name = trainingPreset?.rawValue
+            if json { try EstimateFormat.printJSON(try EstimateReport.json(estimate, preset: selectedPreset(), presetName: name)) }
+            else { try EstimateReport.printTables(estimate, preset: selectedPreset(), presetName: name) }
         } catch let error as InvalidArgument {
             throw Self.naming(error)
         }
     }
 
+    static var trainingPresetNames: String { TrainingPreset.allCases.map(\.rawValue).joined(separator: ", ") }
+
+    /// The `flash train` preset named by --preset, if it names one.
+    private var trainingPreset: TrainingPreset? { preset.flatMap { TrainingPreset(rawValue: $0.lowercased()) } }
+
     private func selectedPreset() throws -> ModelPreset? {
-        guard let preset else { return nil }
+        guard let preset, trainingPreset == nil else { return nil }
         guard let found = ModelPreset.named(preset) else {
-            throw InvalidArgument("--preset", expected: "one of " + ModelPreset.all.map(\.name).joined(separator: ", "), got: preset)
+            throw InvalidArgument("--preset", expected: "one of " + (ModelPreset.all.map(\.name) + TrainingPreset.allCases.map(\.rawValue))
+                                    .joined(separator: ", "), got: preset)
         }
         return found
     }
 
+    /// The vocabulary `flash train` gets without --data: one token per distinct character of
+    /// the built-in corpus, plus the unknown token.
+    static func builtinCorpusVocabulary() throws -> Int {
+        CharTokenizer(corpus: try BuiltinCorpus.text()).vocabularySize
+    }
+
     private func makeEstimate() throws -> TrainingEstimate {
         var config: TransformerConfig
-        if let preset = try selectedPreset() {
-            config = preset.config
+        let base: TransformerConfig?
+        if let trainingPreset {
+            base = trainingPreset.config(vocabularySize: try vocab ?? Self.builtinCorpusVocabulary())
+        } else {
+            base = try selectedPreset()?.config
+        }
+        if let base {
+            config = base
             // A preset's derived fields follow an override when they were at their defaults
             // (multi-head attention, a 4·width MLP); otherwise they keep the preset's value.
             if let heads {
@@ -112,9 +138,11 @@ struct EstimateCommand: ParsableCommand {
         if let tied { config.tiedEmbeddings = tied }
         if let dropout { config.dropout = dropout }
 
-        let parameterPrecision = try EstimateFormat.choice(paramPrecision, "--param-precision", as: NumericPrecision.self)
+        let training = trainingPreset != nil
+        let parameterPrecision = try EstimateFormat.choice(paramPrecision ?? (training ? "fp32" : "bf16"), "--param-precision",
+                                                           as: NumericPrecision.self)
         let setup = TrainingSetup(
-            model: config, microBatch: batch, sequenceLength: seq ?? config.context, trainingTokens: tokens,
+            model: config, microBatch: batch ?? trainingPreset?.shape.batch ?? 1, sequenceLength: seq ?? config.context, trainingTokens: tokens,
             parameterPrecision: parameterPrecision,
             gradientPrecision: try gradPrecision.map { try EstimateFormat.choice($0, "--grad-precision", as: NumericPrecision.self) },
             optimizerPrecision: try EstimateFormat.choice(optimizerPrecision, "--optimizer-precision", as: NumericPrecision.self),
@@ -122,7 +150,9 @@ struct EstimateCommand: ParsableCommand {
             optimizer: try EstimateFormat.choice(optimizer, "--optimizer", as: Optimizer.self),
             attention: try EstimateFormat.choice(attention, "--attention", as: AttentionImplementation.self),
             recomputation: try EstimateFormat.choice(recompute, "--recompute", as: Recomputation.self),
-            parallelism: Parallelism(data: dp, tensor: tp, pipeline: pp))
+            parallelism: Parallelism(data: dp, tensor: tp, pipeline: pp),
+            memoryModel: try EstimateFormat.choice(memoryModel ?? (training ? "trainer" : "textbook"), "--memory-model", as: MemoryModel.self))
+        let hardware = self.hardware ?? (training ? "cpu" : "a100")
         guard let device = Hardware.named(hardware) else {
             throw InvalidArgument("--hardware", expected: "one of " + Hardware.all.map(\.name).joined(separator: ", "), got: hardware)
         }
@@ -138,7 +168,9 @@ struct EstimateCommand: ParsableCommand {
         "width/heads": "--width/--heads", "dropout": "--dropout", "microBatch": "--batch",
         "sequenceLength": "--seq", "trainingTokens": "--tokens", "parallelism.data": "--dp",
         "parallelism.tensor": "--tp", "parallelism.pipeline": "--pp", "peakFLOPS": "--peak-tflops",
-        "utilisation": "--mfu", "memoryBudget": "--memory-gib",
+        "utilisation": "--mfu", "memoryBudget": "--memory-gib", "parameterPrecision": "--param-precision",
+        "gradientPrecision": "--grad-precision", "optimizerPrecision": "--optimizer-precision",
+        "activationPrecision": "--activation-precision", "optimizer": "--optimizer", "recomputation": "--recompute",
     ]
 
     static func naming(_ error: InvalidArgument) -> InvalidArgument {

@@ -23,7 +23,11 @@ enum EstimateFormat {
         return String(format: "%.2f %@", value, unit)
     }
 
-    static func gibibytes(_ bytes: Double) -> String { String(format: "%.2f GiB", bytes / 1_073_741_824) }
+    /// Bytes in GiB, or in MiB below 1 GiB so that small models (flash train's presets) do not print 0.00.
+    static func gibibytes(_ bytes: Double) -> String {
+        bytes >= 1_073_741_824 || bytes == 0 ? String(format: "%.2f GiB", bytes / 1_073_741_824)
+            : String(format: "%.2f MiB", bytes / 1_048_576)
+    }
 
     static func duration(_ seconds: Double) -> String {
         switch seconds {

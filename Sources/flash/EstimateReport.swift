@@ -4,10 +4,10 @@ import Transformer
 
 /// The tables and the JSON object `flash estimate` prints.
 enum EstimateReport {
-    static func printTables(_ estimate: TrainingEstimate, preset: ModelPreset?) throws {
+    static func printTables(_ estimate: TrainingEstimate, preset: ModelPreset?, presetName: String? = nil) throws {
         let setup = estimate.setup, config = setup.model, p = estimate.parameters
         let fits = try estimate.largestMicroBatches()   // may throw: before anything is printed
-        print("Model: \(preset?.name ?? "custom") — \(config.layers) layers, width \(config.width), \(config.heads) heads"
+        print("Model: \(presetName ?? preset?.name ?? "custom") — \(config.layers) layers, width \(config.width), \(config.heads) heads"
               + (config.kvHeads != config.heads ? " (\(config.kvHeads) KV)" : "")
               + ", MLP \(config.mlpWidth) \(config.activation.rawValue), vocabulary \(config.vocabularySize), "
               + "\(config.positionEncoding.rawValue) positions, \(config.norm.rawValue), "
@@ -45,7 +45,8 @@ enum EstimateReport {
         print("\nTraining memory per device (micro-batch \(setup.microBatch), \(setup.optimizer.rawValue), "
               + "weights \(setup.parameterPrecision.rawValue), grads \(setup.gradientPrecision.rawValue), "
               + "optimizer \(setup.optimizerPrecision.rawValue), recompute \(setup.recomputation.rawValue), "
-              + "dp \(setup.parallelism.data) tp \(setup.parallelism.tensor) pp \(setup.parallelism.pipeline))")
+              + "dp \(setup.parallelism.data) tp \(setup.parallelism.tensor) pp \(setup.parallelism.pipeline), "
+              + "\(setup.memoryModel == .projectTrainer ? "this project's trainer" : "textbook") buffers)")
         EstimateFormat.table(["item", "bytes"], [
             ["weights", EstimateFormat.gibibytes(m.weights)],
             ["gradients", EstimateFormat.gibibytes(m.gradients)],
@@ -55,6 +56,7 @@ enum EstimateReport {
             ["  per layer per sequence", EstimateFormat.gibibytes(m.activationsPerLayerPerSequence)],
             ["  of which N² scores", EstimateFormat.gibibytes(m.attentionScoresPerLayerPerSequence)],
             ["backward workspace", EstimateFormat.gibibytes(m.workspace)],
+            ["  of which attention's", EstimateFormat.gibibytes(m.attentionWorkspace)],
             ["total", EstimateFormat.gibibytes(m.total)],
         ])
         if let budget = estimate.memoryBudget, let fits {
@@ -62,7 +64,7 @@ enum EstimateReport {
         }
     }
 
-    static func json(_ estimate: TrainingEstimate, preset: ModelPreset?) throws -> [String: Any] {
+    static func json(_ estimate: TrainingEstimate, preset: ModelPreset?, presetName: String? = nil) throws -> [String: Any] {
         let setup = estimate.setup, config = setup.model, p = estimate.parameters, f = estimate.flops, m = estimate.memory
         var parameters: [String: Any] = [
             "total": p.total, "embedding": p.embedding, "non_embedding": p.nonEmbedding,
@@ -75,6 +77,7 @@ enum EstimateReport {
         var memory: [String: Any] = [
             "weights_bytes": m.weights, "gradients_bytes": m.gradients, "optimizer_bytes": m.optimizerStates,
             "activations_bytes": m.activations, "workspace_bytes": m.workspace, "total_bytes": m.total,
+            "backward_buffers_bytes": m.backwardBuffers, "attention_workspace_bytes": m.attentionWorkspace,
             "model_states_bytes": m.modelStates, "bytes_per_parameter": m.bytesPerParameter,
             "parameters_per_device": m.parametersPerDevice,
             "activations_per_layer_per_sequence_bytes": m.activationsPerLayerPerSequence,
@@ -87,14 +90,14 @@ enum EstimateReport {
         let encoder = JSONEncoder()
         let model = try JSONSerialization.jsonObject(with: try encoder.encode(config))
         return [
-            "preset": preset?.name as Any? ?? NSNull(),
+            "preset": (presetName ?? preset?.name) as Any? ?? NSNull(),
             "model": model,
             "setup": [
                 "micro_batch": setup.microBatch, "sequence_length": setup.sequenceLength, "training_tokens": setup.trainingTokens,
                 "parameter_precision": setup.parameterPrecision.rawValue, "gradient_precision": setup.gradientPrecision.rawValue,
                 "optimizer_precision": setup.optimizerPrecision.rawValue, "activation_precision": setup.activationPrecision.rawValue,
                 "optimizer": setup.optimizer.rawValue, "attention": setup.attention.rawValue,
-                "recomputation": setup.recomputation.rawValue,
+                "recomputation": setup.recomputation.rawValue, "memory_model": setup.memoryModel.rawValue,
                 "parallelism": ["data": setup.parallelism.data, "tensor": setup.parallelism.tensor, "pipeline": setup.parallelism.pipeline],
             ] as [String: Any],
             "parameters": parameters,

@@ -5,20 +5,8 @@ import FlashCore
 import ModelFormats
 import Transformer
 
-/// Model sizes the commands share.
-enum TrainingPreset: String, ExpressibleByArgument, CaseIterable {
-    case tiny, small, nanogpt
-
-    /// (layers, heads, width, context, batch)
-    var shape: (layers: Int, heads: Int, width: Int, context: Int, batch: Int) {
-        switch self {
-        case .tiny: return (2, 4, 64, 64, 8)
-        case .small: return (4, 4, 128, 128, 8)
-        case .nanogpt: return (6, 6, 384, 256, 8)
-        }
-    }
-}
-
+/// Model sizes the commands share (defined in the Transformer module).
+extension TrainingPreset: ExpressibleByArgument {}
 extension AttentionImplementation: ExpressibleByArgument {}
 extension TransformerConfig.PositionEncoding: ExpressibleByArgument {}
 extension TransformerConfig.Norm: ExpressibleByArgument {}

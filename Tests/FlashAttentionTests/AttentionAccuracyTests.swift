@@ -27,6 +27,14 @@ final class AttentionAccuracyTests: XCTestCase {
         }
     }
 
+    func testLargeLogits() throws {
+        // Logits in the hundreds: the online softmax must rescale across tiles without overflow.
+        try checkCase(AttentionCase(queryLength: 300, keyLength: 300, queryHeads: 2, keyHeads: 1, headDim: 64,
+                                    causal: true, inputScale: 8, seed: 15))
+        try checkCase(AttentionCase(queryLength: 40, keyLength: 700, queryHeads: 1, keyHeads: 1, headDim: 256,
+                                    alibi: true, inputScale: 6, seed: 16))
+    }
+
     func testGroupedQueryHeads() throws {
         for (index, (hq, hkv)) in [(8, 8), (8, 4), (8, 2), (8, 1), (3, 1)].enumerated() {
             try checkCase(AttentionCase(batch: 2, queryLength: 33, keyLength: 70, queryHeads: hq, keyHeads: hkv, headDim: 16,

@@ -69,6 +69,14 @@ final class AttentionValidationTests: XCTestCase {
         assertInvalid("output.shape") {
             _ = try Attention.backward(query: q, key: k, value: k, output: k, logSumExp: tensor([2, 4, 5]), outputGradient: q)
         }
+        assertInvalid("gradients.key.shape") {
+            try Attention.backward(query: q, key: k, value: k, output: q, logSumExp: tensor([2, 4, 5]), outputGradient: q,
+                                   into: AttentionGradients(query: q, key: q, value: k))
+        }
+        assertInvalid("gradients.query.elementType") {
+            try Attention.backward(query: q, key: k, value: k, output: q, logSumExp: tensor([2, 4, 5]), outputGradient: q,
+                                   into: AttentionGradients(query: tensor([2, 5, 4, 8], .bfloat16), key: k, value: k))
+        }
     }
 
     func testVariableLengthArguments() throws {
@@ -83,6 +91,7 @@ final class AttentionValidationTests: XCTestCase {
         assertInvalid("cumulativeKeyLengths.last") { try run([0, 4, 10], [0, 5, 11]) }
         assertInvalid("cumulativeKeyLengths.count") { try run([0, 4, 10], [0, 12]) }
         assertInvalid("descriptor.keyLengths") { try run([0, 10], [0, 12], AttentionDescriptor(keyLengths: [3])) }
+        assertInvalid("descriptor.bias") { try run([0, 10], [0, 12], AttentionDescriptor(bias: try self.tensor([10, 12]))) }
         assertInvalid("query.rank") {
             _ = try Attention.forwardVariableLength(query: self.tensor([1, 10, 4, 8]), key: k, value: k,
                                                     cumulativeQueryLengths: [0, 10], cumulativeKeyLengths: [0, 12])

@@ -119,6 +119,18 @@ final class AttentionVariantTests: XCTestCase {
                                                         output: dense.output, logSumExp: dense.logSumExp, outputGradient: dO,
                                                         descriptor: descriptor)
             XCTAssertEqual(stridedGradients.query.floats(), denseGradients.query.floats())
+            // Gradients straight into the dQ/dK/dV slices of a fused gradient buffer.
+            let fusedGradient = try Tensor(shape: [b, t, 3 * c], values: [Float](repeating: .nan, count: b * t * 3 * c))
+            func gradientView(_ part: Int) -> Tensor {
+                Tensor(storage: fusedGradient.storage, elementType: .float32, shape: [b, t, h, d],
+                       strides: [t * 3 * c, 3 * c, d, 1], offset: part * c)
+            }
+            try Attention.backward(query: q, key: k, value: v, output: outputView, logSumExp: strided.logSumExp,
+                                   outputGradient: dO, descriptor: descriptor,
+                                   into: AttentionGradients(query: gradientView(0), key: gradientView(1), value: gradientView(2)))
+            XCTAssertEqual(gradientView(0).floats(), denseGradients.query.floats())
+            XCTAssertEqual(gradientView(1).floats(), denseGradients.key.floats())
+            XCTAssertEqual(gradientView(2).floats(), denseGradients.value.floats())
             XCTAssertEqual(stridedGradients.key.floats(), denseGradients.key.floats())
             XCTAssertEqual(stridedGradients.value.floats(), denseGradients.value.floats())
         }

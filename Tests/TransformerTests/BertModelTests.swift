@@ -127,6 +127,26 @@ final class BertModelTests: XCTestCase {
         assertStates(try model.hiddenStates(tokenIDs: [[3, 1, 4]]), batch: 0, match: Self.reference([3, 1, 4], rounded))
     }
 
+    func testMissingWrongAndNonFiniteWeightsThrow() throws {
+        var tensors = Self.randomTensors()
+        tensors["encoder.layer.1.output.dense.bias"] = nil
+        XCTAssertThrowsError(try BertModel(configuration: Self.configuration, tensors: tensors)) {
+            XCTAssertEqual($0 as? BertModelError, .missingTensor("encoder.layer.1.output.dense.bias"))
+        }
+        tensors = Self.randomTensors()
+        tensors["embeddings.position_embeddings.weight"] = try Tensor(zeros: [5, 8])
+        XCTAssertThrowsError(try BertModel(configuration: Self.configuration, tensors: tensors)) {
+            XCTAssertEqual($0 as? BertModelError, .wrongShape(tensor: "embeddings.position_embeddings.weight", expected: [6, 8], got: [5, 8]))
+        }
+        for bad in [Float.nan, .infinity] {
+            tensors = Self.randomTensors()
+            tensors["encoder.layer.0.attention.self.value.weight"]![3, 17 % 8] = bad
+            XCTAssertThrowsError(try BertModel(configuration: Self.configuration, tensors: tensors)) {
+                XCTAssertEqual($0 as? BertModelError, .nonFiniteWeight(tensor: "encoder.layer.0.attention.self.value.weight"))
+            }
+        }
+    }
+
     func testBadInputsThrow() throws {
         let model = try BertModel(configuration: Self.configuration, tensors: Self.randomTensors())
         XCTAssertThrowsError(try model.hiddenStates(tokenIDs: [])) { XCTAssertEqual(($0 as? InvalidArgument)?.argument, "tokenIDs") }
