@@ -93,6 +93,20 @@ final class ActivationBuffers {
         bytes = total
     }
 
+    /// What `init(config:rows:gradients:)` allocates, in bytes, computed without allocating.
+    static func byteCount(config: TransformerConfig, rows: Int, gradients: Bool) -> Int {
+        let c = config.width, f = config.mlpWidth, v = config.vocabularySize
+        let qkvWidth = (config.heads + 2 * config.kvHeads) * config.headDim
+        let gate = config.activation == .swiglu ? f : 0
+        let perLayer = 5 * c + 4 + qkvWidth + gate + 2 * f
+        var floats = rows * (config.layers * perLayer + 3 * c + 2 + v + 1)
+        floats += max(rows, c, f) * max(c, f, qkvWidth, v)
+        if gradients {
+            floats += rows * (3 * c + (config.normPlacement == .post ? c : 0) + qkvWidth + f + gate)
+        }
+        return 4 * floats + 8 * rows
+    }
+
     deinit {
         tokens.deallocate()
         targets.deallocate()

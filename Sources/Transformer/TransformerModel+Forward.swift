@@ -45,7 +45,7 @@ extension TransformerModel {
         }
 
         let rows = batch * time
-        ensureBuffers(rows: rows, gradients: lossScale != nil)
+        try ensureBuffers(rows: rows, gradients: lossScale != nil)
         let b = buffers!
         lastPass = nil
         tokens.withUnsafeBufferPointer { b.tokens.update(from: $0.baseAddress!, count: rows) }
