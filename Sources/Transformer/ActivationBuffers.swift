@@ -35,6 +35,8 @@ final class ActivationBuffers {
 
     // Scratch, shared by all layers.
     let branch: TensorStorage
+    /// Transposed copies for the GEMMs (see `Linear.backward`).
+    let transposeScratch: TensorStorage
     var residualGradient: TensorStorage!
     var residualGradient2: TensorStorage!
     var normGradient: TensorStorage!
@@ -74,6 +76,8 @@ final class ActivationBuffers {
         logits = allocate(rows * config.vocabularySize)
         losses = allocate(rows)
         branch = allocate(rows * c)
+        let widest = max(c, f, qkvWidth, config.vocabularySize)
+        transposeScratch = allocate(max(rows, c, f) * widest)
         tokens = .allocate(capacity: rows)
         targets = .allocate(capacity: rows)
         total += 8 * rows
@@ -87,6 +91,20 @@ final class ActivationBuffers {
             gateGradient = allocate(swiglu ? rows * f : 0)
         }
         bytes = total
+    }
+
+    /// What `init(config:rows:gradients:)` allocates, in bytes, computed without allocating.
+    static func byteCount(config: TransformerConfig, rows: Int, gradients: Bool) -> Int {
+        let c = config.width, f = config.mlpWidth, v = config.vocabularySize
+        let qkvWidth = (config.heads + 2 * config.kvHeads) * config.headDim
+        let gate = config.activation == .swiglu ? f : 0
+        let perLayer = 5 * c + 4 + qkvWidth + gate + 2 * f
+        var floats = rows * (config.layers * perLayer + 3 * c + 2 + v + 1)
+        floats += max(rows, c, f) * max(c, f, qkvWidth, v)
+        if gradients {
+            floats += rows * (3 * c + (config.normPlacement == .post ? c : 0) + qkvWidth + f + gate)
+        }
+        return 4 * floats + 8 * rows
     }
 
     deinit {

@@ -45,7 +45,7 @@ extension TransformerModel {
         }
 
         let rows = batch * time
-        ensureBuffers(rows: rows, gradients: lossScale != nil)
+        try ensureBuffers(rows: rows, gradients: lossScale != nil)
         let b = buffers!
         lastPass = nil
         tokens.withUnsafeBufferPointer { b.tokens.update(from: $0.baseAddress!, count: rows) }
@@ -72,9 +72,10 @@ extension TransformerModel {
         if let head = layout.head {
             Linear.forward(input: headInput, weight: p + head, bias: nil, output: b.logits.floats, rows: rows, inFeatures: c, outFeatures: v, threads: t)
         } else {
-            // Tied: logits = h · Eᵀ with E the [V, C] token embedding.
-            GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: rows, n: v, k: c, alpha: 1, a: headInput, lda: c,
-                                   b: p + layout.tokenEmbedding, ldb: c, beta: 0, c: b.logits.floats, ldc: v, threads: t)
+            // Tied: logits = h · Eᵀ with E the [V, C] token embedding (Eᵀ copied out: see Linear.backward).
+            Transpose.copy(p + layout.tokenEmbedding, rows: v, columns: c, into: b.transposeScratch.floats, threads: t)
+            GEMM.multiplyUnchecked(transposeA: false, transposeB: false, m: rows, n: v, k: c, alpha: 1, a: headInput, lda: c,
+                                   b: b.transposeScratch.floats, ldb: v, beta: 0, c: b.logits.floats, ldc: v, threads: t)
         }
         cache?.length += time
         lastPass = (batch, time, mode)

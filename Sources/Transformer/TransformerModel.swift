@@ -130,10 +130,22 @@ public final class TransformerModel {
     }
 
     /// Makes sure activation buffers cover `rows` rows (and gradient scratch if needed).
-    func ensureBuffers(rows: Int, gradients needsGradients: Bool) {
+    /// Throws instead of allocating more than the machine's physical memory.
+    func ensureBuffers(rows: Int, gradients needsGradients: Bool) throws {
         if let b = buffers, b.rows >= rows, b.hasGradients || !needsGradients { return }
+        let bytes = Self.activationBytes(config: config, rows: rows, training: needsGradients)
+        let available = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        try InvalidArgument.require(bytes + 2 * 4 * layout.count < available, "batch·context",
+                                    expected: "activations that fit in memory (\(available >> 20) MiB)",
+                                    got: "\(rows) rows needing \(bytes >> 20) MiB of activations")
         buffers = nil
         buffers = ActivationBuffers(config: config, rows: rows, gradients: needsGradients)
+    }
+
+    /// Bytes of activation buffers (saved activations, backward scratch) a forward pass over
+    /// `rows` = batch × time rows allocates; `training` adds the backward pass's scratch.
+    public static func activationBytes(config: TransformerConfig, rows: Int, training: Bool) -> Int {
+        ActivationBuffers.byteCount(config: config, rows: rows, gradients: training)
     }
 
     /// Frees the activation buffers (they are made again by the next forward pass).

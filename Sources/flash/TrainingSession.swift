@@ -52,7 +52,7 @@ struct TrainingSession {
     func run() throws -> Summary {
         var summary = Summary()
         let log: FileHandle? = try logPath.map { path in
-            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             guard let handle = FileHandle(forWritingAtPath: path) else {
                 throw InvalidArgument("--log", expected: "a writable file", got: path)
             }

@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import FlashCore
 import Transformer
 
 final class TrainingTests: XCTestCase {
@@ -60,6 +61,24 @@ final class TrainingTests: XCTestCase {
         }
         let after = Array(UnsafeBufferPointer(start: model.parameters, count: model.parameterCount))
         XCTAssertEqual(before.map(\.bitPattern), after.map(\.bitPattern))
+    }
+
+    func testActivationByteCountMatchesWhatTheModelAllocates() throws {
+        for config in [Self.config, TransformerConfig(layers: 2, heads: 4, kvHeads: 2, width: 16, mlpWidth: 24, context: 8, vocabularySize: 40,
+                                                     positionEncoding: .rotary, norm: .rmsNorm, normPlacement: .post, activation: .swiglu)] {
+            let model = try TransformerModel(config: config)
+            let tokens = [Int32](repeating: 1, count: 3 * 8)
+            try model.forward(tokens: tokens, targets: tokens, batch: 3, time: 8, mode: .training(lossScale: 1, dropoutSeed: 0))
+            XCTAssertEqual(model.allocatedBytes - 8 * model.parameterCount,
+                           TransformerModel.activationBytes(config: config, rows: 24, training: true))
+        }
+        // A batch far beyond memory is refused up front, not attempted.
+        // (4 M rows × ~4.6 K floats each ≈ 74 GB; the model itself is small.)
+        let huge = try TransformerModel(config: TransformerConfig(layers: 1, heads: 1, width: 256, context: 4_000_000, vocabularySize: 2,
+                                                                  positionEncoding: .none))
+        XCTAssertThrowsError(try huge.forward(tokens: [Int32](repeating: 0, count: 4_000_000), batch: 1, time: 4_000_000)) { error in
+            XCTAssertEqual((error as? InvalidArgument)?.argument, "batch·context")
+        }
     }
 
     func testScheduleWarmsUpLinearlyThenDecaysByCosine() {

@@ -56,17 +56,26 @@ public enum CrossEntropy {
             let row = logits + r * vocabulary
             let target = Int(targets[r])
             let targetLogit = row[target]
+            let m = VectorMath.max(row, count: vocabulary)
+            // Σ e^(z − m), 16 lanes at a time; with a gradient, e^(z − m) is stored in place.
+            var sums = Activations.Vector()
+            var i = 0
+            while i < vocabulary {
+                let lanes = min(Activations.Vector.scalarCount, vocabulary - i)
+                var e = Activations.exp(Activations.load(row + i, lanes) - m)
+                if lanes < Activations.Vector.scalarCount {
+                    for j in lanes..<Activations.Vector.scalarCount { e[j] = 0 }
+                }
+                sums += e
+                if gradientScale != nil { Activations.store(e, row + i, lanes) }
+                i += Activations.Vector.scalarCount
+            }
+            let total = sums.sum()
+            losses[r] = m + Foundation.log(total) - targetLogit
             if let gradientScale {
-                let lse = VectorMath.softmax(row, count: vocabulary)
-                losses[r] = lse - targetLogit
-                row[target] -= 1
-                VectorMath.scale(row, count: vocabulary, by: gradientScale)
-            } else {
-                // Loss only: the logits stay readable.
-                let m = VectorMath.max(row, count: vocabulary)
-                var total: Float = 0
-                for k in 0..<vocabulary { total += VectorMath.exp(row[k] - m) }
-                losses[r] = m + Foundation.log(total) - targetLogit
+                // softmax − one-hot, scaled: logits now hold the gradient.
+                VectorMath.scale(row, count: vocabulary, by: gradientScale / total)
+                row[target] -= gradientScale
             }
         }
         var total = 0.0

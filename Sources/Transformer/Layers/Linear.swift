@@ -23,22 +23,64 @@ public enum Linear {
     /// inputGradient[M, K]  = (or += when `accumulateInput`) outputGradient[M, N] · weightᵀ
     /// weightGradient[K, N] += inputᵀ · outputGradient
     /// biasGradient[N]      += Σ_rows outputGradient
+    ///
+    /// With `scratch` (room for max(K·N, M·K) floats), weightᵀ and inputᵀ are first copied out
+    /// explicitly so that both products run as untransposed GEMMs, which the blocked GEMM runs
+    /// ~1.6× faster than the transposed-A form; the copies cost O(M·K + K·N), next to the
+    /// products' O(M·K·N).
     public static func backward(
         input: UnsafePointer<Float>, weight: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
         inputGradient: UnsafeMutablePointer<Float>?, accumulateInput: Bool = false,
         weightGradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>?,
-        rows: Int, inFeatures: Int, outFeatures: Int, threads: Int? = nil
+        rows: Int, inFeatures: Int, outFeatures: Int, scratch: UnsafeMutablePointer<Float>? = nil, threads: Int? = nil
     ) {
         if let inputGradient {
-            GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
-                                   a: outputGradient, lda: outFeatures, b: weight, ldb: outFeatures,
-                                   beta: accumulateInput ? 1 : 0, c: inputGradient, ldc: inFeatures, threads: threads)
+            if let scratch {
+                Transpose.copy(weight, rows: inFeatures, columns: outFeatures, into: scratch, threads: threads)
+                GEMM.multiplyUnchecked(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
+                                       a: outputGradient, lda: outFeatures, b: scratch, ldb: inFeatures,
+                                       beta: accumulateInput ? 1 : 0, c: inputGradient, ldc: inFeatures, threads: threads)
+            } else {
+                GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
+                                       a: outputGradient, lda: outFeatures, b: weight, ldb: outFeatures,
+                                       beta: accumulateInput ? 1 : 0, c: inputGradient, ldc: inFeatures, threads: threads)
+            }
         }
-        GEMM.multiplyUnchecked(transposeA: true, transposeB: false, m: inFeatures, n: outFeatures, k: rows, alpha: 1,
-                               a: input, lda: inFeatures, b: outputGradient, ldb: outFeatures, beta: 1,
-                               c: weightGradient, ldc: outFeatures, threads: threads)
+        if let scratch {
+            Transpose.copy(input, rows: rows, columns: inFeatures, into: scratch, threads: threads)
+            GEMM.multiplyUnchecked(transposeA: false, transposeB: false, m: inFeatures, n: outFeatures, k: rows, alpha: 1,
+                                   a: scratch, lda: rows, b: outputGradient, ldb: outFeatures, beta: 1,
+                                   c: weightGradient, ldc: outFeatures, threads: threads)
+        } else {
+            GEMM.multiplyUnchecked(transposeA: true, transposeB: false, m: inFeatures, n: outFeatures, k: rows, alpha: 1,
+                                   a: input, lda: inFeatures, b: outputGradient, ldb: outFeatures, beta: 1,
+                                   c: weightGradient, ldc: outFeatures, threads: threads)
+        }
         if let biasGradient {
             ColumnSums.accumulate(outputGradient, rows: rows, columns: outFeatures, into: biasGradient, threads: threads)
+        }
+    }
+}
+
+/// Row-major transpose into a separate buffer: destination[c, r] = source[r, c].
+public enum Transpose {
+    /// Side of the square tiles: 32 rows of 32 floats stay in L1 while being read and written.
+    static let tile = 32
+
+    public static func copy(_ source: UnsafePointer<Float>, rows: Int, columns: Int,
+                            into destination: UnsafeMutablePointer<Float>, threads: Int? = nil) {
+        // Parallel over tiles of source rows: each worker writes its own columns of the destination.
+        Parallel.forEach((rows + tile - 1) / tile, threads: threads) { t in
+            let r0 = t * tile, r1 = min(rows, r0 + tile)
+            var c0 = 0
+            while c0 < columns {
+                let c1 = min(columns, c0 + tile)
+                for c in c0..<c1 {
+                    let d = destination + c * rows
+                    for r in r0..<r1 { d[r] = source[r * columns + c] }
+                }
+                c0 += tile
+            }
         }
     }
 }
