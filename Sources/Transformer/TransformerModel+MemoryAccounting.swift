@@ -15,8 +15,8 @@ public struct TrainingMemoryAccounting: Equatable, Sendable {
     /// Saved outside the layers: the stack's output, the final norm's output and statistics,
     /// the logits (overwritten by their gradient), per-row losses, tokens and targets.
     public var outputActivations: Int
-    /// Scratch shared by all layers: the residual-branch buffer and the backward pass's
-    /// activation gradients (residual stream, norm output, QKV, attention output, MLP hidden).
+    /// Scratch shared by all layers: the residual-branch buffer, the buffer for explicit
+    /// transposes, and the backward pass's activation gradients (residual stream, norm output, QKV, attention output, MLP hidden).
     public var scratch: Int
 
     public var total: Int { parameters + gradients + layerActivations + outputActivations + scratch }
@@ -37,7 +37,7 @@ extension TransformerModel {
             + bytes(b.mlpUp) + bytes(b.mlpActivation) + bytes(b.logSumExp.map { $0?.storage })
         // Tokens and targets are two Int32 per row, allocated outside TensorStorage.
         accounting.outputActivations = bytes([b.layerInput[layers], b.finalNorm, b.finalStats, b.logits, b.losses]) + 8 * b.rows
-        accounting.scratch = bytes([b.branch, b.residualGradient, b.residualGradient2, b.normGradient, b.qkvGradient,
+        accounting.scratch = bytes([b.branch, b.transposeScratch, b.residualGradient, b.residualGradient2, b.normGradient, b.qkvGradient,
                                     b.attentionGradient, b.mlpGradient, b.gateGradient])
         return accounting
     }
