@@ -91,10 +91,15 @@ struct TrainingSession {
                 if let validation { summary.lastValidation = validation }
             }
             let remaining = Double(total - result.step) * elapsed / Double(summary.steps)
-            var line = String(format: "\rstep %d/%d | loss %.4f | lr %.2e | %.0f tok/s | ETA ", result.step, total, result.loss,
-                              result.learningRate, rate) + Self.duration(remaining)
-            if let validation { line += String(format: " | val %.4f\n", validation) } else { line += "   " }
-            Self.standardError(line)
+            // On a terminal the progress line rewrites itself every step; into a file or pipe
+            // (CI logs) it is written as whole lines, about twenty per run plus each validation.
+            let interactive = isatty(STDERR_FILENO) != 0
+            if interactive || evaluateNow || result.step % max(1, total / 20) == 0 {
+                var line = String(format: "step %d/%d | loss %.4f | lr %.2e | %.0f tok/s | ETA ", result.step, total, result.loss,
+                                  result.learningRate, rate) + Self.duration(remaining)
+                if let validation { line += String(format: " | val %.4f", validation) }
+                Self.standardError(interactive ? "\r" + line + (validation == nil ? "   " : "\n") : line + "\n")
+            }
             if let log {
                 var record: [String: Any] = ["step": result.step, "train_loss": Double(result.loss), "lr": Double(result.learningRate),
                                              "tokens_per_second": rate, "elapsed_seconds": elapsed]
@@ -110,7 +115,7 @@ struct TrainingSession {
             summary.tokensPerSecond = rate
             if let timeLimit, elapsed >= timeLimit { break }
         }
-        Self.standardError("\n")
+        if isatty(STDERR_FILENO) != 0 { Self.standardError("\n") }
         return summary
     }
 }
