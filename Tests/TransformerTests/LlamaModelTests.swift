@@ -54,8 +54,17 @@ final class LlamaModelTests: XCTestCase {
                 generated.append(next)
             }
             XCTAssertEqual(generated, expected, "greedy continuation of \"\(c["prompt"]!)\"")
-            if let llamaCpp = c["llamacpp_top1"] as? [Int] {
-                XCTAssertEqual(llamaCpp.last, topIDs.last?.first, "llama.cpp's last top-1")
+            // llama.cpp (second, optional reference) multiplies with activations rounded to 8 bits
+            // per block of 32, which moves its logits by up to ~0.7 from the Float32 ones (the
+            // fixture shows it); its top-1 tokens must still agree at every position.
+            if let llamaTop1 = c["llamacpp_top1"] as? [Int], let llamaLogits = c["llamacpp_top_logits"] as? [[NSNumber]] {
+                for position in 0..<ids.count {
+                    let row = logits[(position * vocabulary)..<((position + 1) * vocabulary)]
+                    XCTAssertEqual(LlamaSampler.argmax(Array(row)), llamaTop1[position], "llama.cpp top-1 at position \(position)")
+                    for (id, expected) in zip(topIDs[position], llamaLogits[position]) {
+                        XCTAssertEqual(row[position * vocabulary + id], expected.floatValue, accuracy: 1.5, "llama.cpp logit of \(id)")
+                    }
+                }
             }
         }
         print("largest logit difference from transformers: \(worst)")
