@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get("FLASH_MODEL_CACHE", os.path.expanduser("~/.cache/flash-models"))
 # The same text flash's BenchGenerate repeats to build its prompt.
@@ -40,6 +42,7 @@ def run_llama_cpp(args):
     while len(ids) < args.prompt_tokens:
         ids += llama.tokenize(TEXT.encode(), add_bos=False, special=False)
     ids = ids[:args.prompt_tokens]
+    vocabulary = llama.n_vocab()
     best_prefill = best_decode = float("inf")
     for _ in range(args.repeats):
         llama.reset()
@@ -48,7 +51,8 @@ def run_llama_cpp(args):
         best_prefill = min(best_prefill, time.perf_counter() - start)
         start = time.perf_counter()
         for _ in range(args.decode_tokens):
-            token = int(llama.scores[llama.n_tokens - 1].argmax())
+            last = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llama.ctx), shape=(vocabulary,))
+            token = int(last.argmax())
             llama.eval([token])
         best_decode = min(best_decode, time.perf_counter() - start)
     return {"prefill_tokens_per_second": args.prompt_tokens / best_prefill,

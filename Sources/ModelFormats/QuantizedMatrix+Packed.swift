@@ -136,7 +136,7 @@ final class PackedRows: @unchecked Sendable {
                 acc = acc.addingProduct(b0, Vector(repeating: Self.scale(group, 64)))
                 offsets += Self.scale(group, 72) * blockSums[2 * fullGroups]
             }
-            return (acc + other).sum() + offsets
+            return QuantizedDot.horizontalSum(acc + other) + offsets
         }
         // Q4: full groups unrolled (two accumulators for instruction-level parallelism), then
         // the blocks of a partial last group.
@@ -170,7 +170,7 @@ final class PackedRows: @unchecked Sendable {
                 offsets = offsets.addingProduct(Self.scale(group, 80 + 4 * bi), blockSums[4 * fullGroups + bi])
             }
         }
-        return (acc + other).sum() + offsets
+        return QuantizedDot.horizontalSum(acc + other) + offsets
     }
 
     /// Decodes row `r` to Float32 (value = D·f + C per block).
