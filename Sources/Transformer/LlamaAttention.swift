@@ -29,9 +29,26 @@ public enum LlamaAttention {
             }
             VectorMath.softmax(scores, count: length)
             let out = output + (t * heads + h) * d
-            out.update(repeating: 0, count: d)
-            for j in 0..<length {
-                VectorMath.addScaled(values + j * kvStride + kvHead * d, scores[j], to: out, count: d)
+            if d % 16 == 0 {
+                // One 16-wide slice of the output at a time, accumulated in a register over
+                // all keys (no load/store of the output per key).
+                var slice = 0
+                while slice < d {
+                    var acc = SIMD16<Float>()
+                    var v = values + (kvHead &* d &+ slice)
+                    for j in 0..<length {
+                        acc = acc.addingProduct(UnsafeRawPointer(v).loadUnaligned(as: SIMD16<Float>.self),
+                                                SIMD16<Float>(repeating: scores[j]))
+                        v += kvStride
+                    }
+                    UnsafeMutableRawPointer(out + slice).storeBytes(of: acc, as: SIMD16<Float>.self)
+                    slice &+= 16
+                }
+            } else {
+                out.update(repeating: 0, count: d)
+                for j in 0..<length {
+                    VectorMath.addScaled(values + j * kvStride + kvHead * d, scores[j], to: out, count: d)
+                }
             }
         }
     }
