@@ -64,7 +64,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// one token) in one parallel region, which saves a thread hand-off per product.
     public static func multiplyVectors(_ products: [(matrix: QuantizedMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>)],
                                        threads: Int? = nil) {
-        let chunk = 16
+        let chunk = 64
         var firstChunk: [Int] = [0]
         for p in products { firstChunk.append(firstChunk.last! + (p.matrix.rows + chunk - 1) / chunk) }
         let scratches = products.map { QuantizedDot.Scratch(columns: $0.matrix.columns, type: $0.matrix.type, x: $0.x) }
