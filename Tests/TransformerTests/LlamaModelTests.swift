@@ -111,6 +111,11 @@ final class LlamaModelTests: XCTestCase {
         // top-p 0.5 keeps tokens 1 and 3 only (0.46 + 0.42 ≥ 0.5 after the first falls short).
         var nucleus = try LlamaSampler(temperature: 1, topK: 0, topP: 0.5, seed: 1)
         XCTAssertTrue(Set((0..<100).map { _ in nucleus.sample(logits) }).isSubset(of: [1, 3]))
+        // top-k selection agrees with a full sort.
+        var rng = SystemRandomNumberGenerator()
+        let many = (0..<5000).map { _ in Float(Int.random(in: -300...300, using: &rng)) / 10 }
+        let sorted = many.indices.sorted { many[$0] > many[$1] || (many[$0] == many[$1] && $0 < $1) }
+        XCTAssertEqual(LlamaSampler.largest(40, of: many), Array(sorted.prefix(40)))
         XCTAssertThrowsError(try LlamaSampler(temperature: -1))
         XCTAssertThrowsError(try LlamaSampler(temperature: 1, topP: 0))
     }
