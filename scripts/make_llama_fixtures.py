@@ -5,7 +5,8 @@ Writes Tests/TransformerTests/Fixtures/llama/:
   quant_blocks.json   random blocks of every supported ggml type (base64) and their values as
                       decoded by gguf-py (ggml's reference decoder in Python)
   tokenizer.json      token ids of several texts from Hugging Face transformers' tokenizer
-                      built from the GGUF's own metadata, and the chat-template prompt
+                      built from the GGUF's own metadata (and from llama.cpp's when
+                      installed), and the chat-template prompt
   logits.json         for several prompts: top-8 next-token logits at every position and the
                       32-token greedy continuation from transformers' LlamaForCausalLM on the
                       same GGUF (dequantised to Float32), plus llama.cpp's (llama-cpp-python)
@@ -97,10 +98,23 @@ def main():
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     chat = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2+2?"}],
                                          tokenize=False, add_generation_prompt=True)
+    llama = None
+    try:
+        import llama_cpp
+        llama = llama_cpp.Llama(model_path=MODEL, n_ctx=256, logits_all=True, verbose=False, n_threads=2)
+    except Exception as error:  # optional second reference
+        print(f"llama-cpp-python not used: {error}", file=sys.stderr)
+
+    def token_case(text):
+        case = {"text": text, "ids": tokenizer.encode(text, add_special_tokens=False)}
+        if llama is not None:
+            case["llamacpp_ids"] = llama.tokenize(text.encode(), add_bos=False, special=True)
+        return case
+
     with open(os.path.join(OUT, "tokenizer.json"), "w") as f:
         json.dump({
-            "source": "transformers AutoTokenizer(gguf_file=...)",
-            "cases": [{"text": t, "ids": tokenizer.encode(t, add_special_tokens=False)} for t in TEXTS],
+            "source": "transformers AutoTokenizer(gguf_file=...); llamacpp_ids: llama-cpp-python",
+            "cases": [token_case(t) for t in TEXTS],
             "chat": {"user": "What is 2+2?", "prompt": chat,
                      "ids": tokenizer.encode(chat, add_special_tokens=False)},
         }, f, ensure_ascii=False, indent=1)
@@ -108,12 +122,6 @@ def main():
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     model.eval()
-    llama = None
-    try:
-        import llama_cpp
-        llama = llama_cpp.Llama(model_path=MODEL, n_ctx=256, logits_all=True, verbose=False, n_threads=2)
-    except Exception as error:  # optional second reference
-        print(f"llama-cpp-python not used: {error}", file=sys.stderr)
     cases = []
     for prompt in PROMPTS:
         ids = tokenizer.encode(prompt, add_special_tokens=False)

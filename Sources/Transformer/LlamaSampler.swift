@@ -39,12 +39,9 @@ public struct LlamaSampler {
 
     public mutating func sample(_ logits: [Float]) -> Int {
         if temperature == 0 { return Self.argmax(logits) }
-        var order = Array(logits.indices)
-        if topK > 0 && topK < logits.count {
-            order = Array(order.sorted { logits[$0] > logits[$1] }.prefix(topK))
-        } else {
-            order.sort { logits[$0] > logits[$1] }
-        }
+        let order = topK > 0 && topK < logits.count
+            ? Self.largest(topK, of: logits)
+            : logits.indices.sorted { logits[$0] > logits[$1] }
         let maxLogit = logits[order[0]]
         var probabilities = order.map { Foundation.exp(Double((logits[$0] - maxLogit) / temperature)) }
         let total = probabilities.reduce(0, +)
@@ -62,5 +59,21 @@ public struct LlamaSampler {
             if target < 0 { return order[i] }
         }
         return order[kept - 1]
+    }
+
+    /// Indices of the `k` largest logits, largest first (earlier index first on ties), in one
+    /// pass with a small sorted list: most logits fall below the k-th and cost one comparison,
+    /// where sorting the whole vocabulary costs milliseconds per token.
+    public static func largest(_ k: Int, of logits: [Float]) -> [Int] {
+        var top: [Int] = []
+        top.reserveCapacity(k + 1)
+        for i in logits.indices {
+            if top.count == k && !(logits[i] > logits[top[k - 1]]) { continue }
+            var position = top.count
+            while position > 0 && logits[i] > logits[top[position - 1]] { position -= 1 }
+            top.insert(i, at: position)
+            if top.count > k { top.removeLast() }
+        }
+        return top
     }
 }

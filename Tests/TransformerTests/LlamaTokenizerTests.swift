@@ -4,7 +4,7 @@ import ModelFormats
 import Transformer
 
 /// The GGUF's byte-level BPE tokenizer against Hugging Face's tokenizer built from the same
-/// metadata (fixture), plus round trips of arbitrary UTF-8.
+/// metadata and llama.cpp's (fixture), plus round trips of arbitrary UTF-8.
 final class LlamaTokenizerTests: XCTestCase {
     func testIDsMatchTransformers() throws {
         let (_, _, tokenizer) = try LlamaFixtures.model()
@@ -12,6 +12,9 @@ final class LlamaTokenizerTests: XCTestCase {
         for c in fixture["cases"] as! [[String: Any]] {
             let text = c["text"] as! String
             XCTAssertEqual(tokenizer.encode(text), c["ids"] as! [Int], "ids of \(text.debugDescription)")
+            if let llamaCpp = c["llamacpp_ids"] as? [Int] {
+                XCTAssertEqual(tokenizer.encode(text), llamaCpp, "llama.cpp's ids of \(text.debugDescription)")
+            }
         }
     }
 

@@ -64,13 +64,15 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// one token) in one parallel region, which saves a thread hand-off per product.
     public static func multiplyVectors(_ products: [(matrix: QuantizedMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>)],
                                        threads: Int? = nil) {
-        let chunk = 16
+        let chunk = 64
         var firstChunk: [Int] = [0]
         for p in products { firstChunk.append(firstChunk.last! + (p.matrix.rows + chunk - 1) / chunk) }
         let scratches = products.map { QuantizedDot.Scratch(columns: $0.matrix.columns, type: $0.matrix.type, x: $0.x) }
         defer { for s in scratches { s.release() } }
         let widest = products.map { $0.matrix.needsRowBuffer ? $0.matrix.columns : 1 }.max() ?? 1
-        Parallel.forEach(firstChunk.last!, threads: threads) { c in
+        // Chunks are handed out dynamically: on a shared machine one worker may be descheduled,
+        // and a static split would make every product wait for it.
+        Parallel.forEachDynamic(firstChunk.last!, threads: threads) { c in
             var p = 0
             while firstChunk[p + 1] <= c { p += 1 }
             let matrix = products[p].matrix, y = products[p].y
@@ -120,7 +122,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
         let tile = 16
         let tiles = (rows + tile - 1) / tile
         let k = columns
-        Parallel.forEach(tiles, threads: threads) { t in
+        Parallel.forEachDynamic(tiles, threads: threads) { t in
             let rowStart = t * tile
             let rowCount = min(tile, rows - rowStart)
             let w = UnsafeMutablePointer<Float>.allocate(capacity: tile * k)
