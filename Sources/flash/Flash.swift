@@ -9,7 +9,6 @@ struct Flash: ParsableCommand {
             Demo.self,
             TrainCommand.self,
             GenerateCommand.self,
-            GenerateGGUF.self,
             AttentionCommand.self,
             EmbedCommand.self,
             EstimateCommand.self,

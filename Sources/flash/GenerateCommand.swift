@@ -5,41 +5,69 @@ import FlashCore
 import ModelFormats
 import Transformer
 
-/// `flash generate`: samples text from a checkpoint, streaming tokens to stdout as produced.
+/// `flash generate`: samples text from a trained checkpoint (`--checkpoint`) or a LLaMA-family
+/// GGUF model (`--gguf`), streaming tokens to stdout as they are produced.
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generate text from a checkpoint written by `flash train`.",
+        abstract: "Generate text from a checkpoint written by `flash train` or from a GGUF model.",
         discussion: """
-            The prompt is processed in one pass, then one token per pass against a KV cache \
-            (--no-cache recomputes the whole context every token; greedy output is the same). \
-            --temperature 0 is greedy. Past the model's context the last `context` tokens are used.
+            Give exactly one of --checkpoint DIR or --gguf FILE. The prompt is processed in one \
+            pass, then one token per pass against a KV cache. --temperature 0 is greedy.
+            With --checkpoint the prompt is echoed before the continuation; --no-cache recomputes \
+            the whole context every token (greedy output is the same) and past the model's context \
+            the last `context` tokens are used. Defaults: --max-tokens 200, all tokens kept.
+            With --gguf the generated text alone goes to stdout and model facts and prefill/decode \
+            tokens/s to stderr; --chat wraps the prompt as a user turn of the model's chat \
+            template; generation stops at an end-of-turn token or the context length. \
+            Defaults: --max-tokens 128, --top-k 40, --top-p 0.95.
             """)
 
-    @Option(help: "Checkpoint directory.") var checkpoint: String
-    @Option(help: "Text to continue.") var prompt: String = "\n"
-    @Option(name: .customLong("max-tokens"), help: "Tokens to generate.") var maxTokens = 200
+    @Option(help: "Checkpoint directory written by `flash train`.") var checkpoint: String?
+    @Option(help: "LLaMA-family GGUF model file.") var gguf: String?
+    @Option(help: "Text to continue (default with --checkpoint: a newline).") var prompt: String?
+    @Flag(help: "Wrap the prompt as a user turn of the model's chat template (--gguf only).") var chat = false
+    @Option(name: .customLong("max-tokens"), help: "Most tokens to generate (default 200 with --checkpoint, 128 with --gguf).") var maxTokens: Int?
     @Option(help: "Sampling temperature (0 = greedy).") var temperature: Float = 0.8
-    @Option(name: .customLong("top-k"), help: "Keep only the k most likely tokens.") var topK: Int?
-    @Option(name: .customLong("top-p"), help: "Nucleus sampling: keep the most likely tokens up to this total probability.") var topP: Float = 1
+    @Option(name: .customLong("top-k"), help: "Keep only the k most likely tokens (0 = all; default: all with --checkpoint, 40 with --gguf).") var topK: Int?
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling: keep the most likely tokens up to this total probability (default 1 with --checkpoint, 0.95 with --gguf).") var topP: Float?
     @Option(help: "Sampling seed.") var seed: UInt64 = 0
-    @Flag(name: .customLong("no-cache"), help: "Recompute the whole context for every token instead of using the KV cache.") var noCache = false
-    @Option(help: "Attention algorithm: flash or standard.") var attention: AttentionImplementation = .flash
+    @Flag(name: .customLong("no-cache"), help: "Recompute the whole context for every token instead of using the KV cache (--checkpoint only).") var noCache = false
+    @Option(help: "Attention algorithm: flash or standard (--checkpoint only).") var attention: AttentionImplementation?
     @Option(help: "Threads (default: all cores).") var threads: Int?
 
     func validate() throws {
-        if maxTokens < 0 { throw ValidationError("--max-tokens must be ≥ 0, got \(maxTokens)") }
+        if (checkpoint == nil) == (gguf == nil) {
+            throw ValidationError("give exactly one of --checkpoint DIR or --gguf FILE")
+        }
+        if gguf != nil {
+            if noCache { throw ValidationError("--no-cache needs --checkpoint (a GGUF model always uses its KV cache)") }
+            if attention != nil { throw ValidationError("--attention needs --checkpoint (a GGUF model always uses flash attention)") }
+            if prompt == nil { throw ValidationError("--gguf needs --prompt TEXT") }
+        } else if chat {
+            throw ValidationError("--chat needs --gguf (a checkpoint has no chat template)")
+        }
+        if let maxTokens, maxTokens < 0 { throw ValidationError("--max-tokens must be ≥ 0, got \(maxTokens)") }
+        if let topK, topK < 0 { throw ValidationError("--top-k must be ≥ 0 (0 = all), got \(topK)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
     }
 
     func run() throws {
+        if let gguf {
+            try runGGUFGeneration(GGUFGenerationOptions(
+                path: gguf, prompt: prompt ?? "", chat: chat, maxTokens: maxTokens ?? 128, temperature: temperature,
+                topK: topK ?? 40, topP: topP ?? 0.95, seed: seed, threads: threads))
+            return
+        }
+        guard let checkpoint else { return }
         if let threads { Parallel.defaultThreads = threads }
         let model = try Checkpoint.loadModel(from: checkpoint)
-        model.attentionImplementation = attention
+        model.attentionImplementation = attention ?? .flash
         model.threads = threads
         let tokenizer = try JSONDecoder().decode(AnyTokenizer.self, from: Checkpoint.loadTokenizerJSON(from: checkpoint))
-        var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
-        try Self.stream(model: model, tokenizer: tokenizer, prompt: prompt, maxTokens: maxTokens, useCache: !noCache, sampler: &sampler)
+        var sampler = try Sampler(temperature: temperature, topK: topK == 0 ? nil : topK, topP: topP ?? 1, seed: seed)
+        try Self.stream(model: model, tokenizer: tokenizer, prompt: prompt ?? "\n", maxTokens: maxTokens ?? 200,
+                        useCache: !noCache, sampler: &sampler)
     }
 
     /// Generates and prints text as it is produced (holding back an incomplete UTF-8 sequence).

@@ -4,7 +4,7 @@ import FlashCore
 import ModelFormats
 import Transformer
 
-/// Options of a GGUF generation run.
+/// Options of a GGUF generation run (`flash generate --gguf`).
 struct GGUFGenerationOptions {
     var path: String
     var prompt: String
@@ -79,36 +79,4 @@ func completeUTF8Prefix(_ bytes: [UInt8]) -> Int {
     let lead = bytes[i - 1]
     let needed = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1
     return back + 1 >= needed ? bytes.count : i - 1
-}
-
-/// `flash generate-gguf`: temporary home of `flash generate --gguf` until the two generate
-/// commands merge.
-struct GenerateGGUF: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "generate-gguf",
-        abstract: "Generate text with a LLaMA-family GGUF model (text to stdout, statistics to stderr).")
-
-    @Option(name: .customLong("gguf"), help: "The GGUF model file.")
-    var gguf: String
-    @Option(help: "The prompt text.")
-    var prompt: String
-    @Flag(help: "Wrap the prompt as a user turn in the model's chat template.")
-    var chat = false
-    @Option(name: .customLong("max-tokens"), help: "Most tokens to generate.")
-    var maxTokens = 128
-    @Option(help: "Sampling temperature; 0 picks the most likely token (greedy).")
-    var temperature: Float = 0.8
-    @Option(name: .customLong("top-k"), help: "Sample among the k most likely tokens (0: all).")
-    var topK = 40
-    @Option(name: .customLong("top-p"), help: "Sample within the smallest set of probability ≥ p.")
-    var topP: Float = 0.95
-    @Option(help: "Random seed for sampling.")
-    var seed: UInt64 = 0
-    @Option(help: "Threads (default: FLASH_THREADS or all cores).")
-    var threads: Int?
-
-    func run() throws {
-        try runGGUFGeneration(GGUFGenerationOptions(path: gguf, prompt: prompt, chat: chat, maxTokens: maxTokens,
-                                                    temperature: temperature, topK: topK, topP: topP, seed: seed, threads: threads))
-    }
 }
