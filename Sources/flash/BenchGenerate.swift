@@ -36,6 +36,7 @@ struct BenchGenerate: ParsableCommand {
         // A natural-text prompt of exactly `promptTokens` tokens (the same ids bench_generate.py uses).
         let ids = Self.promptIDs(tokenizer: tokenizer, count: promptTokens)
         let cache = model.makeCache(capacity: promptTokens + decodeTokens)
+        var greedy = try Sampler(temperature: 0)
         var bestPrefill = Double.infinity, bestDecode = Double.infinity
         for _ in 0..<repeats {
             cache.reset()
@@ -44,7 +45,7 @@ struct BenchGenerate: ParsableCommand {
             bestPrefill = min(bestPrefill, Date().timeIntervalSince(start))
             start = Date()
             for _ in 0..<decodeTokens {
-                logits = try model.forward([LlamaSampler.argmax(logits)], cache: cache)
+                logits = try model.forward([greedy.sample(logits)], cache: cache)
             }
             bestDecode = min(bestDecode, Date().timeIntervalSince(start))
         }

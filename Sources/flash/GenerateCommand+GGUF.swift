@@ -32,7 +32,8 @@ func runGGUFGeneration(_ options: GGUFGenerationOptions) throws {
     let capacity = min(c.contextLength, promptTokens.count + options.maxTokens)
     try InvalidArgument.require(promptTokens.count <= c.contextLength, "--prompt",
                                 expected: "at most \(c.contextLength) tokens (the context length)", got: "\(promptTokens.count) tokens")
-    var sampler = try LlamaSampler(temperature: options.temperature, topK: options.topK, topP: options.topP, seed: options.seed)
+    var sampler = try Sampler(temperature: options.temperature, topK: options.topK == 0 ? nil : options.topK,
+                              topP: options.topP, seed: options.seed)
     let stderr = FileHandle.standardError
     func note(_ s: String) { stderr.write(Data((s + "\n").utf8)) }
     note("flash: \(c.layers) layers, hidden \(c.hiddenSize), heads \(c.heads)/\(c.keyValueHeads) kv, vocab \(c.vocabularySize), "

@@ -39,7 +39,7 @@ final class LlamaModelTests: XCTestCase {
             XCTAssertEqual(logits.count, ids.count * vocabulary)
             for position in 0..<ids.count {
                 let row = Array(logits[(position * vocabulary)..<((position + 1) * vocabulary)])
-                XCTAssertEqual(LlamaSampler.argmax(row), topIDs[position][0], "top-1 at position \(position) of \(ids)")
+                XCTAssertEqual(Self.argmax(row), topIDs[position][0], "top-1 at position \(position) of \(ids)")
                 for (id, expected) in zip(topIDs[position], topLogits[position]) {
                     worst = max(worst, abs(row[id] - expected))
                     XCTAssertEqual(row[id], expected, accuracy: Self.logitTolerance, "logit of \(id) at position \(position)")
@@ -47,10 +47,10 @@ final class LlamaModelTests: XCTestCase {
             }
             // Greedy continuation, one token at a time through the KV cache.
             let expected = c["greedy"] as! [Int]
-            var next = LlamaSampler.argmax(Array(logits.suffix(vocabulary)))
+            var next = Self.argmax(Array(logits.suffix(vocabulary)))
             var generated = [next]
             while generated.count < expected.count {
-                next = LlamaSampler.argmax(try model.forward([next], cache: cache))
+                next = Self.argmax(try model.forward([next], cache: cache))
                 generated.append(next)
             }
             XCTAssertEqual(generated, expected, "greedy continuation of \"\(c["prompt"]!)\"")
@@ -60,7 +60,7 @@ final class LlamaModelTests: XCTestCase {
             if let llamaTop1 = c["llamacpp_top1"] as? [Int], let llamaLogits = c["llamacpp_top_logits"] as? [[NSNumber]] {
                 for position in 0..<ids.count {
                     let row = logits[(position * vocabulary)..<((position + 1) * vocabulary)]
-                    XCTAssertEqual(LlamaSampler.argmax(Array(row)), llamaTop1[position], "llama.cpp top-1 at position \(position)")
+                    XCTAssertEqual(Self.argmax(Array(row)), llamaTop1[position], "llama.cpp top-1 at position \(position)")
                     for (id, expected) in zip(topIDs[position], llamaLogits[position]) {
                         XCTAssertEqual(row[position * vocabulary + id], expected.floatValue, accuracy: 1.5, "llama.cpp logit of \(id)")
                     }
@@ -95,28 +95,10 @@ final class LlamaModelTests: XCTestCase {
         XCTAssertEqual(cache.count, 0)
     }
 
-    func testSamplerIsGreedyAtZeroTemperatureAndSeeded() throws {
-        let logits: [Float] = [0.1, 2.5, -1, 2.4, 0]
-        var greedy = try LlamaSampler(temperature: 0)
-        XCTAssertEqual(greedy.sample(logits), 1)
-        var topOne = try LlamaSampler(temperature: 1, topK: 1, seed: 7)
-        XCTAssertEqual((0..<20).map { _ in topOne.sample(logits) }, [Int](repeating: 1, count: 20))
-        var a = try LlamaSampler(temperature: 1, topK: 0, topP: 1, seed: 42)
-        var b = try LlamaSampler(temperature: 1, topK: 0, topP: 1, seed: 42)
-        let drawsA = (0..<200).map { _ in a.sample(logits) }
-        XCTAssertEqual(drawsA, (0..<200).map { _ in b.sample(logits) })
-        // Frequencies follow softmax(logits): token 1 has probability ≈ 0.46, token 2 ≈ 0.014.
-        XCTAssertGreaterThan(drawsA.filter { $0 == 1 }.count, 60)
-        XCTAssertLessThan(drawsA.filter { $0 == 2 }.count, 15)
-        // top-p 0.5 keeps tokens 1 and 3 only (0.46 + 0.42 ≥ 0.5 after the first falls short).
-        var nucleus = try LlamaSampler(temperature: 1, topK: 0, topP: 0.5, seed: 1)
-        XCTAssertTrue(Set((0..<100).map { _ in nucleus.sample(logits) }).isSubset(of: [1, 3]))
-        // top-k selection agrees with a full sort.
-        var rng = SystemRandomNumberGenerator()
-        let many = (0..<5000).map { _ in Float(Int.random(in: -300...300, using: &rng)) / 10 }
-        let sorted = many.indices.sorted { many[$0] > many[$1] || (many[$0] == many[$1] && $0 < $1) }
-        XCTAssertEqual(LlamaSampler.largest(40, of: many), Array(sorted.prefix(40)))
-        XCTAssertThrowsError(try LlamaSampler(temperature: -1))
-        XCTAssertThrowsError(try LlamaSampler(temperature: 1, topP: 0))
+    /// The index of the largest value, the first on ties (the reference for greedy decoding).
+    static func argmax<C: Collection>(_ values: C) -> Int where C.Element == Float, C.Index == Int {
+        var best = values.startIndex
+        for i in values.indices where values[i] > values[best] { best = i }
+        return best - values.startIndex
     }
 }

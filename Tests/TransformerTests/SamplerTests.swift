@@ -58,6 +58,19 @@ final class SamplerTests: XCTestCase {
         for _ in 0..<2000 { XCTAssertTrue([0, 1].contains(tied.sample([1, 1, 1, 0]))) }
     }
 
+    func testTopKOfALargeVocabularyMatchesAFullSort() throws {
+        // 5000 logits on a coarse grid (many ties): every draw lies among the 40 a full sort
+        // (ties to the lower index) puts first, and at a low temperature a largest logit wins.
+        var generator = SystemRandomNumberGenerator()
+        let logits = (0..<5000).map { _ in Float(Int.random(in: -300...300, using: &generator)) / 10 }
+        let sorted = logits.indices.sorted { logits[$0] != logits[$1] ? logits[$0] > logits[$1] : $0 < $1 }
+        let top40 = Set(sorted.prefix(40))
+        var sampler = try Sampler(temperature: 1, topK: 40, topP: 0.95, seed: 11)
+        for _ in 0..<500 { XCTAssertTrue(top40.contains(sampler.sample(logits))) }
+        var cold = try Sampler(temperature: 1e-3, topK: 40, seed: 11)
+        for _ in 0..<20 { XCTAssertEqual(logits[cold.sample(logits)], logits[sorted[0]]) }
+    }
+
     func testTopPKeepsTheSmallestNucleus() throws {
         // Probabilities 0.5, 0.3, 0.15, 0.05 (logits are their logs, T = 1).
         let logits = [0.15, 0.5, 0.05, 0.3].map { Float(log($0)) }
