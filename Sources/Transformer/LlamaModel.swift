@@ -1,4 +1,5 @@
 import Foundation
+import FlashAttention
 import FlashCore
 import ModelFormats
 
@@ -100,7 +101,13 @@ public final class LlamaModel: @unchecked Sendable {
         let kvWidth = c.keyValueHeads * c.headDimension
         let start = cache.count
         let x = Buffer(t * hidden), normed = Buffer(t * hidden)
-        let q = Buffer(t * qWidth), attention = Buffer(t * qWidth)
+        // Queries and attention output as [1, t, heads, headDim] tensors for `Attention.forward`.
+        let queryTensor = try Tensor(zeros: [1, t, c.heads, c.headDimension])
+        let attentionTensor = try Tensor(zeros: [1, t, c.heads, c.headDimension])
+        let q = queryTensor.floatPointer, attention = attentionTensor.floatPointer
+        // Query i (position start + i) sees cached positions 0...start + i: causal attention
+        // aligned bottom-right, which a single decode token (t = 1) runs on the split-KV kernel.
+        let descriptor = AttentionDescriptor(causal: true, threads: threads)
         let gate = Buffer(t * c.intermediateSize), up = Buffer(t * c.intermediateSize)
         let residual = Buffer(t * hidden)
         for (i, token) in tokens.enumerated() { embedding.dequantizeRow(token, into: x.p + i * hidden) }
@@ -111,19 +118,19 @@ public final class LlamaModel: @unchecked Sendable {
             let values = cache.values[index] + start * kvWidth
             if t == 1 {
                 let input = UnsafePointer(normed.p)
-                QuantizedMatrix.multiplyVectors([(layer.query, input, q.p), (layer.key, input, keys),
+                QuantizedMatrix.multiplyVectors([(layer.query, input, q), (layer.key, input, keys),
                                                  (layer.value, input, values)], threads: threads)
             } else {
-                layer.query.multiply(normed.p, tokens: t, xStride: hidden, into: q.p, yStride: qWidth, threads: threads)
+                layer.query.multiply(normed.p, tokens: t, xStride: hidden, into: q, yStride: qWidth, threads: threads)
                 layer.key.multiply(normed.p, tokens: t, xStride: hidden, into: keys, yStride: kvWidth, threads: threads)
                 layer.value.multiply(normed.p, tokens: t, xStride: hidden, into: values, yStride: kvWidth, threads: threads)
             }
-            rotate(q.p, heads: c.heads, tokens: t, start: start)
+            rotate(q, heads: c.heads, tokens: t, start: start)
             rotate(keys, heads: c.keyValueHeads, tokens: t, start: start)
-            LlamaAttention.causal(query: q.p, tokens: t, start: start, keys: cache.keys[index], values: cache.values[index],
-                                  heads: c.heads, keyValueHeads: c.keyValueHeads, headDimension: c.headDimension,
-                                  into: attention.p, threads: threads)
-            layer.attentionOutput.multiply(attention.p, tokens: t, xStride: qWidth, into: residual.p, yStride: hidden, threads: threads)
+            _ = try Attention.forward(query: queryTensor, key: cache.keys(layer: index, length: start + t),
+                                      value: cache.values(layer: index, length: start + t),
+                                      descriptor: descriptor, output: attentionTensor)
+            layer.attentionOutput.multiply(attention, tokens: t, xStride: qWidth, into: residual.p, yStride: hidden, threads: threads)
             VectorMath.add(residual.p, to: x.p, count: t * hidden)
 
             rmsNorm(x.p, weight: layer.feedForwardNorm, into: normed.p, tokens: t)
