@@ -83,6 +83,22 @@ public enum VectorMath {
         // NaN passes the two clamps unchanged and is restored at the end.
         let raised = x.replacing(with: -104, where: x .< -104)
         let clamped = raised.replacing(with: 88.8, where: raised .> 88.8)
+        let (p, ni) = expReduced(clamped)
+        let half = ni &>> 1
+        let rest = ni &- half
+        let scale1 = unsafeBitCast((half &+ 127) &<< 23, to: Vector.self)
+        let scale2 = unsafeBitCast((rest &+ 127) &<< 23, to: Vector.self)
+        return (p * scale1 * scale2)
+            .replacing(with: 0, where: x .<= -104)
+            .replacing(with: Float.infinity, where: x .> 88.722_84)
+            .replacing(with: x, where: x .!= x)
+    }
+
+    /// The core of `exp`, shared with attention's softmax variant: for x already limited to
+    /// [−104, 88.8], splits x = n·ln2 + r with |r| ≤ ln2/2 (a two-part ln2, so r is exact) and
+    /// returns e^r by a degree-6 polynomial together with the integer n; e^x = e^r·2^n.
+    @inlinable @inline(__always)
+    public static func expReduced(_ clamped: Vector) -> (polynomial: Vector, exponent: SIMD16<Int32>) {
         // Adding 1.5·2^23 rounds to the nearest integer (ties to even) and leaves that integer
         // in the low mantissa bits, so n comes out both as a float and as an integer without a
         // float-to-int conversion.
@@ -97,15 +113,7 @@ public enum VectorMath {
         p = Vector(repeating: 1.666_666_545_9e-1).addingProduct(p, r)
         p = Vector(repeating: 5.000_000_120_1e-1).addingProduct(p, r)
         p = r.addingProduct(p, r * r) + 1   // the small terms first, then 1
-        let ni = unsafeBitCast(biased, to: SIMD16<Int32>.self) &- 0x4B40_0000
-        let half = ni &>> 1
-        let rest = ni &- half
-        let scale1 = unsafeBitCast((half &+ 127) &<< 23, to: Vector.self)
-        let scale2 = unsafeBitCast((rest &+ 127) &<< 23, to: Vector.self)
-        return (p * scale1 * scale2)
-            .replacing(with: 0, where: x .<= -104)
-            .replacing(with: Float.infinity, where: x .> 88.722_84)
-            .replacing(with: x, where: x .!= x)
+        return (p, unsafeBitCast(biased, to: SIMD16<Int32>.self) &- 0x4B40_0000)
     }
 
     /// e^x for one value, by the same method as the vector form (used for loop tails so that
