@@ -7,23 +7,9 @@ enum LogitLine {
     case alongQueries
 }
 
-/// Vector helpers for lines whose length is not a multiple of 16.
+/// Lane index vectors for position-dependent terms (ALiBi distances, dropout counters).
 enum Lanes {
     typealias Vector = SIMD16<Float>
-
-    @inline(__always)
-    static func load(_ p: UnsafePointer<Float>, _ count: Int) -> Vector {
-        if count >= 16 { return UnsafeRawPointer(p).loadUnaligned(as: Vector.self) }
-        var v = Vector()
-        for lane in 0..<count { v[lane] = p[lane] }
-        return v
-    }
-
-    @inline(__always)
-    static func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
-        if count >= 16 { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self); return }
-        for lane in 0..<count { p[lane] = v[lane] }
-    }
 
     /// 0, 1, …, 15.
     static let iota = Vector(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
@@ -55,9 +41,9 @@ extension AttentionProblem {
             var e = 0
             while e < count {
                 let lanes = min(16, count - e)
-                let t = AttentionMath.tanh(Lanes.load(values + e, lanes) * inverseCap)
-                Lanes.store(t * cap, values + e, lanes)
-                if let derivative { Lanes.store(scaleVector * (1 - t * t), derivative + e, lanes) }
+                let t = VectorMath.tanh(VectorMath.load(values + e, count: lanes) * inverseCap)
+                VectorMath.store(t * cap, to: values + e, count: lanes)
+                if let derivative { VectorMath.store(scaleVector * (1 - t * t), to: derivative + e, count: lanes) }
                 e += 16
             }
         } else {
@@ -75,7 +61,7 @@ extension AttentionProblem {
                 let lanes = min(16, count - e)
                 let distance = (Vector(repeating: c) + sign * (Lanes.iota + Float(e)))
                 let absolute = distance.replacing(with: -distance, where: distance .< 0)
-                Lanes.store(Lanes.load(values + e, lanes).addingProduct(negativeSlope, absolute), values + e, lanes)
+                VectorMath.store(VectorMath.load(values + e, count: lanes).addingProduct(negativeSlope, absolute), to: values + e, count: lanes)
                 e += 16
             }
         }
@@ -139,9 +125,9 @@ extension AttentionProblem {
                 let rowKeys = AttentionDropout.mix(SIMD16(repeating: headKey) ^ (queries &* queryMultiplier))
                 hash = AttentionDropout.mix(rowKeys ^ SIMD16(repeating: fixedKey))
             }
-            var v = Lanes.load(values + e, lanes) * keepScale
+            var v = VectorMath.load(values + e, count: lanes) * keepScale
             v.replace(with: 0, where: hash .< threshold)
-            Lanes.store(v, values + e, lanes)
+            VectorMath.store(v, to: values + e, count: lanes)
             e += 16
         }
     }

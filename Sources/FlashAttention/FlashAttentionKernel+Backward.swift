@@ -238,10 +238,10 @@ extension FlashAttentionKernel {
             }
             var c = 0
             while c < br {
-                let p = AttentionMath.softmaxExp(Lanes.load(line + c, 16) - Lanes.load(lse + c, 16))
-                let dp = Lanes.load(gradientLine + c, 16)
-                Lanes.store(p * (dp - Lanes.load(rowDots + c, 16)) * Lanes.load(scratch.derivative + c, 16), gradientLine + c, 16)
-                Lanes.store(p, line + c, 16)
+                let p = AttentionMath.softmaxExp(VectorMath.load(line + c, count: 16) - VectorMath.load(lse + c, count: 16))
+                let dp = VectorMath.load(gradientLine + c, count: 16)
+                VectorMath.store(p * (dp - VectorMath.load(rowDots + c, count: 16)) * VectorMath.load(scratch.derivative + c, count: 16), to: gradientLine + c, count: 16)
+                VectorMath.store(p, to: line + c, count: 16)
                 c += 16
             }
             if dropout {

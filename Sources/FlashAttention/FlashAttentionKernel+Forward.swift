@@ -150,7 +150,7 @@ extension FlashAttentionKernel {
             if narrow {
                 for jr in 0..<columns {
                     for r in 0..<stacked {
-                        scratch.scores[jr * rows + r] = AttentionMath.dot(scratch.queryRows + r * width, keyTile + jr * keyStride, count: width)
+                        scratch.scores[jr * rows + r] = VectorMath.dot(scratch.queryRows + r * width, keyTile + jr * keyStride, count: width)
                     }
                 }
             } else {
@@ -172,22 +172,22 @@ extension FlashAttentionKernel {
             }
             for c in 0..<vectors {
                 let offset = c * 16
-                let oldMax = Lanes.load(scratch.maxima + offset, 16)
+                let oldMax = VectorMath.load(scratch.maxima + offset, count: 16)
                 var newMax = oldMax
                 for jr in 0..<columns {
-                    newMax = AttentionMath.maximum(newMax, Lanes.load(scratch.scores + jr * rows + offset, 16))
+                    newMax = VectorMath.maximum(newMax, VectorMath.load(scratch.scores + jr * rows + offset, count: 16))
                 }
                 let safeMax = newMax.replacing(with: 0, where: newMax .== -.infinity)
-                let rescale = AttentionMath.exp(oldMax - safeMax)
+                let rescale = VectorMath.exp(oldMax - safeMax)
                 var sum = Vector()
                 for jr in 0..<columns {
-                    let p = AttentionMath.softmaxExp(Lanes.load(scratch.scores + jr * rows + offset, 16) - safeMax)
-                    Lanes.store(p, scratch.scores + jr * rows + offset, 16)
+                    let p = AttentionMath.softmaxExp(VectorMath.load(scratch.scores + jr * rows + offset, count: 16) - safeMax)
+                    VectorMath.store(p, to: scratch.scores + jr * rows + offset, count: 16)
                     sum += p
                 }
-                Lanes.store(Lanes.load(scratch.sums + offset, 16) * rescale + sum, scratch.sums + offset, 16)
-                Lanes.store(newMax, scratch.maxima + offset, 16)
-                Lanes.store(rescale, scratch.rescale + offset, 16)
+                VectorMath.store(VectorMath.load(scratch.sums + offset, count: 16) * rescale + sum, to: scratch.sums + offset, count: 16)
+                VectorMath.store(newMax, to: scratch.maxima + offset, count: 16)
+                VectorMath.store(rescale, to: scratch.rescale + offset, count: 16)
             }
             for r in 0..<stacked where scratch.rescale[r] != 1 {
                 VectorMath.scale(scratch.accumulator + r * width, count: width, by: scratch.rescale[r])
@@ -203,7 +203,7 @@ extension FlashAttentionKernel {
             if narrow {
                 for jr in 0..<columns {
                     for r in 0..<stacked where scratch.scores[jr * rows + r] != 0 {
-                        AttentionMath.addScaled(valueTile + jr * valueStride, scratch.scores[jr * rows + r],
+                        VectorMath.addScaled(valueTile + jr * valueStride, scratch.scores[jr * rows + r],
                                                 to: scratch.accumulator + r * width, count: width)
                     }
                 }

@@ -66,7 +66,7 @@ extension StandardAttention {
                     let lse = logSumExp.load(at: logSumExp.offset(sequence: s, token: qStart + i, head: h))
                     // A fully masked row (LSE = −Inf) has P = 0 and no gradient.
                     let shift = lse == -.infinity ? Float.infinity : lse
-                    VectorMath.map(pRow, count: nk) { AttentionMath.exp($0 - shift) }
+                    VectorMath.map(pRow, count: nk) { VectorMath.exp($0 - shift) }
                     if dropout {
                         problem.applyDropout(dpRow, count: nk, sequence: s, head: h, query: i, key: 0, line: .alongKeys)
                     }

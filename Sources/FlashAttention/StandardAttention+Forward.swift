@@ -45,7 +45,7 @@ extension StandardAttention {
                     let row = p + i * nk
                     problem.prepareLogits(row, count: nk, sequence: s, head: h, query: i, key: 0,
                                           line: .alongKeys, fullyVisible: false)
-                    let lse = nk == 0 ? -Float.infinity : AttentionMath.softmax(row, count: nk)
+                    let lse = nk == 0 ? -Float.infinity : VectorMath.softmax(row, count: nk)
                     logSumExp.store(lse, at: logSumExp.offset(sequence: s, token: problem.queryStarts[s] + i, head: h))
                     if problem.dropoutProbability > 0 {
                         problem.applyDropout(row, count: nk, sequence: s, head: h, query: i, key: 0, line: .alongKeys)

@@ -4,13 +4,73 @@ import Foundation
 ///
 /// Loops run 16 lanes at a time (one AVX-512 register, two AVX2 or four NEON registers) with a
 /// scalar tail, so any count works.
+///
+/// Everything here is written with SIMD operations that the compiler lowers to single vector
+/// instructions (arithmetic, `addingProduct`, compares, `replacing(with:where:)`, `lowHalf`/
+/// `highHalf`). The standard library's generic `clamped(lowerBound:upperBound:)`,
+/// `pointwiseMax`/`pointwiseMin` and `.max()`/`.min()` compile to per-lane scalar loops (or a
+/// call into the runtime), and `.sum()` to 15 dependent scalar adds: use the lane helpers
+/// below (`maximum`, `minimum`, `sum(_:)`, `max(_:)`) instead, and clamp with two
+/// `replacing(with:where:)`. The vector functions are `@inline(__always)` because a SIMD16
+/// passed to a function that is not inlined travels as four 128-bit registers.
 public enum VectorMath {
     public typealias Vector = SIMD16<Float>
-    public static let width = Vector.scalarCount
+
+    /// Lanes per vector (a computed constant rather than a stored `static let`, whose lazy
+    /// initialiser check would be a call inside every loop that reads it).
+    @inlinable
+    public static var width: Int { Vector.scalarCount }
+
+    // MARK: lane helpers
+
+    /// Lane-wise maximum. Where `b` is NaN the lane keeps `a` (so a running maximum that starts
+    /// from a number skips NaN inputs); one `vmaxps`.
+    @inlinable @inline(__always)
+    public static func maximum(_ a: Vector, _ b: Vector) -> Vector { a.replacing(with: b, where: a .< b) }
+
+    /// Lane-wise minimum. Where `b` is NaN the lane keeps `a`; one `vminps`.
+    @inlinable @inline(__always)
+    public static func minimum(_ a: Vector, _ b: Vector) -> Vector { a.replacing(with: b, where: b .< a) }
+
+    /// Sum of the 16 lanes by halving: a tree of 4 dependent vector adds instead of the 15
+    /// sequential scalar adds of `.sum()` (a fixed order, so the result is reproducible).
+    @inlinable @inline(__always)
+    public static func sum(_ v: Vector) -> Float {
+        let eight = v.lowHalf + v.highHalf
+        let four = eight.lowHalf + eight.highHalf
+        let two = four.lowHalf + four.highHalf
+        return two[0] + two[1]
+    }
+
+    /// Largest of the 16 lanes by halving. NaN lanes are skipped unless all lanes are NaN
+    /// (callers start from −Inf, so that never happens in the row reductions here).
+    @inlinable @inline(__always)
+    public static func max(_ v: Vector) -> Float {
+        let eight = v.lowHalf.replacing(with: v.highHalf, where: v.lowHalf .< v.highHalf)
+        let four = eight.lowHalf.replacing(with: eight.highHalf, where: eight.lowHalf .< eight.highHalf)
+        let two = four.lowHalf.replacing(with: four.highHalf, where: four.lowHalf .< four.highHalf)
+        return two[0] < two[1] ? two[1] : two[0]
+    }
+
+    /// The first `count` (< 16 allowed) values at `p` in the low lanes, `padding` in the rest.
+    @inlinable @inline(__always)
+    public static func load(_ p: UnsafePointer<Float>, count: Int, padding: Float = 0) -> Vector {
+        if count >= width { return UnsafeRawPointer(p).loadUnaligned(as: Vector.self) }
+        var v = Vector(repeating: padding)
+        for lane in 0..<count { v[lane] = p[lane] }
+        return v
+    }
+
+    /// Stores the low `count` (< 16 allowed) lanes of `v` at `p`.
+    @inlinable @inline(__always)
+    public static func store(_ v: Vector, to p: UnsafeMutablePointer<Float>, count: Int) {
+        if count >= width { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self); return }
+        for lane in 0..<count { p[lane] = v[lane] }
+    }
 
     // MARK: exp
 
-    /// e^x for 16 lanes, within 1 ulp over [-104, 88.72] (0.96 ulp measured against Float64 by
+    /// e^x for 16 lanes, within 1 ulp over [-104, 88.72] (0.99 ulp measured against Float64 by
     /// VectorMathTests; subnormal results included),
     /// exactly 0 for x ≤ -104 and -Inf, +Inf above 88.72, NaN for NaN.
     ///
@@ -18,34 +78,42 @@ public enum VectorMath {
     /// computed exactly; e^r by a degree-6 polynomial; then 2^n applied as two factors
     /// 2^(n/2)·2^(n−n/2), each a normal number for n in [−150, 128], so subnormal results are
     /// rounded once instead of flushed to zero.
-    @inlinable
+    @inlinable @inline(__always)
     public static func exp(_ x: Vector) -> Vector {
-        let clamped = x.clamped(lowerBound: Vector(repeating: -104), upperBound: Vector(repeating: 88.8))
-        // Adding 1.5·2^23 rounds to the nearest integer (ties to even) and leaves that integer
-        // in the low mantissa bits, so n comes out both as a float and as an integer without a
-        // float-to-int conversion.
-        let magic: Float = 12_582_912
-        let biased = clamped * 1.442_695_040_888_963 + magic
-        let n = biased - magic
-        var r = clamped.addingProduct(n, Vector(repeating: -0.693_359_375))
-        r = r.addingProduct(n, Vector(repeating: 2.121_944_4e-4))
-        var p = Vector(repeating: 1.987_569_15e-4)
-        p = p * r + 1.398_199_950_7e-3
-        p = p * r + 8.333_451_907_3e-3
-        p = p * r + 4.166_579_589_4e-2
-        p = p * r + 1.666_666_545_9e-1
-        p = p * r + 5.000_000_120_1e-1
-        p = (p * r * r + r) + 1
-        let ni = unsafeBitCast(biased, to: SIMD16<Int32>.self) &- 0x4B40_0000
+        // NaN passes the two clamps unchanged and is restored at the end.
+        let raised = x.replacing(with: -104, where: x .< -104)
+        let clamped = raised.replacing(with: 88.8, where: raised .> 88.8)
+        let (p, ni) = expReduced(clamped)
         let half = ni &>> 1
         let rest = ni &- half
         let scale1 = unsafeBitCast((half &+ 127) &<< 23, to: Vector.self)
         let scale2 = unsafeBitCast((rest &+ 127) &<< 23, to: Vector.self)
-        var result = p * scale1 * scale2
-        result.replace(with: 0, where: x .<= -104)
-        result.replace(with: Float.infinity, where: x .> 88.722_84)
-        result.replace(with: x, where: x .!= x)
-        return result
+        return (p * scale1 * scale2)
+            .replacing(with: 0, where: x .<= -104)
+            .replacing(with: Float.infinity, where: x .> 88.722_84)
+            .replacing(with: x, where: x .!= x)
+    }
+
+    /// The core of `exp`, shared with attention's softmax variant: for x already limited to
+    /// [−104, 88.8], splits x = n·ln2 + r with |r| ≤ ln2/2 (a two-part ln2, so r is exact) and
+    /// returns e^r by a degree-6 polynomial together with the integer n; e^x = e^r·2^n.
+    @inlinable @inline(__always)
+    public static func expReduced(_ clamped: Vector) -> (polynomial: Vector, exponent: SIMD16<Int32>) {
+        // Adding 1.5·2^23 rounds to the nearest integer (ties to even) and leaves that integer
+        // in the low mantissa bits, so n comes out both as a float and as an integer without a
+        // float-to-int conversion.
+        let magic: Float = 12_582_912
+        let biased = Vector(repeating: magic).addingProduct(clamped, Vector(repeating: 1.442_695_040_888_963))
+        let n = biased - magic
+        var r = clamped.addingProduct(n, Vector(repeating: -0.693_359_375))
+        r = r.addingProduct(n, Vector(repeating: 2.121_944_4e-4))
+        var p = Vector(repeating: 1.398_199_950_7e-3).addingProduct(Vector(repeating: 1.987_569_15e-4), r)
+        p = Vector(repeating: 8.333_451_907_3e-3).addingProduct(p, r)
+        p = Vector(repeating: 4.166_579_589_4e-2).addingProduct(p, r)
+        p = Vector(repeating: 1.666_666_545_9e-1).addingProduct(p, r)
+        p = Vector(repeating: 5.000_000_120_1e-1).addingProduct(p, r)
+        p = r.addingProduct(p, r * r) + 1   // the small terms first, then 1
+        return (p, unsafeBitCast(biased, to: SIMD16<Int32>.self) &- 0x4B40_0000)
     }
 
     /// e^x for one value, by the same method as the vector form (used for loop tails so that
@@ -66,9 +134,10 @@ public enum VectorMath {
     /// tanh(x), within a few ulp: an odd polynomial for |x| < 0.625 (Cephes tanhf), where the
     /// form below would lose relative precision to cancellation, else 1 − 2/(e^{2x} + 1),
     /// which saturates to ±1. NaN stays NaN.
-    @inlinable
+    @inlinable @inline(__always)
     public static func tanh(_ x: Vector) -> Vector {
-        let e = exp(2 * x.clamped(lowerBound: Vector(repeating: -20), upperBound: Vector(repeating: 20)))
+        let raised = x.replacing(with: -20, where: x .< -20)
+        let e = exp(2 * raised.replacing(with: 20, where: raised .> 20))
         var result = 1 - 2 / (e + 1)
         let z = x * x
         var p = Vector(repeating: -5.704_988_727_45e-3)
@@ -85,7 +154,7 @@ public enum VectorMath {
     /// GELU, tanh form (GPT-2's): 0.5·x·(1 + tanh(u)) with u = √(2/π)·(x + 0.044715·x³),
     /// computed as x / (1 + e^{−2u}), the same function since 1 + tanh(u) = 2/(1 + e^{−2u}),
     /// but without the cancellation of 1 + tanh(u) for negative x.
-    @inlinable
+    @inlinable @inline(__always)
     public static func geluTanh(_ x: Vector) -> Vector {
         let u = 0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x)
         var result = x / (1 + exp(-2 * u))
@@ -111,7 +180,7 @@ public enum VectorMath {
 
     /// SiLU (swish): x·σ(x) = x / (1 + e^{−x}); −0 below x ≈ −88.7, where e^{−x} overflows
     /// (the true value is then below 10⁻³⁶).
-    @inlinable
+    @inlinable @inline(__always)
     public static func silu(_ x: Vector) -> Vector {
         var result = x / (1 + exp(-x))
         result.replace(with: 0, where: x .== -.infinity)   // −∞/∞ would be NaN; the limit is 0
@@ -144,7 +213,7 @@ public enum VectorMath {
 
     /// Applies `body` to `count` values in place, 16 at a time; the tail goes through the
     /// same vector function (padded), so results never depend on an element's position.
-    @inlinable
+    @inlinable @inline(__always)
     public static func map(_ buffer: UnsafeMutablePointer<Float>, count: Int, _ body: (Vector) -> Vector) {
         var i = 0
         while i + width <= count {
@@ -152,12 +221,7 @@ public enum VectorMath {
             UnsafeMutableRawPointer(buffer + i).storeBytes(of: body(v), as: Vector.self)
             i += width
         }
-        if i < count {
-            var v = Vector()
-            for j in 0..<(count - i) { v[j] = buffer[i + j] }
-            let out = body(v)
-            for j in 0..<(count - i) { buffer[i + j] = out[j] }
-        }
+        if i < count { store(body(load(buffer + i, count: count - i)), to: buffer + i, count: count - i) }
     }
 
     // MARK: reductions and BLAS-1
@@ -169,15 +233,15 @@ public enum VectorMath {
         var acc = Vector(repeating: -.infinity)
         var i = 0
         while i + width <= count {
-            acc = pointwiseMax(acc, UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self))
+            acc = maximum(acc, UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self))
             i += width
         }
-        var result = acc.max()
+        var result = max(acc)
         while i < count { result = Swift.max(result, x[i]); i += 1 }
         return result
     }
 
-    /// Sum of `count` values: 16 partial sums added pairwise at the end (a fixed order, so
+    /// Sum of `count` values: 16 partial sums added as a tree at the end (a fixed order, so
     /// the result never depends on threads).
     @inlinable
     public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Float {
@@ -187,7 +251,7 @@ public enum VectorMath {
             acc += UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self)
             i += width
         }
-        var result = acc.sum()
+        var result = sum(acc)
         while i < count { result += x[i]; i += 1 }
         return result
     }
@@ -212,7 +276,7 @@ public enum VectorMath {
             acc0 = acc0.addingProduct(load(x, i), load(y, i))
             i += width
         }
-        var result = ((acc0 + acc1) + (acc2 + acc3)).sum()
+        var result = sum((acc0 + acc1) + (acc2 + acc3))
         while i < count { result += x[i] * y[i]; i += 1 }
         return result
     }
@@ -252,6 +316,7 @@ public enum VectorMath {
 
     /// Numerically safe softmax of one row in place: subtracts the row max before exp.
     /// A row of all −Inf becomes all zeros (not NaN). Returns the log-sum-exp of the input.
+    /// Two passes after the max: e^(x − max) stored and summed together, then the scaling.
     @inlinable
     @discardableResult
     public static func softmax(_ row: UnsafeMutablePointer<Float>, count: Int) -> Float {
@@ -260,8 +325,17 @@ public enum VectorMath {
             row.update(repeating: 0, count: count)
             return -.infinity
         }
-        map(row, count: count) { exp($0 - m) }
-        let s = sum(row, count: count)
+        var total = Vector()
+        var i = 0
+        while i < count {
+            let lanes = Swift.min(width, count - i)
+            // Padding lanes load −Inf, whose exp is exactly 0, so they add nothing to the sum.
+            let e = exp(load(row + i, count: lanes, padding: -.infinity) - m)
+            store(e, to: row + i, count: lanes)
+            total += e
+            i += width
+        }
+        let s = sum(total)
         scale(row, count: count, by: 1 / s)
         return m + Foundation.log(s)
     }

@@ -6,7 +6,6 @@ import FlashCore
 /// All work on rows of a row-major Float32 matrix, split into contiguous row ranges per thread.
 enum BertLayers {
     typealias Vector = SIMD16<Float>
-    static let width = Vector.scalarCount
 
     /// Rows handed to one work item; small enough to balance, large enough to amortise dispatch.
     static func forEachRowBlock(_ rows: Int, width: Int, threads: Int?, _ body: (Range<Int>) -> Void) {
@@ -17,34 +16,14 @@ enum BertLayers {
         }
     }
 
-    /// y = (x − mean)/√(var + ε)·γ + β over each row, in place (biased variance, as PyTorch's
-    /// LayerNorm). Two passes over the row (mean, then centred squares) avoid the cancellation of
-    /// E[x²] − E[x]².
+    /// y = (x − mean)/√(var + ε)·γ + β over each row, in place (FlashCore's row layer norm:
+    /// biased variance, as PyTorch's LayerNorm).
     static func layerNorm(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int,
                           gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, epsilon: Float, threads: Int?) {
         forEachRowBlock(rows, width: width, threads: threads) { range in
             for r in range {
                 let row = x + r * width
-                let mean = VectorMath.sum(row, count: width) / Float(width)
-                var squares = Vector()
-                var i = 0
-                while i + Self.width <= width {
-                    let d = UnsafeRawPointer(row + i).loadUnaligned(as: Vector.self) - mean
-                    squares = squares.addingProduct(d, d)
-                    i += Self.width
-                }
-                var variance = squares.sum()
-                while i < width { let d = row[i] - mean; variance += d * d; i += 1 }
-                let inverse = 1 / (variance / Float(width) + epsilon).squareRoot()
-                i = 0
-                while i + Self.width <= width {
-                    let v = UnsafeRawPointer(row + i).loadUnaligned(as: Vector.self)
-                    let g = UnsafeRawPointer(gamma + i).loadUnaligned(as: Vector.self)
-                    let b = UnsafeRawPointer(beta + i).loadUnaligned(as: Vector.self)
-                    UnsafeMutableRawPointer(row + i).storeBytes(of: (v - mean) * inverse * g + b, as: Vector.self)
-                    i += Self.width
-                }
-                while i < width { row[i] = (row[i] - mean) * inverse * gamma[i] + beta[i]; i += 1 }
+                VectorMath.layerNorm(row, count: width, weight: gamma, bias: beta, epsilon: epsilon, output: row)
             }
         }
     }
@@ -75,7 +54,7 @@ enum BertLayers {
             switch activation {
             case .gelu: VectorMath.map(x + start, count: n) { geluErf($0) }
             case .geluTanh: VectorMath.map(x + start, count: n) { VectorMath.geluTanh($0) }
-            case .relu: VectorMath.map(x + start, count: n) { pointwiseMax($0, Vector()) }
+            case .relu: VectorMath.map(x + start, count: n) { VectorMath.maximum($0, Vector()) }
             }
         }
     }
@@ -89,7 +68,8 @@ enum BertLayers {
     /// to ±1 in Float32): Eigen's and XLA's single-precision erf, absolute error ≤ 5·10⁻⁷.
     /// No exp, so it costs a dozen FMAs and one division per 16 values.
     static func erf(_ x: Vector) -> Vector {
-        let clamped = pointwiseMax(pointwiseMin(x, Vector(repeating: 4)), Vector(repeating: -4))
+        let raised = x.replacing(with: -4, where: x .< -4)
+        let clamped = raised.replacing(with: 4, where: raised .> 4)
         let x2 = clamped * clamped
         var p = Vector(repeating: -2.726_142_258_013_06e-10)
         p = p * x2 + 2.770_681_424_959_02e-08

@@ -195,4 +195,36 @@ final class VectorMathTests: XCTestCase {
         XCTAssertEqual(VectorMath.softmax(&large, count: 2), 1000 + Float(Foundation.log(2.0)), accuracy: 1e-3)
         XCTAssertEqual(large, [0.5, 0.5])
     }
+
+    func testLayerNormAgainstFloat64() {
+        for count in [1, 7, 16, 37, 300] {
+            let x = Self.values(count, seed: 11).map { $0 * 5 + 3 }   // an offset mean, as residual streams have
+            let weight = Self.values(count, seed: 12)
+            let bias = Self.values(count, seed: 13)
+            let xs = x.map(Double.init)
+            let mean = xs.reduce(0, +) / Double(count)
+            let variance = xs.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(count)
+            let rstd = 1 / (variance + 1e-5).squareRoot()
+            for withBias in [true, false] {
+                var output = [Float](repeating: .nan, count: count)
+                let saved = withBias
+                    ? VectorMath.layerNorm(x, count: count, weight: weight, bias: bias, epsilon: 1e-5, output: &output)
+                    : VectorMath.layerNorm(x, count: count, weight: weight, bias: nil, epsilon: 1e-5, output: &output)
+                XCTAssertEqual(Double(saved.mean), mean, accuracy: 1e-6 * Swift.max(1, abs(mean)))
+                XCTAssertEqual(Double(saved.rstd), rstd, accuracy: 1e-5 * rstd)
+                for i in 0..<count {
+                    let exact = (xs[i] - mean) * rstd * Double(weight[i]) + (withBias ? Double(bias[i]) : 0)
+                    XCTAssertEqual(Double(output[i]), exact, accuracy: 2e-5 * Swift.max(1, abs(exact)), "count \(count) i \(i)")
+                }
+            }
+            // In place gives the same values as out of place.
+            var inPlace = x
+            var separate = [Float](repeating: 0, count: count)
+            VectorMath.layerNorm(x, count: count, weight: weight, bias: bias, epsilon: 1e-5, output: &separate)
+            inPlace.withUnsafeMutableBufferPointer { row in
+                VectorMath.layerNorm(row.baseAddress!, count: count, weight: weight, bias: bias, epsilon: 1e-5, output: row.baseAddress!)
+            }
+            XCTAssertEqual(inPlace, separate)
+        }
+    }
 }
