@@ -25,16 +25,6 @@ enum QuantizedDot {
         func release() { blockSums?.deallocate() }
     }
 
-    /// Σ of the 16 lanes as a tree of halvings (4 vector adds); `SIMD16.sum()` adds the lanes
-    /// one after another, a 16-deep dependency chain that dominated the short decode rows.
-    @inline(__always)
-    static func horizontalSum(_ v: Vector) -> Float {
-        let eight = v.lowHalf + v.highHalf
-        let four = eight.lowHalf + eight.highHalf
-        let two = four.lowHalf + four.highHalf
-        return two[0] + two[1]
-    }
-
     @inline(__always)
     static func load(_ p: UnsafePointer<Float>) -> Vector {
         UnsafeRawPointer(p).loadUnaligned(as: Vector.self)
@@ -72,7 +62,7 @@ enum QuantizedDot {
         let sums = [a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33]
         for i in 0..<4 {
             for j in 0..<4 {
-                var total = horizontalSum(sums[4 * i + j])
+                var total = VectorMath.sum(sums[4 * i + j])
                 // Columns past the last multiple of 16 (only plain F32/F16 matrices of odd width:
                 // block sizes are multiples of 32).
                 for t in c..<k { total += x[i * xStride + t] * w[j * k + t] }

@@ -146,7 +146,7 @@ final class PackedRows: @unchecked Sendable {
                 acc = acc.addingProduct(b0, Vector(repeating: 256 * d0))
                 offsets -= 384 * d0 * blockSums[2 * fullGroups]
             }
-            return QuantizedDot.horizontalSum(acc + other) + offsets
+            return VectorMath.sum(acc + other) + offsets
         }
         // Q4: full groups unrolled (two accumulators for instruction-level parallelism), then
         // the blocks of a partial last group.
@@ -181,7 +181,7 @@ final class PackedRows: @unchecked Sendable {
                 offsets = offsets.addingProduct(affine.c, blockSums[4 * fullGroups + bi])
             }
         }
-        return QuantizedDot.horizontalSum(acc + other) + offsets
+        return VectorMath.sum(acc + other) + offsets
     }
 
     /// Decodes row `r` to Float32 (value = D·f + C per block).

@@ -62,15 +62,15 @@ public enum CrossEntropy {
             var i = 0
             while i < vocabulary {
                 let lanes = min(Activations.Vector.scalarCount, vocabulary - i)
-                var e = Activations.exp(Activations.load(row + i, lanes) - m)
+                var e = VectorMath.exp(VectorMath.load(row + i, count: lanes) - m)
                 if lanes < Activations.Vector.scalarCount {
                     for j in lanes..<Activations.Vector.scalarCount { e[j] = 0 }
                 }
                 sums += e
-                if gradientScale != nil { Activations.store(e, row + i, lanes) }
+                if gradientScale != nil { VectorMath.store(e, to: row + i, count: lanes) }
                 i += Activations.Vector.scalarCount
             }
-            let total = sums.sum()
+            let total = VectorMath.sum(sums)
             losses[r] = m + Foundation.log(total) - targetLogit
             if let gradientScale {
                 // softmax − one-hot, scaled: logits now hold the gradient.

@@ -11,13 +11,8 @@ public enum LayerNorm {
         rows: Int, width: Int, epsilon: Float, threads: Int? = nil
     ) {
         Parallel.forEach(rows, threads: threads) { r in
-            let x = input + r * width, y = output + r * width
-            let m = VectorMath.sum(x, count: width) / Float(width)
-            var variance: Float = 0
-            for c in 0..<width { let d = x[c] - m; variance += d * d }
-            variance /= Float(width)
-            let s = 1 / (variance + epsilon).squareRoot()
-            for c in 0..<width { y[c] = (x[c] - m) * s * weight[c] + (bias?[c] ?? 0) }
+            let (m, s) = VectorMath.layerNorm(input + r * width, count: width, weight: weight, bias: bias,
+                                              epsilon: epsilon, output: output + r * width)
             mean[r] = m
             rstd[r] = s
         }
