@@ -116,6 +116,7 @@ public enum AttentionIO {
         case .queryOuter:
             // Q_i once (when the tile has work), K_j and V_j for every computed tile, O_i and LSE_i once.
             forward.bytesRead = queryRowsWithWork * d * e + 2 * keyTileLoads * d * e
+            if tiling.packsKeysAndValuesFirst { forward.bytesRead += 2 * Double(nk) * d * e }
             forward.bytesWritten = Double(nq) * (d * e + st)
             // Per row and visited tile: new max, correction exp(m_old − m_new) (2), rescale ℓ and
             // the d outputs. Per row at the end: divide O by ℓ (d), LSE = m + log ℓ (2).

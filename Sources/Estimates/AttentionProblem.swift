@@ -1,3 +1,4 @@
+import FlashAttention
 import FlashCore
 
 /// The shape of one attention call for the IO model: `batch · heads` independent problems of
@@ -65,11 +66,24 @@ public struct FlashTiling: Codable, Equatable, Sendable {
     public var queryTile: Int
     public var keyTile: Int
     public var schedule: FlashSchedule
+    /// The forward pass first converts each (batch, head)'s whole K and V once into a packed
+    /// Float32 layout (one extra read of K and V), then streams the tiles from that copy, as
+    /// this project's CPU kernel does; GPU kernels load tiles straight from K and V.
+    public var packsKeysAndValuesFirst: Bool
 
-    public init(queryTile: Int, keyTile: Int, schedule: FlashSchedule = .queryOuter) {
+    public init(queryTile: Int, keyTile: Int, schedule: FlashSchedule = .queryOuter, packsKeysAndValuesFirst: Bool = false) {
         self.queryTile = queryTile
         self.keyTile = keyTile
         self.schedule = schedule
+        self.packsKeysAndValuesFirst = packsKeysAndValuesFirst
+    }
+
+    /// The tiling of this project's CPU flash kernel for `headDim` (its one tile table,
+    /// `AttentionTiles`): query-outer, with the K/V packing pre-pass.
+    public static func cpuKernel(headDim: Int) -> FlashTiling {
+        let tiles = AttentionTiles.forHeadDimension(headDim)
+        return FlashTiling(queryTile: tiles.queryRows, keyTile: tiles.keyColumns, schedule: .queryOuter,
+                           packsKeysAndValuesFirst: true)
     }
 
     /// The paper's choice (Algorithm 1): with M elements of on-chip memory, Bc = ⌈M/4d⌉ and
