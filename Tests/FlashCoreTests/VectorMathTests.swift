@@ -221,7 +221,7 @@ final class VectorMathTests: XCTestCase {
             var inPlace = x
             var separate = [Float](repeating: 0, count: count)
             VectorMath.layerNorm(x, count: count, weight: weight, bias: bias, epsilon: 1e-5, output: &separate)
-            inPlace.withUnsafeMutableBufferPointer { row in
+            _ = inPlace.withUnsafeMutableBufferPointer { row in
                 VectorMath.layerNorm(row.baseAddress!, count: count, weight: weight, bias: bias, epsilon: 1e-5, output: row.baseAddress!)
             }
             XCTAssertEqual(inPlace, separate)
