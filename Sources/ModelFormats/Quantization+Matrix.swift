@@ -78,8 +78,6 @@ public struct QuantizedMatrix: @unchecked Sendable {
             var p = 0
             while firstChunk[p + 1] <= c { p += 1 }
             let matrix = products[p].matrix, y = products[p].y
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: widest)
-            defer { buffer.deallocate() }
             let start = (c - firstChunk[p]) * chunk
             let rows = start..<min(matrix.rows, start + chunk)
             if let packed = matrix.packed {
@@ -88,6 +86,8 @@ public struct QuantizedMatrix: @unchecked Sendable {
                 let x = scratches[p].x, sums = UnsafePointer(scratches[p].blockSums!)
                 for r in rows { y[r] = packed.dot(r, x, sums) }
             } else {
+                let buffer = UnsafeMutablePointer<Float>.allocate(capacity: widest)
+                defer { buffer.deallocate() }
                 for r in rows { y[r] = matrix.rowDot(r, scratches[p], buffer) }
             }
         }
