@@ -71,13 +71,13 @@ public struct QuantizedMatrix: @unchecked Sendable {
         defer { for s in scratches { s.release() } }
         let widest = products.map { $0.matrix.needsRowBuffer ? $0.matrix.columns : 1 }.max() ?? 1
         // Chunks are handed out dynamically: on a shared machine one worker may be descheduled,
-        // and a static split would make every product wait for it.
-        Parallel.forEachDynamic(firstChunk.last!, threads: threads) { c in
+        // and a static split would make every product wait for it. A decode step runs ~150 of
+        // these short regions back to back, so they go to polling workers, not Dispatch's
+        // sleeping ones (a wake-up per region cost most of the second thread's gain).
+        Parallel.forEachDynamicPolling(firstChunk.last!, threads: threads) { c in
             var p = 0
             while firstChunk[p + 1] <= c { p += 1 }
             let matrix = products[p].matrix, y = products[p].y
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: widest)
-            defer { buffer.deallocate() }
             let start = (c - firstChunk[p]) * chunk
             let rows = start..<min(matrix.rows, start + chunk)
             if let packed = matrix.packed {
@@ -86,6 +86,8 @@ public struct QuantizedMatrix: @unchecked Sendable {
                 let x = scratches[p].x, sums = UnsafePointer(scratches[p].blockSums!)
                 for r in rows { y[r] = packed.dot(r, x, sums) }
             } else {
+                let buffer = UnsafeMutablePointer<Float>.allocate(capacity: widest)
+                defer { buffer.deallocate() }
                 for r in rows { y[r] = matrix.rowDot(r, scratches[p], buffer) }
             }
         }
