@@ -1,14 +1,14 @@
 import Foundation
 
-/// One process-wide spare Float32 buffer that the forward's packed K/V copy is taken from and
-/// given back to, so that consecutive attention calls (layer after layer, or a benchmark's runs)
-/// reuse it. A fresh multi-MiB allocation is a fresh mmap: every page faults in and is zeroed by
+/// One process-wide spare Float32 buffer that the forward's packed K/V copy and the backward's
+/// packed Q/dO/dQ are taken from and given back to, so that consecutive attention calls (layer
+/// after layer, forward then backward, or a benchmark's runs) reuse it. A fresh multi-MiB allocation is a fresh mmap: every page faults in and is zeroed by
 /// the kernel, and that cost ~5% of a non-causal forward at N = 1024 (8 MiB of K/V at D = 128).
 /// The contents of a taken buffer are unspecified; callers write every element they read.
 /// At most `spareLimit` floats are kept; larger buffers are freed as usual.
 enum ReusableFloatBuffer {
-    /// 32 MiB: K and V of N = 4096 × 8 heads × D = 128.
-    static let spareLimit = 8 << 20
+    /// 64 MiB: the backward's packs of N = 2048 × 8 heads × D = 128 (5 matrices) fit.
+    static let spareLimit = 16 << 20
     private static let lock = NSLock()
     nonisolated(unsafe) private static var spare: (pointer: UnsafeMutablePointer<Float>, capacity: Int)?
 
