@@ -11,6 +11,7 @@ extension FlashAttentionKernel {
         let memory: UnsafeMutablePointer<Float>
         let query, queryT, outputGradient, outputGradientT, queryGradient: UnsafeMutablePointer<Float>
         let logSumExp, rowDots: UnsafeMutablePointer<Float>
+        private let capacity: Int
 
         init(_ problem: AttentionProblem, tiles: AttentionTiles, width: Int) {
             self.width = width
@@ -25,7 +26,9 @@ extension FlashAttentionKernel {
             rowOffsets = offsets
             let matrix = total * width
             let count = 5 * matrix + 2 * total
-            memory = .allocate(capacity: max(count, 1))
+            // A reused buffer holds stale values: zero all of it (cheap on resident pages; the
+            // padding rows/columns and the dQ accumulator rely on it).
+            (memory, capacity) = ReusableFloatBuffer.take(max(count, 1))
             memory.update(repeating: 0, count: max(count, 1))
             query = memory
             queryT = query + matrix
@@ -36,7 +39,7 @@ extension FlashAttentionKernel {
             rowDots = logSumExp + total
         }
 
-        deinit { memory.deallocate() }
+        deinit { ReusableFloatBuffer.giveBack(memory, capacity: capacity) }
     }
 
     /// Per-thread scratch of the backward tile loop.

@@ -53,6 +53,7 @@ enum FlashAttentionKernel {
         let rowOffsets: [Int]                    // first packed row of (sequence, kv head), s·Hkv + kvh
         let keys: UnsafeMutablePointer<Float>
         let values: UnsafeMutablePointer<Float>
+        private let capacity: Int
 
         init(_ problem: AttentionProblem, width: Int) {
             self.width = width
@@ -64,15 +65,17 @@ enum FlashAttentionKernel {
                 }
             }
             rowOffsets = offsets
-            keys = .allocate(capacity: max(2 * total * width, 1))
+            (keys, capacity) = ReusableFloatBuffer.take(max(2 * total * width, 1))
             values = keys + total * width
             let d = problem.headDim
             Parallel.forEachDynamic(problem.sequenceCount * problem.keyHeads, threads: problem.threads) { [keys, values] pair in
                 let s = pair / problem.keyHeads, kvh = pair % problem.keyHeads
                 let nk = problem.keyLengths[s], base = offsets[pair] * width
-                let count = roundUp(nk, 8) * width
-                (keys + base).update(repeating: 0, count: count)
-                (values + base).update(repeating: 0, count: count)
+                // Zeros only where packRows writes nothing: every row's padding columns when
+                // width > D, else just the rows past nk up to the multiple of 8.
+                let zeroFrom = width == d ? nk * width : 0, zeroCount = roundUp(nk, 8) * width - zeroFrom
+                (keys + base + zeroFrom).update(repeating: 0, count: zeroCount)
+                (values + base + zeroFrom).update(repeating: 0, count: zeroCount)
                 packRows(problem.key, sequence: s, start: problem.keyStarts[s], first: 0, count: nk, head: kvh,
                          headDim: d, width: width, into: keys + base)
                 packRows(problem.value, sequence: s, start: problem.keyStarts[s], first: 0, count: nk, head: kvh,
@@ -82,11 +85,11 @@ enum FlashAttentionKernel {
             }
         }
 
-        deinit { keys.deallocate() }
+        deinit { ReusableFloatBuffer.giveBack(keys, capacity: capacity) }
     }
 
     /// Copies rows `first`..<`first+count` of head `head` into a [count × width] Float32 tile
-    /// (columns past headDim are left as they are: zero from allocation).
+    /// (columns past headDim are left as they are: callers zero them).
     @inline(__always)
     static func packRows(_ rows: HeadRows, sequence s: Int, start: Int, first: Int, count: Int, head: Int,
                          headDim: Int, width: Int, into tile: UnsafeMutablePointer<Float>) {

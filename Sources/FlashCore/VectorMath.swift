@@ -97,7 +97,7 @@ public enum VectorMath {
     /// The core of `exp`, shared with attention's softmax variant: for x already limited to
     /// [−104, 88.8], splits x = n·ln2 + r with |r| ≤ ln2/2 (a two-part ln2, so r is exact) and
     /// returns e^r by a degree-6 polynomial together with the integer n; e^x = e^r·2^n.
-    @inlinable @inline(__always)
+    @_transparent
     public static func expReduced(_ clamped: Vector) -> (polynomial: Vector, exponent: SIMD16<Int32>) {
         // Adding 1.5·2^23 rounds to the nearest integer (ties to even) and leaves that integer
         // in the low mantissa bits, so n comes out both as a float and as an integer without a
