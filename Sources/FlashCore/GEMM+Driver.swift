@@ -30,7 +30,11 @@ extension GEMM {
             } else {
                 // At least 4 column panels (128 columns) per range, about 4 ranges per worker.
                 let tilesPerRange = max(4, (columnTiles + 4 * workers - 1) / (4 * workers))
-                ranges = max(workers, (columnTiles + tilesPerRange - 1) / tilesPerRange)
+                let count = max(workers, (columnTiles + tilesPerRange - 1) / tilesPerRange)
+                // A whole number of ranges per worker: 3 ranges on 2 workers leave one worker
+                // idle for a third of the time (n = 384 ran at 0.73× numpy before this).
+                let perWorker = max(1, Int((Double(count) / Double(workers)).rounded()))
+                ranges = min(columnTiles, perWorker * workers)
             }
         }
 
