@@ -33,7 +33,7 @@ extension FlashAttentionKernel {
         let partialSize = maxRows * (width + 2)
         let partials = UnsafeMutablePointer<Float>.allocate(capacity: max(items.count * partialSize, 1))
         defer { partials.deallocate() }
-        Parallel.forEachDynamic(items.count, threads: problem.threads) { index in
+        Parallel.forEachDynamicPolling(items.count, threads: problem.threads) { index in
             let (s, kvh, split) = items[index]
             let nq = problem.queryLengths[s]
             let rows = roundUp(max(1, group * nq), 16)
@@ -47,7 +47,7 @@ extension FlashAttentionKernel {
             (partial + maxRows * width).update(from: scratch.maxima, count: rows)
             (partial + maxRows * (width + 1)).update(from: scratch.sums, count: rows)
         }
-        Parallel.forEach(problem.sequenceCount * problem.keyHeads, threads: problem.threads) { pair in
+        Parallel.forEachDynamicPolling(problem.sequenceCount * problem.keyHeads, threads: problem.threads) { pair in
             let s = pair / problem.keyHeads, kvh = pair % problem.keyHeads
             let nq = problem.queryLengths[s]
             let row = UnsafeMutablePointer<Float>.allocate(capacity: width)
