@@ -7,7 +7,7 @@ import Transformer
 enum LlamaFixtures {
     static func json(_ name: String) throws -> [String: Any] {
         guard let url = Bundle.module.url(forResource: "Fixtures/llama/\(name)", withExtension: "json") else {
-            throw XCTSkip("fixture \(name).json missing")
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "Fixtures/llama/\(name).json (committed with the tests)"])
         }
         return try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
     }
