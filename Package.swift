@@ -8,10 +8,45 @@ import Foundation
 // unit and the binary runs there. Set FLASH_MARCH to build for another target instead, e.g.
 // `FLASH_MARCH=x86-64-v3 swift build` for a portable AVX2/FMA binary, or `FLASH_MARCH=none`
 // for the compiler's default (slow generic vector code, but runs on any CPU of the arch).
-let march = ProcessInfo.processInfo.environment["FLASH_MARCH"] ?? "native"
-let vectorFlags: [SwiftSetting] = march == "none"
+let environment = ProcessInfo.processInfo.environment
+let march = environment["FLASH_MARCH"] ?? "native"
+
+// The vector ISA the build targets decides the kernels' vector type and register tiles
+// (`VectorISA` in FlashCore). Swift's `#if` cannot ask the compiler which target features are
+// on, so the manifest works it out from the same setting that picks `-march` and passes it as
+// a compilation condition: FLASH_ISA_AVX512 (16 floats × 32 registers), FLASH_ISA_AVX2
+// (8 × 16), FLASH_ISA_NEON (4 × 32), or none (generic). `-march=native` reads the host CPU's
+// flags; the x86-64 levels map directly; FLASH_ISA=avx512|avx2|neon|generic overrides for any
+// other -march name (a test checks the choice against the C compiler's own macros).
+func hostCPUFlags() -> Set<Substring> {
+    guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+    else { return [] }
+    return Set(line.split(separator: " "))
+}
+func vectorISA() -> String {
+    if let forced = environment["FLASH_ISA"] { return forced }
+    #if arch(arm64)
+    return "neon"  // NEON is part of every arm64 target, native or not.
+    #else
+    switch march {
+    case "x86-64-v4": return "avx512"
+    case "x86-64-v3": return "avx2"
+    case "native":
+        let flags = hostCPUFlags()
+        if flags.isSuperset(of: ["avx512f", "avx512vl", "avx512bw", "avx512dq"]) { return "avx512" }
+        if flags.isSuperset(of: ["avx2", "fma"]) { return "avx2" }
+        return "generic"
+    default: return "generic"
+    }
+    #endif
+}
+let isa = vectorISA()
+let isaDefines: [SwiftSetting] = ["avx512": ["FLASH_ISA_AVX512"], "avx2": ["FLASH_ISA_AVX2"], "neon": ["FLASH_ISA_NEON"]][isa, default: []]
+    .map { .define($0) }
+let vectorFlags: [SwiftSetting] = (march == "none"
     ? []
-    : [.unsafeFlags(["-Xcc", "-march=\(march)"])]
+    : [.unsafeFlags(["-Xcc", "-march=\(march)"])]) + isaDefines
 // The numeric kernels (core and attention) drop Swift's overflow and bounds checks in release
 // builds: their inputs are validated once at the public API, and the hot loops index raw
 // pointers. Everything that parses files or user input keeps the checks (-O).
@@ -33,6 +68,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
+        // The C compiler's own view of the vector target (macros only), for the test that checks
+        // the ISA chosen above.
+        .target(name: "CompilerTarget", cSettings: march == "none" ? [] : [.unsafeFlags(["-march=\(march)"])]),
         // Compute core: tensors, element types, GEMM, parallel loops, vector math.
         .target(name: "FlashCore", swiftSettings: kernelSettings),
         // Attention: descriptor, standard and flash kernels (forward, backward, decode), masks.
@@ -51,7 +89,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimise),
-        .testTarget(name: "FlashCoreTests", dependencies: ["FlashCore"], swiftSettings: vectorFlags),
+        .testTarget(name: "FlashCoreTests", dependencies: ["FlashCore", "CompilerTarget"], swiftSettings: vectorFlags),
         .testTarget(name: "FlashAttentionTests", dependencies: ["FlashAttention", "ModelFormats"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"], swiftSettings: vectorFlags),

@@ -1,0 +1,2 @@
+// Header-only module (CompilerTarget.h); SwiftPM needs one source file in a C target.
+#include "CompilerTarget.h"
