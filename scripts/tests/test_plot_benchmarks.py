@@ -3,6 +3,7 @@ is a non-empty SVG that names its axes; the serving chart appears only when serv
 Needs matplotlib and pytest (.ci/run installs them); never runs a benchmark."""
 import json
 import os
+import re
 import shutil
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -21,6 +22,7 @@ def check_svg(path, must_contain):
     text = " ".join(root.itertext())
     for words in must_contain:
         assert words in text, f"{os.path.basename(path)} lacks {words!r}"
+    assert re.search(r"20\d\d-\d\d-\d\d", text), f"{os.path.basename(path)} names no date"
 
 
 def test_every_chart_from_sample_data(tmp_path):
@@ -32,8 +34,8 @@ def test_every_chart_from_sample_data(tmp_path):
               "training.svg": ["tokens/s", "PyTorch", "MiB"],
               "generate.svg": ["tokens/s", "llama.cpp", "decode", "prefill"]}
     for name in EXPECTED:
-        # Every chart names machine, ISA and threads under its title.
-        check_svg(tmp_path / name, labels[name] + ["AVX-512", "thread", "UTC"])
+        # Every chart names machine, ISA, threads and date under its title.
+        check_svg(tmp_path / name, labels[name] + ["AMD EPYC", "AVX-512", "thread"])
 
 
 def test_serving_chart_when_serving_json_exists(tmp_path):
