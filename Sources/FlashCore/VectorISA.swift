@@ -55,9 +55,12 @@ public enum VectorISA: String, Sendable, CaseIterable, Codable {
 
 /// The native float vector of the compiled ISA: one register wide (see `VectorISA`).
 #if FLASH_ISA_AVX512
+/// The native float vector of the compiled ISA: 16 floats, one AVX-512 zmm register.
 public typealias FloatVector = SIMD16<Float>
 #elseif FLASH_ISA_AVX2
+/// The native float vector of the compiled ISA: 8 floats, one AVX2 ymm register.
 public typealias FloatVector = SIMD8<Float>
 #else
+/// The native float vector of the compiled ISA: 4 floats, one NEON q or SSE xmm register.
 public typealias FloatVector = SIMD4<Float>
 #endif
