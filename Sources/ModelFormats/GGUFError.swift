@@ -19,6 +19,7 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
     case missingTensor(String)
     case io(path: String, reason: String)
 
+    /// What is wrong with the file, and where.
     public var description: String {
         switch self {
         case .badMagic(let magic):

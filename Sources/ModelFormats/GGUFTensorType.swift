@@ -54,6 +54,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
+    /// The ggml name of the type, e.g. `Q4_1`.
     public var description: String {
         switch self {
         case .f32: "F32"

@@ -29,10 +29,14 @@ public enum GGUFValue: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The string, if this is a string value.
     public var string: String? { if case .string(let s) = self { s } else { nil } }
+    /// The Boolean, if this is a Boolean value.
     public var bool: Bool? { if case .bool(let b) = self { b } else { nil } }
+    /// The elements, if this is an array value.
     public var array: [GGUFValue]? { if case .array(let a) = self { a } else { nil } }
 
+    /// The value as text (long strings shortened, arrays as their count).
     public var description: String {
         switch self {
         case .string(let s): s.count > 60 ? "\"\(s.prefix(60))…\" (\(s.utf8.count) bytes)" : "\"\(s)\""

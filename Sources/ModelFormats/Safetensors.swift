@@ -12,6 +12,7 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
     case missingTensor(String)
     case io(path: String, reason: String)
 
+    /// What is wrong with the file or the request.
     public var description: String {
         switch self {
         case .fileTooSmall(let bytes): "safetensors: file of \(bytes) bytes is too small for the 8-byte header length"

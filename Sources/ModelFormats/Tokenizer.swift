@@ -19,6 +19,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case malformed(path: String, reason: String)
     case invalid(reason: String)
 
+    /// What went wrong, naming the file or token.
     public var description: String {
         switch self {
         case .io(let path, let reason): "tokenizer: \(path): \(reason)"
@@ -66,8 +67,11 @@ public enum AnyTokenizer: Codable, Tokenizer {
         }
     }
 
+    /// The wrapped tokenizer's vocabulary size.
     public var vocabularySize: Int { wrapped.vocabularySize }
+    /// The wrapped tokenizer's ids for `text`.
     public func encode(_ text: String) -> [Int] { wrapped.encode(text) }
+    /// The wrapped tokenizer's text for `ids`.
     public func decode(_ ids: [Int]) -> String { wrapped.decode(ids) }
 
     /// Writes the tokenizer as JSON to `path` (atomically).
