@@ -3,6 +3,7 @@ import Foundation
 /// Errors finding the built-in corpus.
 public enum BuiltinCorpusError: Error, CustomStringConvertible {
     case missing(String)
+    /// What could not be found.
     public var description: String {
         switch self { case .missing(let reason): "built-in corpus: \(reason)" }
     }
