@@ -4,6 +4,7 @@ import Transformer
 
 /// How many bytes a stored number takes.
 public enum NumericPrecision: String, CaseIterable, Codable, Sendable {
+    /// 32-bit float, bfloat16, IEEE half.
     case fp32, bf16, fp16
 
     /// Bytes per number: 4 for fp32, 2 for bf16 and fp16.

@@ -1,8 +1,11 @@
 /// The element types a tensor can store. The 16-bit types are storage formats only: every
 /// kernel converts them to Float32 on load and computes in Float32.
 public enum ElementType: String, Sendable, CaseIterable, Codable {
+    /// IEEE-754 binary32: 4 bytes.
     case float32 = "F32"
+    /// IEEE-754 binary16: 2 bytes, 11-bit significand, range ±65504.
     case float16 = "F16"
+    /// bfloat16: 2 bytes, Float32's range with an 8-bit significand.
     case bfloat16 = "BF16"
 
     /// Bytes one element occupies.

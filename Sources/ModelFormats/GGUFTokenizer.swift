@@ -13,6 +13,7 @@
 public final class GGUFTokenizer: @unchecked Sendable {
     /// ggml token types.
     public enum TokenType: Int32, Sendable {
+        /// The values of `tokenizer.ggml.token_type`.
         case undefined = 0, normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
     }
 

@@ -15,8 +15,11 @@ public protocol Tokenizer {
 
 /// Errors loading a saved tokenizer.
 public enum TokenizerError: Error, CustomStringConvertible, Equatable {
+    /// The file could not be read or written.
     case io(path: String, reason: String)
+    /// The file is not a tokenizer this module can read.
     case malformed(path: String, reason: String)
+    /// The tokenizer's contents are inconsistent (e.g. a merge of unknown tokens).
     case invalid(reason: String)
 
     /// What went wrong, naming the file or token.
@@ -34,7 +37,9 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
 ///
 /// JSON form: `{"kind": "character", "tokenizer": {...}}` or `{"kind": "bytePair", "tokenizer": {...}}`.
 public enum AnyTokenizer: Codable, Tokenizer {
+    /// A character-level tokenizer.
     case character(CharTokenizer)
+    /// A byte-level BPE tokenizer.
     case bytePair(BPETokenizer)
 
     private enum CodingKeys: String, CodingKey { case kind, tokenizer }

@@ -3,9 +3,13 @@ import FlashCore
 
 /// Errors loading a WordPiece tokenizer. Each names the file and what was wrong.
 public enum WordPieceTokenizerError: Error, CustomStringConvertible, Equatable {
+    /// `vocab.txt` or `tokenizer_config.json` could not be read.
     case io(path: String, reason: String)
+    /// `vocab.txt` has no tokens.
     case emptyVocabulary(path: String)
+    /// The vocabulary lacks `[UNK]`, `[CLS]`, `[SEP]` or `[PAD]`.
     case missingSpecialToken(String)
+    /// `tokenizer_config.json` is not valid.
     case invalidConfig(path: String, reason: String)
 
     /// What is wrong with the vocabulary or configuration.

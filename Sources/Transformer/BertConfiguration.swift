@@ -2,10 +2,15 @@ import Foundation
 
 /// Errors loading a BERT model directory. Each names the file or tensor and what was wrong.
 public enum BertModelError: Error, CustomStringConvertible, Equatable {
+    /// A file the model directory needs is not there.
     case missingFile(String)
+    /// `config.json` is unreadable or describes an impossible model.
     case invalidConfig(path: String, reason: String)
+    /// The weights lack a tensor the configuration needs.
     case missingTensor(String)
+    /// A tensor's shape disagrees with the configuration.
     case wrongShape(tensor: String, expected: [Int], got: [Int])
+    /// A tensor holds NaN or infinite values.
     case nonFiniteWeight(tensor: String)
 
     /// `bert: ` and what is wrong, naming the file or tensor.
@@ -26,6 +31,7 @@ public enum BertActivation: String, Sendable, CaseIterable {
     case gelu
     /// Tanh-approximated GELU: `"gelu_new"` / `"gelu_pytorch_tanh"`.
     case geluTanh
+    /// max(0, x).
     case relu
 
     init?(huggingFaceName: String) {

@@ -18,6 +18,7 @@ import FlashCore
 public struct ParameterLayout: Sendable {
     /// What a tensor is, which decides weight decay (only matrices, and embeddings on request).
     public enum Kind: String, Sendable {
+        /// Token/position embeddings, linear weights, norm weights, and biases (norm shifts included).
         case embedding, matrix, norm, bias
     }
 

@@ -16,7 +16,9 @@ public struct TransformerConfig: Codable, Equatable, Sendable {
     }
     /// The normalisation layer.
     public enum Norm: String, Codable, Sendable, CaseIterable {
+        /// LayerNorm: subtract the mean, divide by the standard deviation, scale (and shift with `bias`).
         case layerNorm
+        /// RMSNorm: divide by the root mean square, scale (LLaMA).
         case rmsNorm
     }
     /// Where the norms sit relative to the residual connection.
@@ -28,6 +30,7 @@ public struct TransformerConfig: Codable, Equatable, Sendable {
     }
     /// The MLP's nonlinearity.
     public enum Activation: String, Codable, Sendable, CaseIterable {
+        /// max(0, x).
         case relu
         /// GELU, tanh approximation (GPT-2).
         case gelu
