@@ -60,6 +60,7 @@ class Run:
         document = dict(benchmark=self.benchmark, machine=machine(), isa=isa(self.flash),
                         threads=threads, date=self.date, load_average=[self.start_load, load_average()],
                         note=note, rows=rows)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w") as file:
             json.dump(document, file, indent=1)
             file.write("\n")
