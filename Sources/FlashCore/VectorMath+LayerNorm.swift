@@ -10,11 +10,11 @@ extension VectorMath {
         _ input: UnsafePointer<Float>, count: Int, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         epsilon: Float, output: UnsafeMutablePointer<Float>
     ) -> (mean: Float, rstd: Float) {
-        @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> Native {
-            UnsafeRawPointer(p + i).loadUnaligned(as: Native.self)
+        @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> Vector {
+            UnsafeRawPointer(p + i).loadUnaligned(as: Vector.self)
         }
         let mean = sum(input, count: count) / Float(count)
-        var squares = Native()
+        var squares = Vector()
         var i = 0
         while i + width <= count {
             let d = load(input, i) - mean
@@ -28,7 +28,7 @@ extension VectorMath {
         while i + width <= count {
             let scaled = (load(input, i) - mean) * rstd * load(weight, i)
             let shifted = bias.map { scaled + load($0, i) } ?? scaled
-            UnsafeMutableRawPointer(output + i).storeBytes(of: shifted, as: Native.self)
+            UnsafeMutableRawPointer(output + i).storeBytes(of: shifted, as: Vector.self)
             i += width
         }
         while i < count { output[i] = (input[i] - mean) * rstd * weight[i] + (bias?[i] ?? 0); i += 1 }

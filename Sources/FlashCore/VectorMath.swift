@@ -1,55 +1,9 @@
 import Foundation
 
-/// A vector of Float32 lanes the vector math is written for: `SIMD4`, `SIMD8` and `SIMD16`.
-/// The buffer loops run on the build's native `FloatVector` (one register: 16 lanes on
-/// AVX-512, 8 on AVX2, 4 on NEON); the lane functions (`exp`, `tanh`, `maximum`, `sum`, …) are
-/// generic, so kernels that work in 16-lane tiles call them on `SIMD16<Float>` and get the same
-/// per-lane arithmetic.
-public protocol FloatLanes: SIMD where Scalar == Float {
-    /// The same number of Int32 lanes (for exponent bit manipulation).
-    associatedtype Bits: SIMD where Bits.Scalar == Int32
-    /// Sum of the lanes by halving (a fixed tree order).
-    func laneSum() -> Float
-    /// Largest lane by halving; a NaN lane is skipped unless all are NaN.
-    func laneMax() -> Float
-}
-
-extension SIMD4: FloatLanes where Scalar == Float {
-    public typealias Bits = SIMD4<Int32>
-    @inlinable @inline(__always)
-    public func laneSum() -> Float {
-        let two = lowHalf + highHalf
-        return two[0] + two[1]
-    }
-    @inlinable @inline(__always)
-    public func laneMax() -> Float {
-        let two = lowHalf.replacing(with: highHalf, where: lowHalf .< highHalf)
-        return two[0] < two[1] ? two[1] : two[0]
-    }
-}
-
-extension SIMD8: FloatLanes where Scalar == Float {
-    public typealias Bits = SIMD8<Int32>
-    @inlinable @inline(__always)
-    public func laneSum() -> Float { (lowHalf + highHalf).laneSum() }
-    @inlinable @inline(__always)
-    public func laneMax() -> Float { lowHalf.replacing(with: highHalf, where: lowHalf .< highHalf).laneMax() }
-}
-
-extension SIMD16: FloatLanes where Scalar == Float {
-    public typealias Bits = SIMD16<Int32>
-    @inlinable @inline(__always)
-    public func laneSum() -> Float { (lowHalf + highHalf).laneSum() }
-    @inlinable @inline(__always)
-    public func laneMax() -> Float { lowHalf.replacing(with: highHalf, where: lowHalf .< highHalf).laneMax() }
-}
-
 /// Vectorised elementwise and row operations on Float32 buffers.
 ///
-/// Buffer loops run one native register (`FloatVector`) at a time with a tail through the same
-/// vector function, so any count works; with the 16-lane `SIMD16` on AVX2 the `exp` loop
-/// reloaded a constant from the stack every step (two ymm per value), with `FloatVector` it
-/// fits the 16 ymm registers.
+/// Loops run 16 lanes at a time (one AVX-512 register, two AVX2 or four NEON registers) with a
+/// scalar tail, so any count works.
 ///
 /// Everything here is written with SIMD operations that the compiler lowers to single vector
 /// instructions (arithmetic, `addingProduct`, compares, `replacing(with:where:)`, `lowHalf`/
@@ -59,66 +13,72 @@ extension SIMD16: FloatLanes where Scalar == Float {
 /// below (`maximum`, `minimum`, `sum(_:)`, `max(_:)`) instead, and clamp with two
 /// `replacing(with:where:)`. The vector functions are `@inline(__always)` because a SIMD16
 /// passed to a function that is not inlined travels as four 128-bit registers.
+///
+/// Why 16 lanes on every target, not the native `FloatVector`: these are streaming loops
+/// (no register tile), and on AVX2 a `SIMD16<Float>` is two ymm per operation with no spills
+/// but one constant reload per step in the `exp` loop (`objdump -d` of the x86-64-v3 build).
+/// Making the lane functions generic over the vector type (tried, issue 9) is worse: in a
+/// generic `V: SIMD` body, `.<`, `.==` and `replacing(with:where:)` resolve to the standard
+/// library's per-lane protocol implementations instead of the concrete types' vector
+/// builtins, and even after specialisation they compile to a scalar loop through the stack.
 public enum VectorMath {
-    /// The 16-lane vector of `load(_:count:padding:)` and `map`, for callers working in 16-lane
-    /// tiles.
     public typealias Vector = SIMD16<Float>
-    /// The vector the buffer loops run on: one native register.
-    public typealias Native = FloatVector
 
-    /// Lanes per native vector (a computed constant rather than a stored `static let`, whose
-    /// lazy initialiser check would be a call inside every loop that reads it).
+    /// Lanes per vector (a computed constant rather than a stored `static let`, whose lazy
+    /// initialiser check would be a call inside every loop that reads it).
     @inlinable
-    public static var width: Int { Native.scalarCount }
+    public static var width: Int { Vector.scalarCount }
 
     // MARK: lane helpers
 
     /// Lane-wise maximum. Where `b` is NaN the lane keeps `a` (so a running maximum that starts
     /// from a number skips NaN inputs); one `vmaxps`.
     @inlinable @inline(__always)
-    public static func maximum<V: FloatLanes>(_ a: V, _ b: V) -> V { a.replacing(with: b, where: a .< b) }
+    public static func maximum(_ a: Vector, _ b: Vector) -> Vector { a.replacing(with: b, where: a .< b) }
 
     /// Lane-wise minimum. Where `b` is NaN the lane keeps `a`; one `vminps`.
     @inlinable @inline(__always)
-    public static func minimum<V: FloatLanes>(_ a: V, _ b: V) -> V { a.replacing(with: b, where: b .< a) }
+    public static func minimum(_ a: Vector, _ b: Vector) -> Vector { a.replacing(with: b, where: b .< a) }
 
-    /// Sum of the lanes by halving: for 16 lanes a tree of 4 dependent vector adds instead of
-    /// the 15 sequential scalar adds of `.sum()` (a fixed order, so the result is reproducible).
+    /// Sum of the 16 lanes by halving: a tree of 4 dependent vector adds instead of the 15
+    /// sequential scalar adds of `.sum()` (a fixed order, so the result is reproducible).
     @inlinable @inline(__always)
-    public static func sum<V: FloatLanes>(_ v: V) -> Float { v.laneSum() }
-
-    /// Largest lane by halving. NaN lanes are skipped unless all lanes are NaN (callers start
-    /// from −Inf, so that never happens in the row reductions here).
-    @inlinable @inline(__always)
-    public static func max<V: FloatLanes>(_ v: V) -> Float { v.laneMax() }
-
-    /// The first `count` (fewer than 16 allowed) values at `p` in the low lanes of a 16-lane
-    /// vector, `padding` in the rest.
-    @inlinable @inline(__always)
-    public static func load(_ p: UnsafePointer<Float>, count: Int, padding: Float = 0) -> Vector {
-        load(p, count: count, padding: padding, as: Vector.self)
+    public static func sum(_ v: Vector) -> Float {
+        let eight = v.lowHalf + v.highHalf
+        let four = eight.lowHalf + eight.highHalf
+        let two = four.lowHalf + four.highHalf
+        return two[0] + two[1]
     }
 
-    /// The first `count` (fewer than `V.scalarCount` allowed) values at `p` in the low lanes,
-    /// `padding` in the rest.
+    /// Largest of the 16 lanes by halving. NaN lanes are skipped unless all lanes are NaN
+    /// (callers start from −Inf, so that never happens in the row reductions here).
     @inlinable @inline(__always)
-    public static func load<V: FloatLanes>(_ p: UnsafePointer<Float>, count: Int, padding: Float = 0, as _: V.Type) -> V {
-        if count >= V.scalarCount { return UnsafeRawPointer(p).loadUnaligned(as: V.self) }
-        var v = V(repeating: padding)
+    public static func max(_ v: Vector) -> Float {
+        let eight = v.lowHalf.replacing(with: v.highHalf, where: v.lowHalf .< v.highHalf)
+        let four = eight.lowHalf.replacing(with: eight.highHalf, where: eight.lowHalf .< eight.highHalf)
+        let two = four.lowHalf.replacing(with: four.highHalf, where: four.lowHalf .< four.highHalf)
+        return two[0] < two[1] ? two[1] : two[0]
+    }
+
+    /// The first `count` (< 16 allowed) values at `p` in the low lanes, `padding` in the rest.
+    @inlinable @inline(__always)
+    public static func load(_ p: UnsafePointer<Float>, count: Int, padding: Float = 0) -> Vector {
+        if count >= width { return UnsafeRawPointer(p).loadUnaligned(as: Vector.self) }
+        var v = Vector(repeating: padding)
         for lane in 0..<count { v[lane] = p[lane] }
         return v
     }
 
-    /// Stores the low `count` (fewer than the lane count allowed) lanes of `v` at `p`.
+    /// Stores the low `count` (< 16 allowed) lanes of `v` at `p`.
     @inlinable @inline(__always)
-    public static func store<V: FloatLanes>(_ v: V, to p: UnsafeMutablePointer<Float>, count: Int) {
-        if count >= V.scalarCount { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self); return }
+    public static func store(_ v: Vector, to p: UnsafeMutablePointer<Float>, count: Int) {
+        if count >= width { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self); return }
         for lane in 0..<count { p[lane] = v[lane] }
     }
 
     // MARK: exp
 
-    /// e^x lane-wise, within 1 ulp over [-104, 88.72] (0.99 ulp measured against Float64 by
+    /// e^x for 16 lanes, within 1 ulp over [-104, 88.72] (0.99 ulp measured against Float64 by
     /// VectorMathTests; subnormal results included),
     /// exactly 0 for x ≤ -104 and -Inf, +Inf above 88.72, NaN for NaN.
     ///
@@ -127,15 +87,15 @@ public enum VectorMath {
     /// 2^(n/2)·2^(n−n/2), each a normal number for n in [−150, 128], so subnormal results are
     /// rounded once instead of flushed to zero.
     @inlinable @inline(__always)
-    public static func exp<V: FloatLanes>(_ x: V) -> V {
+    public static func exp(_ x: Vector) -> Vector {
         // NaN passes the two clamps unchanged and is restored at the end.
         let raised = x.replacing(with: -104, where: x .< -104)
         let clamped = raised.replacing(with: 88.8, where: raised .> 88.8)
         let (p, ni) = expReduced(clamped)
         let half = ni &>> 1
         let rest = ni &- half
-        let scale1 = unsafeBitCast((half &+ 127) &<< 23, to: V.self)
-        let scale2 = unsafeBitCast((rest &+ 127) &<< 23, to: V.self)
+        let scale1 = unsafeBitCast((half &+ 127) &<< 23, to: Vector.self)
+        let scale2 = unsafeBitCast((rest &+ 127) &<< 23, to: Vector.self)
         return (p * scale1 * scale2)
             .replacing(with: 0, where: x .<= -104)
             .replacing(with: Float.infinity, where: x .> 88.722_84)
@@ -146,35 +106,35 @@ public enum VectorMath {
     /// [−104, 88.8], splits x = n·ln2 + r with |r| ≤ ln2/2 (a two-part ln2, so r is exact) and
     /// returns e^r by a degree-6 polynomial together with the integer n; e^x = e^r·2^n.
     @_transparent
-    public static func expReduced<V: FloatLanes>(_ clamped: V) -> (polynomial: V, exponent: V.Bits) {
+    public static func expReduced(_ clamped: Vector) -> (polynomial: Vector, exponent: SIMD16<Int32>) {
         // Adding 1.5·2^23 rounds to the nearest integer (ties to even) and leaves that integer
         // in the low mantissa bits, so n comes out both as a float and as an integer without a
         // float-to-int conversion.
         let magic: Float = 12_582_912
-        let biased = V(repeating: magic).addingProduct(clamped, V(repeating: 1.442_695_040_888_963))
+        let biased = Vector(repeating: magic).addingProduct(clamped, Vector(repeating: 1.442_695_040_888_963))
         let n = biased - magic
-        var r = clamped.addingProduct(n, V(repeating: -0.693_359_375))
-        r = r.addingProduct(n, V(repeating: 2.121_944_4e-4))
-        var p = V(repeating: 1.398_199_950_7e-3).addingProduct(V(repeating: 1.987_569_15e-4), r)
-        p = V(repeating: 8.333_451_907_3e-3).addingProduct(p, r)
-        p = V(repeating: 4.166_579_589_4e-2).addingProduct(p, r)
-        p = V(repeating: 1.666_666_545_9e-1).addingProduct(p, r)
-        p = V(repeating: 5.000_000_120_1e-1).addingProduct(p, r)
+        var r = clamped.addingProduct(n, Vector(repeating: -0.693_359_375))
+        r = r.addingProduct(n, Vector(repeating: 2.121_944_4e-4))
+        var p = Vector(repeating: 1.398_199_950_7e-3).addingProduct(Vector(repeating: 1.987_569_15e-4), r)
+        p = Vector(repeating: 8.333_451_907_3e-3).addingProduct(p, r)
+        p = Vector(repeating: 4.166_579_589_4e-2).addingProduct(p, r)
+        p = Vector(repeating: 1.666_666_545_9e-1).addingProduct(p, r)
+        p = Vector(repeating: 5.000_000_120_1e-1).addingProduct(p, r)
         p = r.addingProduct(p, r * r) + 1   // the small terms first, then 1
-        return (p, unsafeBitCast(biased, to: V.Bits.self) &- 0x4B40_0000)
+        return (p, unsafeBitCast(biased, to: SIMD16<Int32>.self) &- 0x4B40_0000)
     }
 
     /// e^x for one value, by the same method as the vector form (used for loop tails so that
     /// every element of a buffer gets bit-identical treatment whatever its position).
     @inlinable
     public static func exp(_ x: Float) -> Float {
-        exp(Native(repeating: x))[0]
+        exp(Vector(repeating: x))[0]
     }
 
     /// `buffer[i] = e^buffer[i]` for `count` values.
     @inlinable
     public static func exp(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        mapNative(buffer, count: count) { exp($0) }
+        map(buffer, count: count) { exp($0) }
     }
 
     // MARK: activations
@@ -183,12 +143,12 @@ public enum VectorMath {
     /// form below would lose relative precision to cancellation, else 1 − 2/(e^{2x} + 1),
     /// which saturates to ±1. NaN stays NaN.
     @inlinable @inline(__always)
-    public static func tanh<V: FloatLanes>(_ x: V) -> V {
+    public static func tanh(_ x: Vector) -> Vector {
         let raised = x.replacing(with: -20, where: x .< -20)
         let e = exp(2 * raised.replacing(with: 20, where: raised .> 20))
         var result = 1 - 2 / (e + 1)
         let z = x * x
-        var p = V(repeating: -5.704_988_727_45e-3)
+        var p = Vector(repeating: -5.704_988_727_45e-3)
         p = p * z + 2.063_908_879_54e-2
         p = p * z - 5.373_971_555_31e-2
         p = p * z + 1.333_144_220_36e-1
@@ -203,7 +163,7 @@ public enum VectorMath {
     /// computed as x / (1 + e^{−2u}), the same function since 1 + tanh(u) = 2/(1 + e^{−2u}),
     /// but without the cancellation of 1 + tanh(u) for negative x.
     @inlinable @inline(__always)
-    public static func geluTanh<V: FloatLanes>(_ x: V) -> V {
+    public static func geluTanh(_ x: Vector) -> Vector {
         let u = 0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x)
         var result = x / (1 + exp(-2 * u))
         result.replace(with: 0, where: x .== -.infinity)   // −∞/∞ would be NaN; the limit is 0
@@ -218,18 +178,18 @@ public enum VectorMath {
         return 0.5 * x * Foundation.erfc(-x * 0.707_106_781_186_547_6)
     }
 
-    /// GELU (erf form) lane-wise, one `erfc` per lane.
+    /// GELU (erf form) on 16 lanes, one `erfc` per lane.
     @inlinable
-    public static func geluErf<V: FloatLanes>(_ x: V) -> V {
-        var result = V()
-        for lane in 0..<V.scalarCount { result[lane] = geluErf(x[lane]) }
+    public static func geluErf(_ x: Vector) -> Vector {
+        var result = Vector()
+        for lane in 0..<width { result[lane] = geluErf(x[lane]) }
         return result
     }
 
     /// SiLU (swish): x·σ(x) = x / (1 + e^{−x}); −0 below x ≈ −88.7, where e^{−x} overflows
     /// (the true value is then below 10⁻³⁶).
     @inlinable @inline(__always)
-    public static func silu<V: FloatLanes>(_ x: V) -> V {
+    public static func silu(_ x: Vector) -> Vector {
         var result = x / (1 + exp(-x))
         result.replace(with: 0, where: x .== -.infinity)   // −∞/∞ would be NaN; the limit is 0
         return result
@@ -238,13 +198,13 @@ public enum VectorMath {
     /// `buffer[i] = tanh(buffer[i])` for `count` values.
     @inlinable
     public static func tanh(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        mapNative(buffer, count: count) { tanh($0) }
+        map(buffer, count: count) { tanh($0) }
     }
 
     /// `buffer[i] = geluTanh(buffer[i])` for `count` values.
     @inlinable
     public static func geluTanh(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        mapNative(buffer, count: count) { geluTanh($0) }
+        map(buffer, count: count) { geluTanh($0) }
     }
 
     /// `buffer[i] = geluErf(buffer[i])` for `count` values.
@@ -256,32 +216,20 @@ public enum VectorMath {
     /// `buffer[i] = silu(buffer[i])` for `count` values.
     @inlinable
     public static func silu(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        mapNative(buffer, count: count) { silu($0) }
+        map(buffer, count: count) { silu($0) }
     }
 
     /// Applies `body` to `count` values in place, 16 at a time; the tail goes through the
     /// same vector function (padded), so results never depend on an element's position.
     @inlinable @inline(__always)
     public static func map(_ buffer: UnsafeMutablePointer<Float>, count: Int, _ body: (Vector) -> Vector) {
-        mapLanes(buffer, count: count, body)
-    }
-
-    /// `map` one native register at a time.
-    @inlinable @inline(__always)
-    public static func mapNative(_ buffer: UnsafeMutablePointer<Float>, count: Int, _ body: (Native) -> Native) {
-        mapLanes(buffer, count: count, body)
-    }
-
-    @inlinable @inline(__always)
-    static func mapLanes<V: FloatLanes>(_ buffer: UnsafeMutablePointer<Float>, count: Int, _ body: (V) -> V) {
-        let lanes = V.scalarCount
         var i = 0
-        while i + lanes <= count {
-            let v = UnsafeRawPointer(buffer + i).loadUnaligned(as: V.self)
-            UnsafeMutableRawPointer(buffer + i).storeBytes(of: body(v), as: V.self)
-            i += lanes
+        while i + width <= count {
+            let v = UnsafeRawPointer(buffer + i).loadUnaligned(as: Vector.self)
+            UnsafeMutableRawPointer(buffer + i).storeBytes(of: body(v), as: Vector.self)
+            i += width
         }
-        if i < count { store(body(load(buffer + i, count: count - i, as: V.self)), to: buffer + i, count: count - i) }
+        if i < count { store(body(load(buffer + i, count: count - i)), to: buffer + i, count: count - i) }
     }
 
     // MARK: reductions and BLAS-1
@@ -290,10 +238,10 @@ public enum VectorMath {
     /// that must propagate NaN check for it separately.
     @inlinable
     public static func max(_ x: UnsafePointer<Float>, count: Int) -> Float {
-        var acc = Native(repeating: -.infinity)
+        var acc = Vector(repeating: -.infinity)
         var i = 0
         while i + width <= count {
-            acc = maximum(acc, UnsafeRawPointer(x + i).loadUnaligned(as: Native.self))
+            acc = maximum(acc, UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self))
             i += width
         }
         var result = max(acc)
@@ -301,14 +249,14 @@ public enum VectorMath {
         return result
     }
 
-    /// Sum of `count` values: one partial sum per native lane, added as a tree at the end (a
-    /// fixed order, so the result never depends on threads).
+    /// Sum of `count` values: 16 partial sums added as a tree at the end (a fixed order, so
+    /// the result never depends on threads).
     @inlinable
     public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Float {
-        var acc = Native()
+        var acc = Vector()
         var i = 0
         while i + width <= count {
-            acc += UnsafeRawPointer(x + i).loadUnaligned(as: Native.self)
+            acc += UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self)
             i += width
         }
         var result = sum(acc)
@@ -317,12 +265,9 @@ public enum VectorMath {
     }
 
     /// Dot product of two `count`-long vectors: four independent 16-lane FMA chains (so the
-    /// loop runs at FMA throughput, not latency), combined in a fixed order. Kept at 16 lanes
-    /// on every target: that is 8 independent ymm chains on AVX2 (latency 4 × 2 FMAs per cycle)
-    /// and 16 q chains on NEON, where 4 native registers would leave the FMA units waiting.
+    /// loop runs at FMA throughput, not latency), combined in a fixed order.
     @inlinable
     public static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Float {
-        let width = Vector.scalarCount
         @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> Vector {
             UnsafeRawPointer(p + i).loadUnaligned(as: Vector.self)
         }
@@ -347,18 +292,18 @@ public enum VectorMath {
     /// `x[i] *= alpha`.
     @inlinable
     public static func scale(_ x: UnsafeMutablePointer<Float>, count: Int, by alpha: Float) {
-        mapNative(x, count: count) { $0 * alpha }
+        map(x, count: count) { $0 * alpha }
     }
 
     /// `y[i] += alpha·x[i]` (axpy).
     @inlinable
     public static func addScaled(_ x: UnsafePointer<Float>, _ alpha: Float, to y: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
-        let a = Native(repeating: alpha)
+        let a = Vector(repeating: alpha)
         while i + width <= count {
-            let yv = UnsafeRawPointer(y + i).loadUnaligned(as: Native.self)
-            let xv = UnsafeRawPointer(x + i).loadUnaligned(as: Native.self)
-            UnsafeMutableRawPointer(y + i).storeBytes(of: yv.addingProduct(xv, a), as: Native.self)
+            let yv = UnsafeRawPointer(y + i).loadUnaligned(as: Vector.self)
+            let xv = UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: yv.addingProduct(xv, a), as: Vector.self)
             i += width
         }
         while i < count { y[i] = y[i].addingProduct(x[i], alpha); i += 1 }
@@ -369,9 +314,9 @@ public enum VectorMath {
     public static func add(_ x: UnsafePointer<Float>, to y: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
         while i + width <= count {
-            let yv = UnsafeRawPointer(y + i).loadUnaligned(as: Native.self)
-            let xv = UnsafeRawPointer(x + i).loadUnaligned(as: Native.self)
-            UnsafeMutableRawPointer(y + i).storeBytes(of: yv + xv, as: Native.self)
+            let yv = UnsafeRawPointer(y + i).loadUnaligned(as: Vector.self)
+            let xv = UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: yv + xv, as: Vector.self)
             i += width
         }
         while i < count { y[i] += x[i]; i += 1 }
@@ -388,12 +333,12 @@ public enum VectorMath {
             row.update(repeating: 0, count: count)
             return -.infinity
         }
-        var total = Native()
+        var total = Vector()
         var i = 0
         while i < count {
             let lanes = Swift.min(width, count - i)
             // Padding lanes load −Inf, whose exp is exactly 0, so they add nothing to the sum.
-            let e = exp(load(row + i, count: lanes, padding: -.infinity, as: Native.self) - m)
+            let e = exp(load(row + i, count: lanes, padding: -.infinity) - m)
             store(e, to: row + i, count: lanes)
             total += e
             i += width

@@ -5,8 +5,7 @@ import FlashCore
 /// activations, and the bias/residual fill that lets each linear layer be one GEMM with β = 1.
 /// All work on rows of a row-major Float32 matrix, split into contiguous row ranges per thread.
 enum BertLayers {
-    /// One native register (`FloatVector`).
-    typealias Vector = FloatVector
+    typealias Vector = SIMD16<Float>
 
     /// Rows handed to one work item; small enough to balance, large enough to amortise dispatch.
     static func forEachRowBlock(_ rows: Int, width: Int, threads: Int?, _ body: (Range<Int>) -> Void) {
@@ -53,9 +52,9 @@ enum BertLayers {
             let start = block * chunk
             let n = min(count, start + chunk) - start
             switch activation {
-            case .gelu: VectorMath.mapNative(x + start, count: n) { geluErf($0) }
-            case .geluTanh: VectorMath.mapNative(x + start, count: n) { VectorMath.geluTanh($0) }
-            case .relu: VectorMath.mapNative(x + start, count: n) { VectorMath.maximum($0, Vector()) }
+            case .gelu: VectorMath.map(x + start, count: n) { geluErf($0) }
+            case .geluTanh: VectorMath.map(x + start, count: n) { VectorMath.geluTanh($0) }
+            case .relu: VectorMath.map(x + start, count: n) { VectorMath.maximum($0, Vector()) }
             }
         }
     }
@@ -67,7 +66,7 @@ enum BertLayers {
 
     /// erf(x) as an odd rational function x·P(x²)/Q(x²) on [−4, 4] (±1 beyond, where erf rounds
     /// to ±1 in Float32): Eigen's and XLA's single-precision erf, absolute error ≤ 5·10⁻⁷.
-    /// No exp, so it costs a dozen FMAs and one division per vector.
+    /// No exp, so it costs a dozen FMAs and one division per 16 values.
     static func erf(_ x: Vector) -> Vector {
         let raised = x.replacing(with: -4, where: x .< -4)
         let clamped = raised.replacing(with: 4, where: raised .> 4)

@@ -143,36 +143,6 @@ final class VectorMathTests: XCTestCase {
         for lane in 0..<16 { XCTAssertEqual(e[lane], VectorMath.exp(x[lane])) }
     }
 
-    /// The lane functions are generic over the vector width (16 lanes for 16-lane tiles, the
-    /// native 4, 8 or 16 for buffer loops): every width must give every lane the same bits, and
-    /// the halving reductions the same value as a plain Float64 sum / maximum (to rounding).
-    func testLaneFunctionsAgreeAcrossWidths() {
-        let values = (0..<16).map { Float($0) * 1.3 - 9.5 }
-        let x16 = SIMD16<Float>(values)
-        let expected: [(String, SIMD16<Float>)] = [("exp", VectorMath.exp(x16)), ("tanh", VectorMath.tanh(x16)),
-                                                    ("geluTanh", VectorMath.geluTanh(x16)), ("silu", VectorMath.silu(x16))]
-        for chunk in 0..<2 {
-            let x8 = SIMD8<Float>(values[(8 * chunk)..<(8 * chunk + 8)])
-            let results8 = [VectorMath.exp(x8), VectorMath.tanh(x8), VectorMath.geluTanh(x8), VectorMath.silu(x8)]
-            for (index, (name, reference)) in expected.enumerated() {
-                for lane in 0..<8 { XCTAssertEqual(results8[index][lane].bitPattern, reference[8 * chunk + lane].bitPattern, "\(name) SIMD8") }
-            }
-        }
-        for chunk in 0..<4 {
-            let x4 = SIMD4<Float>(values[(4 * chunk)..<(4 * chunk + 4)])
-            let results4 = [VectorMath.exp(x4), VectorMath.tanh(x4), VectorMath.geluTanh(x4), VectorMath.silu(x4)]
-            for (index, (name, reference)) in expected.enumerated() {
-                for lane in 0..<4 { XCTAssertEqual(results4[index][lane].bitPattern, reference[4 * chunk + lane].bitPattern, "\(name) SIMD4") }
-            }
-        }
-        let total = values.reduce(0.0) { $0 + Double($1) }
-        XCTAssertEqual(Double(VectorMath.sum(x16)), total, accuracy: 1e-5)
-        XCTAssertEqual(Double(VectorMath.sum(SIMD8<Float>(values[0..<8])) + VectorMath.sum(SIMD8<Float>(values[8..<16]))), total, accuracy: 1e-5)
-        XCTAssertEqual(VectorMath.max(x16), values.max())
-        XCTAssertEqual(VectorMath.max(SIMD4<Float>(values[12..<16])), values[15])
-        XCTAssertEqual(VectorMath.max(SIMD8<Float>(values[0..<8])), values[7])
-    }
-
     /// Deterministic values in [-1, 1).
     static func values(_ count: Int, seed: UInt64) -> [Float] {
         var state = seed

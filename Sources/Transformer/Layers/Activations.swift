@@ -3,8 +3,7 @@ import FlashCore
 
 /// The MLP nonlinearities, forward and backward, elementwise over flat buffers.
 public enum Activations {
-    /// One native register (`FloatVector`): 16 lanes on AVX-512, 8 on AVX2, 4 on NEON.
-    typealias Vector = FloatVector
+    typealias Vector = VectorMath.Vector
     /// Elements per parallel work item.
     static let chunk = 4096
 
@@ -20,7 +19,7 @@ public enum Activations {
     /// σ(x) = 1/(1 + e^−x).
     static func sigmoid(_ x: Vector) -> Vector { 1 / (1 + VectorMath.exp(-x)) }
 
-    /// Calls `body(offset, lanes)` for every vector-wide group of `count` elements from `start`.
+    /// Calls `body(offset, lanes)` for every 16-lane group of `count` elements from `start`.
     static func lanes(_ start: Int, _ count: Int, _ body: (Int, Int) -> Void) {
         var i = 0
         while i < count { body(start + i, min(Vector.scalarCount, count - i)); i += Vector.scalarCount }
@@ -34,7 +33,7 @@ public enum Activations {
         chunked(count, threads: threads) { start, n in
             lanes(start, n) { o, l in
                 // 0.5·(1 + tanh(u)) = σ(2u): one exponential.
-                let x = VectorMath.load(input + o, count: l, as: Vector.self)
+                let x = VectorMath.load(input + o, count: l)
                 let cube: Vector = x * x * x
                 VectorMath.store(x * sigmoid(2 * k * (x + 0.044_715 * cube)), to: output + o, count: l)
             }
@@ -49,12 +48,12 @@ public enum Activations {
         let k: Float = 0.797_884_560_802_865_4
         chunked(count, threads: threads) { start, n in
             lanes(start, n) { o, l in
-                let x = VectorMath.load(input + o, count: l, as: Vector.self)
+                let x = VectorMath.load(input + o, count: l)
                 let cube: Vector = x * x * x
                 let s = sigmoid(2 * k * (x + 0.044_715 * cube))
                 let inner: Vector = k * (1 + 0.134_145 * x * x)  // d/dx of k·(x + 0.044715·x³)
                 let derivative: Vector = s + 2 * x * s * (1 - s) * inner
-                VectorMath.store(VectorMath.load(outputGradient + o, count: l, as: Vector.self) * derivative, to: inputGradient + o, count: l)
+                VectorMath.store(VectorMath.load(outputGradient + o, count: l) * derivative, to: inputGradient + o, count: l)
             }
         }
     }
@@ -83,8 +82,8 @@ public enum Activations {
                                      output: UnsafeMutablePointer<Float>, count: Int, threads: Int? = nil) {
         chunked(count, threads: threads) { start, n in
             lanes(start, n) { o, l in
-                let g = VectorMath.load(gate + o, count: l, as: Vector.self)
-                VectorMath.store(g * sigmoid(g) * VectorMath.load(up + o, count: l, as: Vector.self), to: output + o, count: l)
+                let g = VectorMath.load(gate + o, count: l)
+                VectorMath.store(g * sigmoid(g) * VectorMath.load(up + o, count: l), to: output + o, count: l)
             }
         }
     }
@@ -96,7 +95,7 @@ public enum Activations {
                                       count: Int, threads: Int? = nil) {
         chunked(count, threads: threads) { start, n in
             lanes(start, n) { o, l in
-                let g = VectorMath.load(gate + o, count: l, as: Vector.self), u = VectorMath.load(up + o, count: l, as: Vector.self), dy = VectorMath.load(outputGradient + o, count: l, as: Vector.self)
+                let g = VectorMath.load(gate + o, count: l), u = VectorMath.load(up + o, count: l), dy = VectorMath.load(outputGradient + o, count: l)
                 let sigma = sigmoid(g)
                 VectorMath.store(dy * u * sigma * (1 + g * (1 - sigma)), to: gateGradient + o, count: l)
                 VectorMath.store(dy * g * sigma, to: upGradient + o, count: l)
