@@ -88,6 +88,7 @@ def run_flash(threads, case, cpu_time):
 
 
 def main():
+    global FLASH
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="*", help="thread counts (default: 1 and all cores)")
     parser.add_argument("--shape", type=int, nargs=3, metavar=("M", "N", "K"), action="append",
@@ -102,7 +103,6 @@ def main():
     if args.numpy_worker:
         print(json.dumps(numpy_worker(json.load(sys.stdin), args.cpu_time)))
         return
-    global FLASH
     FLASH = args.flash
     cores = os.cpu_count() or 1
     thread_counts = args.threads or ([1, cores] if cores > 1 else [1])
