@@ -46,7 +46,8 @@ extension GEMM {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        typealias V = SIMD16<Float>
+        typealias V = FloatVector
+        let lanes = V.scalarCount
         let block = rowColumnBlock(rows: m)
         PackingBufferPool.shared.withBuffer(capacity: m * block) { accumulators in
             var jc = columns.lowerBound
@@ -61,14 +62,14 @@ extension GEMM {
                         let (a0, a1, a2, a3) = (value(p), value(p + 1), value(p + 2), value(p + 3))
                         let b0 = b + p * ldb + jc, b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb
                         var j = 0
-                        while j + 16 <= width {
+                        while j + lanes <= width {
                             var v = UnsafeRawPointer(acc + j).load(as: V.self)
                             v = v.addingProduct(V(repeating: a0), UnsafeRawPointer(b0 + j).loadUnaligned(as: V.self))
                             v = v.addingProduct(V(repeating: a1), UnsafeRawPointer(b1 + j).loadUnaligned(as: V.self))
                             v = v.addingProduct(V(repeating: a2), UnsafeRawPointer(b2 + j).loadUnaligned(as: V.self))
                             v = v.addingProduct(V(repeating: a3), UnsafeRawPointer(b3 + j).loadUnaligned(as: V.self))
                             UnsafeMutableRawPointer(acc + j).storeBytes(of: v, as: V.self)
-                            j += 16
+                            j += lanes
                         }
                         while j < width {
                             acc[j] = acc[j].addingProduct(a0, b0[j]).addingProduct(a1, b1[j])

@@ -13,6 +13,14 @@ import Foundation
 /// below (`maximum`, `minimum`, `sum(_:)`, `max(_:)`) instead, and clamp with two
 /// `replacing(with:where:)`. The vector functions are `@inline(__always)` because a SIMD16
 /// passed to a function that is not inlined travels as four 128-bit registers.
+///
+/// Why 16 lanes on every target, not the native `FloatVector`: these are streaming loops
+/// (no register tile), and on AVX2 a `SIMD16<Float>` is two ymm per operation with no spills
+/// but one constant reload per step in the `exp` loop (`objdump -d` of the x86-64-v3 build).
+/// Making the lane functions generic over the vector type (tried, issue 9) is worse: in a
+/// generic `V: SIMD` body, `.<`, `.==` and `replacing(with:where:)` resolve to the standard
+/// library's per-lane protocol implementations instead of the concrete types' vector
+/// builtins, and even after specialisation they compile to a scalar loop through the stack.
 public enum VectorMath {
     /// The vector the functions here take: 16 floats (one AVX-512 register, two AVX2 ones).
     public typealias Vector = SIMD16<Float>

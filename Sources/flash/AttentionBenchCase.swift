@@ -132,6 +132,7 @@ struct AttentionBenchResult: Codable {
     var ms: Double?
     var gflops: Double?
     var peakBytes: Int?
+    var isa = Bench.isa
 
     init(_ benchCase: AttentionBenchCase) {
         impl = benchCase.implementation.rawValue

@@ -37,6 +37,7 @@ struct BenchTrain: ParsableCommand {
         var peak_bytes: Int
         var tracked_bytes: Int
         var loss: Double
+        var isa = Bench.isa
     }
 
     func validate() throws {
@@ -76,6 +77,7 @@ struct BenchTrain: ParsableCommand {
     }
 
     func printTable(_ results: [Result]) {
+        print(Bench.isaLine)
         print("preset   attention  batch context threads   params   tokens/s  ms/step  peak MiB  tracked MiB")
         for r in results {
             print(r.preset.padding(toLength: 8, withPad: " ", startingAt: 0), r.attention.padding(toLength: 9, withPad: " ", startingAt: 0),
