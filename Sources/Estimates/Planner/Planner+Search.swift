@@ -2,12 +2,11 @@ import FlashAttention
 import Transformer
 
 // The search: every (tp, pp, cp, dp) that divides the devices, every micro-batch that divides
-// the batch, every interleaving factor, every recomputation policy and ZeRO stage, with two
-// prunings that cannot lose the optimum (docs/planner.md §4):
-//  - ZeRO: within the model, a higher stage never takes less time and never needs more memory,
-//    so for each other choice only the lowest stage that fits is evaluated;
-//  - micro-batch: memory grows with the micro-batch (b × min(m, p) never decreases as b grows),
-//    so once a micro-batch fits with no schedule and no ZeRO stage, no larger one does.
+// the batch, every interleaving factor, every recomputation policy and ZeRO stage, with one
+// pruning that cannot lose the optimum (docs/planner.md §4): memory grows with the micro-batch
+// (b × min(m, p) never decreases as b grows), so once a micro-batch fits with no schedule and no
+// ZeRO stage, no larger one does. (ZeRO is not pruned by dominance: a higher stage needs less
+// memory but is not always slower, since each rank then updates only its shard of the states.)
 
 extension Planner {
     /// The divisors of n, ascending.
@@ -78,6 +77,14 @@ extension Planner {
         return candidates.contains(fixed) ? [fixed] : []
     }
 
+    /// Less predicted time; on a tie (the model's time does not depend on the micro-batch when p = 1),
+    /// the larger micro-batch, which real kernels run at least as fast.
+    static func isBetter(_ a: PlanEvaluation, than b: PlanEvaluation) -> Bool {
+        let tolerance = 1e-9 * b.time.total
+        if a.time.total < b.time.total - tolerance { return true }
+        return a.time.total <= b.time.total + tolerance && a.plan.microBatch > b.plan.microBatch
+    }
+
     /// The fastest feasible plan, the best of every other feasible family, and every rejection.
     public func plan(alternatives count: Int = 5) throws -> Result {
         let budget = request.cluster.deviceMemory, batch = request.globalBatch
@@ -113,8 +120,7 @@ extension Planner {
                             fitted = true
                             evaluated += 1
                             let evaluation = evaluate(plan, stage: stage, memory: memory)
-                            if best == nil || evaluation.time.total < best!.time.total { best = evaluation }
-                            break   // a higher ZeRO stage is never faster (see above)
+                            if best.map({ Self.isBetter(evaluation, than: $0) }) ?? true { best = evaluation }
                         }
                     }
                     if !fitted { break }   // nor does any larger micro-batch fit
@@ -129,7 +135,7 @@ extension Planner {
                 rejected.append(Rejection(family: family, reason: .notSupported(what: "the fixed micro-batch or interleaving")))
             }
         }
-        bestPerFamily.sort { $0.time.total < $1.time.total }
+        bestPerFamily.sort { Self.isBetter($0, than: $1) }
         guard let best = bestPerFamily.first else {
             if smallestMemory.isFinite {
                 throw PlanError.outOfMemory(devices: request.devices, deviceMemory: budget, smallestMemory: smallestMemory,
