@@ -105,7 +105,7 @@ struct PlanCommand: ParsableCommand {
         "devices": "--devices", "globalBatch": "--global-batch", "deviceMemory": "--device-memory",
         "peakFLOPS": "--peak-flops", "memoryBandwidth": "--memory-bandwidth", "intraNodeBandwidth": "--intra-node-bandwidth",
         "interNodeBandwidth": "--inter-node-bandwidth", "devicesPerNode": "--devices-per-node",
-        "fixed.data": "--dp", "fixed.tensor": "--tp", "fixed.pipeline": "--pp", "fixed.context": "--cp",
+        "fixed.data": "--dp", "fixed.tensor": "--tp", "fixed.degrees": "--dp/--tp/--pp/--cp", "fixed.pipeline": "--pp", "fixed.context": "--cp",
         "fixed.microBatch": "--micro-batch", "fixed.zero": "--zero", "fixed.chunks": "--interleave",
         "fixed.recomputation": "--recompute", "sequenceLength": "--seq", "recomputation": "--recompute",
     ]

@@ -43,6 +43,24 @@ public struct PlanRequest: Sendable {
                               ("fixed.chunks", fixed.chunks)] {
             if let value { try InvalidArgument.require(value > 0, name, expected: "> 0", got: "\(value)") }
         }
+        // A fixed degree must divide what it splits, and the fixed degrees the devices.
+        let config = setup.model
+        if let t = fixed.tensor {
+            try InvalidArgument.require(config.heads % t == 0, "fixed.tensor", expected: "a divisor of heads (\(config.heads))", got: "\(t)")
+        }
+        if let p = fixed.pipeline, !space.unevenPipelineStages {
+            try InvalidArgument.require(config.layers % p == 0, "fixed.pipeline", expected: "a divisor of layers (\(config.layers))", got: "\(p)")
+        }
+        if let c = fixed.context {
+            try InvalidArgument.require(setup.sequenceLength % c == 0, "fixed.context",
+                                        expected: "a divisor of the sequence (\(setup.sequenceLength))", got: "\(c)")
+        }
+        if let d = fixed.data {
+            try InvalidArgument.require(globalBatch % d == 0, "fixed.data", expected: "a divisor of the global batch (\(globalBatch))", got: "\(d)")
+        }
+        let product = (fixed.data ?? 1) * (fixed.tensor ?? 1) * (fixed.pipeline ?? 1) * (fixed.context ?? 1)
+        try InvalidArgument.require(devices % product == 0, "fixed.degrees",
+                                    expected: "fixed degrees whose product divides the devices (\(devices))", got: "a product of \(product)")
         if let zero = fixed.zero {
             try InvalidArgument.require((0...space.maxZero).contains(zero), "fixed.zero",
                                         expected: "a ZeRO stage in 0...\(space.maxZero)", got: "\(zero)")
