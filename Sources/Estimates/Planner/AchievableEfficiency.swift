@@ -12,6 +12,7 @@ public struct AchievableEfficiency: Codable, Equatable, Sendable {
     /// Collectives and point-to-point transfers: fraction of the link bandwidth.
     public var link: Double
 
+    /// Fractions in (0, 1] for each class.
     public init(matmul: Double, attention: Double, memory: Double, link: Double) {
         self.matmul = matmul
         self.attention = attention

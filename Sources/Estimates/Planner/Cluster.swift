@@ -2,6 +2,7 @@
 /// fast link inside a node (NVLink) and a slower one between nodes (InfiniBand, Ethernet).
 /// Bandwidths are per device and per direction, as NCCL's "bus bandwidth" counts them.
 public struct Cluster: Codable, Equatable, Sendable {
+    /// The preset name (a100, h100, cpu) or a custom label.
     public var name: String
     /// Peak dense matrix-product rate of one device, FLOP/s.
     public var peakFLOPS: Double
@@ -9,13 +10,16 @@ public struct Cluster: Codable, Equatable, Sendable {
     public var memoryBandwidth: Double
     /// Memory of one device, bytes.
     public var deviceMemory: Double
+    /// Devices joined by the fast intra-node link.
     public var devicesPerNode: Int
-    /// Per device, one direction, bytes/s.
+    /// Link bandwidth inside a node: per device, one direction, bytes/s.
     public var intraNodeBandwidth: Double
+    /// Link bandwidth between nodes: per device, one direction, bytes/s.
     public var interNodeBandwidth: Double
     /// The fractions of the peaks the job reaches per operation class (docs/planner.md §2).
     public var efficiency: AchievableEfficiency
 
+    /// A cluster with these figures (the calibrated efficiencies unless given).
     public init(name: String, peakFLOPS: Double, memoryBandwidth: Double, deviceMemory: Double, devicesPerNode: Int,
                 intraNodeBandwidth: Double, interNodeBandwidth: Double, efficiency: AchievableEfficiency = .calibrated) {
         self.name = name
@@ -46,6 +50,7 @@ public struct Cluster: Codable, Equatable, Sendable {
                 deviceMemory: Hardware.cpu.memoryBytes, devicesPerNode: 1, intraNodeBandwidth: link, interNodeBandwidth: link)
     }
 
+    /// The preset called `name` (a100, h100, cpu), or nil.
     public static func named(_ name: String) -> Cluster? {
         switch name.lowercased() {
         case "a100": a100

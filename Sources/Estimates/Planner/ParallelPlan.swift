@@ -13,14 +13,18 @@ public enum PipelineSchedule: Codable, Equatable, Hashable, Sendable, CustomStri
         }
     }
 
+    /// "1F1B" or "interleaved ×v".
     public var description: String { chunks == 1 ? "1F1B" : "interleaved ×\(chunks)" }
 }
 
 /// One way to run a training step on G devices: the parallel degrees (dp × tp × pp × cp = G),
 /// the micro-batch, recomputation, ZeRO stage and pipeline schedule.
 public struct ParallelPlan: Codable, Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// Data-parallel degree (dp).
     public var data: Int
+    /// Tensor-parallel degree (tp): heads split across devices.
     public var tensor: Int
+    /// Pipeline-parallel degree (pp): stages of layers.
     public var pipeline: Int
     /// Context (sequence) parallel degree: ring attention over sequence blocks.
     public var context: Int
@@ -28,12 +32,15 @@ public struct ParallelPlan: Codable, Equatable, Hashable, Sendable, CustomString
     public var microBatch: Int
     /// Micro-batches per step per data-parallel rank: global batch / (data × microBatch).
     public var microBatches: Int
+    /// Activation recomputation policy.
     public var recomputation: Recomputation
     /// 0 none; 1 optimizer states, 2 and gradients, 3 and weights sharded over the data-parallel
     /// (and context-parallel) ranks (Rajbhandari et al. 2020).
     public var zero: Int
+    /// The pipeline schedule.
     public var schedule: PipelineSchedule
 
+    /// A plan with every choice given.
     public init(data: Int, tensor: Int, pipeline: Int, context: Int, microBatch: Int, microBatches: Int,
                 recomputation: Recomputation, zero: Int, schedule: PipelineSchedule) {
         self.data = data
@@ -47,12 +54,14 @@ public struct ParallelPlan: Codable, Equatable, Hashable, Sendable, CustomString
         self.schedule = schedule
     }
 
+    /// dp × tp × pp × cp.
     public var devices: Int { data * tensor * pipeline * context }
     /// Ranks that hold the same weights and reduce their gradients together.
     public var replicas: Int { data * context }
     /// The (dp, tp, pp, cp) family the plan belongs to.
     public var family: ParallelFamily { ParallelFamily(data: data, tensor: tensor, pipeline: pipeline, context: context) }
 
+    /// One line: degrees, micro-batches, recomputation, ZeRO stage, schedule.
     public var description: String {
         "dp \(data) tp \(tensor) pp \(pipeline) cp \(context), micro-batch \(microBatch) × \(microBatches), "
             + "recompute \(recomputation.rawValue), ZeRO-\(zero), \(schedule)"
@@ -61,11 +70,16 @@ public struct ParallelPlan: Codable, Equatable, Hashable, Sendable, CustomString
 
 /// The parallel degrees alone, which the report ranks and rejects as a family.
 public struct ParallelFamily: Codable, Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// Data-parallel degree (dp).
     public var data: Int
+    /// Tensor-parallel degree (tp): heads split across devices.
     public var tensor: Int
+    /// Pipeline-parallel degree (pp): stages of layers.
     public var pipeline: Int
+    /// Context-parallel degree (cp).
     public var context: Int
 
+    /// A family with these degrees.
     public init(data: Int, tensor: Int, pipeline: Int, context: Int) {
         self.data = data
         self.tensor = tensor
@@ -73,5 +87,6 @@ public struct ParallelFamily: Codable, Equatable, Hashable, Sendable, CustomStri
         self.context = context
     }
 
+    /// "dp … tp … pp … cp …".
     public var description: String { "dp \(data) tp \(tensor) pp \(pipeline) cp \(context)" }
 }

@@ -1,7 +1,10 @@
 /// A plan with its predicted step time, broken down by cost term, and its memory per device.
 public struct PlanEvaluation: Codable, Equatable, Sendable {
+    /// The plan evaluated.
     public var plan: ParallelPlan
+    /// Its predicted step time, by term.
     public var time: StepTime
+    /// Its memory per device.
     public var memory: PlanMemory
     /// Model FLOPs of one step (forward and backward, no recomputation): what MFU counts.
     public var modelFLOPs: Double
@@ -34,6 +37,7 @@ public struct StepTime: Codable, Equatable, Sendable {
     /// The optimizer update (memory-bound: read and write every model state once).
     public var optimizer: Double
 
+    /// The predicted step time: the sum of the terms.
     public var total: Double {
         compute + tensorParallel + contextParallel + pipelineTransfers + zeroGathers + bubble + dataParallel + optimizer
     }
@@ -49,11 +53,17 @@ public struct StepTime: Codable, Equatable, Sendable {
 /// Memory per device on the busiest pipeline stage, bytes: the estimator's terms
 /// (`MemoryEstimate`) with ZeRO sharding and the pipeline's in-flight micro-batches applied.
 public struct PlanMemory: Codable, Equatable, Sendable {
+    /// Weights held (after ZeRO-3 sharding).
     public var weights: Double
+    /// Gradients held (after ZeRO-2 sharding).
     public var gradients: Double
+    /// Optimizer states and master weights (after ZeRO-1 sharding).
     public var optimizerStates: Double
+    /// Activations of the micro-batches in flight on the busiest stage.
     public var activations: Double
+    /// One layer's backward workspace for the micro-batch.
     public var workspace: Double
 
+    /// Everything the device holds.
     public var total: Double { weights + gradients + optimizerStates + activations + workspace }
 }

@@ -9,11 +9,16 @@ public struct PlanRequest: Sendable {
     public var setup: TrainingSetup
     /// Sequences per optimizer step, over all data-parallel ranks.
     public var globalBatch: Int
+    /// G: the devices to split the job over.
     public var devices: Int
+    /// The devices, their links and efficiencies.
     public var cluster: Cluster
+    /// Choices the user fixed.
     public var fixed: PlanConstraints
+    /// The choices the trainer supports.
     public var space: PlanSpace
 
+    /// A request; `fixed` defaults to nothing fixed, `space` to Megatron-LM's.
     public init(setup: TrainingSetup, globalBatch: Int, devices: Int, cluster: Cluster,
                 fixed: PlanConstraints = PlanConstraints(), space: PlanSpace = .megatron) {
         self.setup = setup
@@ -75,16 +80,24 @@ public struct PlanRequest: Sendable {
 
 /// Choices the user fixed; nil leaves a choice to the planner.
 public struct PlanConstraints: Codable, Equatable, Sendable {
+    /// Data-parallel degree.
     public var data: Int?
+    /// Tensor-parallel degree.
     public var tensor: Int?
+    /// Pipeline-parallel degree.
     public var pipeline: Int?
+    /// Context-parallel degree.
     public var context: Int?
+    /// Sequences per data-parallel rank per pass.
     public var microBatch: Int?
+    /// Recomputation policy.
     public var recomputation: Recomputation?
+    /// ZeRO stage.
     public var zero: Int?
     /// The interleaving factor v (1 = plain 1F1B).
     public var chunks: Int?
 
+    /// Constraints; nil leaves the choice to the planner.
     public init(data: Int? = nil, tensor: Int? = nil, pipeline: Int? = nil, context: Int? = nil, microBatch: Int? = nil,
                 recomputation: Recomputation? = nil, zero: Int? = nil, chunks: Int? = nil) {
         self.data = data
@@ -100,16 +113,23 @@ public struct PlanConstraints: Codable, Equatable, Sendable {
 
 /// The choices a trainer supports.
 public struct PlanSpace: Codable, Equatable, Sendable {
+    /// Whether tp > 1 is supported.
     public var tensorParallel: Bool
+    /// Whether pp > 1 is supported.
     public var pipelineParallel: Bool
+    /// Whether cp > 1 is supported.
     public var contextParallel: Bool
+    /// The highest ZeRO stage supported.
     public var maxZero: Int
+    /// The recomputation policies supported.
     public var recomputations: [Recomputation]
+    /// Whether interleaved pipeline schedules are supported.
     public var interleaving: Bool
     /// Pipeline stages of ⌈L/p⌉ layers with the last one shorter (as Llama 3 balanced 126 layers
     /// over 16 stages), instead of requiring p to divide the layers.
     public var unevenPipelineStages: Bool
 
+    /// A space with these capabilities.
     public init(tensorParallel: Bool, pipelineParallel: Bool, contextParallel: Bool, maxZero: Int,
                 recomputations: [Recomputation], interleaving: Bool, unevenPipelineStages: Bool = false) {
         self.tensorParallel = tensorParallel

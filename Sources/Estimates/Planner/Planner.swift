@@ -5,11 +5,13 @@ import Transformer
 /// micro-batch, recomputation, ZeRO stage, pipeline schedule) with the least predicted step
 /// time that fits in device memory, by an exact search over the cost model of docs/planner.md.
 public struct Planner: Sendable {
+    /// What is planned.
     public let request: PlanRequest
     let parameters: ParameterCount
     /// FLOPs per token for each recomputation policy (at the full sequence length).
     let flops: [Recomputation: FLOPCount]
 
+    /// Validates the request (`InvalidArgument` naming the field) and precomputes its FLOP counts.
     public init(_ request: PlanRequest) throws {
         try request.validate()
         self.request = request
@@ -28,9 +30,11 @@ public struct Planner: Sendable {
     /// The best plan, the best plan of every other feasible family ranked by step time, and the
     /// reason each rejected family was rejected.
     public struct Result: Sendable {
+        /// The fastest feasible plan.
         public var best: PlanEvaluation
         /// The best plan of each other feasible (dp, tp, pp, cp) family, fastest first.
         public var alternatives: [PlanEvaluation]
+        /// Every infeasible family, with its reason.
         public var rejected: [Rejection]
         /// Plans whose cost the search computed.
         public var plansEvaluated: Int
@@ -38,7 +42,9 @@ public struct Planner: Sendable {
 
     /// A (dp, tp, pp, cp) family none of whose plans is feasible, and why.
     public struct Rejection: Codable, Equatable, Sendable {
+        /// The rejected degrees.
         public var family: ParallelFamily
+        /// The constraint that rejected them.
         public var reason: PlanRejectionReason
     }
 }
@@ -54,6 +60,7 @@ public enum PlanRejectionReason: Codable, Equatable, Sendable, CustomStringConve
     /// Even its smallest-memory plan needs `needed` bytes per device.
     case outOfMemory(needed: Double, available: Double)
 
+    /// A sentence for people.
     public var description: String {
         switch self {
         case .headsNotDivisible(let heads): "heads (\(heads)) not divisible by tp"
@@ -82,6 +89,7 @@ public enum PlanError: Error, Equatable, CustomStringConvertible {
     /// fits (nil when none up to the model's finest split does).
     case outOfMemory(devices: Int, deviceMemory: Double, smallestMemory: Double, smallestDevices: Int?)
 
+    /// A sentence for people.
     public var description: String {
         switch self {
         case .cannotSplit(let devices, let nearest):
