@@ -97,7 +97,8 @@ let package = Package(
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
-        .testTarget(name: "EstimatesTests", dependencies: ["Estimates", "Transformer"], swiftSettings: vectorFlags),
+        .testTarget(name: "EstimatesTests", dependencies: ["Estimates", "Transformer"],
+                    resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
     ],
     // Swift 5 language mode: the kernels share raw buffers between Dispatch workers by design
     // (each worker writes a disjoint range), which Swift 6's strict Sendable checking rejects.

@@ -19,6 +19,7 @@ struct Flash: ParsableCommand {
             AttentionCommand.self,
             EmbedCommand.self,
             EstimateCommand.self,
+            PlanCommand.self,
             IOCommand.self,
             Bench.self,
         ])
