@@ -33,6 +33,7 @@ public final class BlockManager {
         case unknownSequence(Int)
         case duplicateSequence(Int)
         case tooManyTokens(sequence: Int, tokens: Int, slots: Int)
+        case truncatesCachedBlock(sequence: Int, block: Int)
 
         public var description: String {
             switch self {
@@ -40,6 +41,7 @@ public final class BlockManager {
             case .duplicateSequence(let s): "sequence \(s) already has blocks"
             case .tooManyTokens(let s, let tokens, let slots):
                 "sequence \(s): \(tokens) tokens committed but only \(slots) slots allocated"
+            case .truncatesCachedBlock(let s, let b): "sequence \(s): truncating would cut block \(b), which the prefix cache holds"
             }
         }
     }
@@ -254,6 +256,22 @@ public final class BlockManager {
             }
             s.hashedBlocks += 1
         }
+        sequences[id] = s
+    }
+
+    /// Forgets the committed tokens of sequence `id` after its first `count` (guesses a
+    /// speculative step rejected); their slots stay allocated and are written again. A block
+    /// registered in the prefix cache is never cut (that would corrupt the cache).
+    public func truncate(_ id: Int, to count: Int) throws {
+        guard var s = sequences[id] else { throw Failure.unknownSequence(id) }
+        guard count < s.tokens.count else { return }
+        let keptBlocks = count / blockSize
+        for i in keptBlocks..<max(keptBlocks, s.hashedBlocks) where blockHashes[s.table[i]] != nil {
+            throw Failure.truncatesCachedBlock(sequence: id, block: s.table[i])
+        }
+        s.tokens.removeLast(s.tokens.count - count)
+        s.hashedBlocks = min(s.hashedBlocks, keptBlocks)
+        s.hashes.removeLast(s.hashes.count - s.hashedBlocks)
         sequences[id] = s
     }
 
