@@ -9,5 +9,6 @@ struct Bench: ParsableCommand {
             BenchTrain.self,
             BenchGenerate.self,
             BenchEmbed.self,
+            BenchServe.self,
         ])
 }
