@@ -30,8 +30,26 @@ extension QuantizedMatrix {
             let rows = start..<min(matrix.rows, start + chunk)
             let list = scratches[p]
             if let packed = matrix.packed {
+                // Four tokens at a time share the weight decoding (`dot4`: each result is `dot`'s).
+                let xs = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: tokens)
+                let sums = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: tokens)
+                defer { xs.deallocate(); sums.deallocate() }
+                for t in 0..<tokens {
+                    xs[t] = list[t].x
+                    sums[t] = UnsafePointer(list[t].blockSums!)
+                }
+                let quads = tokens / 4 * 4
                 for r in rows {
-                    for t in 0..<tokens { y[t * yStride + r] = packed.dot(r, list[t].x, UnsafePointer(list[t].blockSums!)) }
+                    var t = 0
+                    while t < quads {
+                        let four = packed.dot4(r, xs + t, sums + t)
+                        for i in 0..<4 { y[(t + i) * yStride + r] = four[i] }
+                        t += 4
+                    }
+                    while t < tokens {
+                        y[t * yStride + r] = packed.dot(r, xs[t], sums[t])
+                        t += 1
+                    }
                 }
             } else {
                 let buffer = UnsafeMutablePointer<Float>.allocate(capacity: widest)
