@@ -4,7 +4,7 @@ import Transformer
 public enum SpeculationMethod: String, Sendable, CaseIterable {
     case none
     /// Prompt lookup: the tokens that followed the latest earlier occurrence of the sequence's
-    /// last 3 (else 2, else 1) tokens. Free, and good when the output copies from the prompt.
+    /// last 3 (else 2) tokens. Free, and good when the output copies from the prompt.
     case ngram
     /// A smaller model with the same vocabulary proposes its greedy continuation.
     case draft
@@ -42,10 +42,11 @@ extension Scheduler {
     }
 
     /// Prompt-lookup (n-gram) guesses: up to `count` tokens that followed the latest earlier
-    /// occurrence of the last `n` tokens, for n = maxN down to 1.
-    static func promptLookup(_ tokens: [Int], count: Int, maxN: Int = 3) -> [Int] {
-        guard count > 0, tokens.count >= 2 else { return [] }
-        for n in stride(from: min(maxN, tokens.count - 1), through: 1, by: -1) {
+    /// occurrence of the last `n` tokens, for n = maxN down to minN. (A single repeated token
+    /// matches too often to be worth a guess: each rejected guess costs a row of the pass.)
+    static func promptLookup(_ tokens: [Int], count: Int, maxN: Int = 3, minN: Int = 2) -> [Int] {
+        guard count > 0, tokens.count > minN else { return [] }
+        for n in stride(from: min(maxN, tokens.count - 1), through: minN, by: -1) {
             let suffix = tokens[(tokens.count - n)...]
             var start = tokens.count - n - 1
             while start >= 0 {

@@ -14,7 +14,9 @@ struct BenchServe: ParsableCommand {
         discussion: """
             Each stream is a greedy request with its own 32-token prompt. All prompts are prefilled \
             first; the clock then runs over the decode steps only (every running stream one token per \
-            step, one batched pass). Engine-only: no HTTP.
+            step, one batched pass). Engine-only: no HTTP. Tokens per CPU-second (user + system time \
+            of the process) is printed too: on a shared machine it is steadier than the clock. \
+            Polling workers spin while idle, so with several threads it also counts their waiting.
             """)
 
     @Option(name: .customLong("gguf"), help: "The GGUF model (default: SmolLM2-135M-Instruct.Q4_1.gguf in FLASH_MODEL_CACHE or ~/.cache/flash-models).")
@@ -29,6 +31,19 @@ struct BenchServe: ParsableCommand {
     var threads: Int?
     @Flag(help: "Print one JSON object.")
     var json = false
+
+    /// User + system CPU time of this process so far: unlike the clock, it does not count time
+    /// the machine gave to other processes, so it still compares runs on a loaded machine.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
 
     func run() throws {
         let counts = streams.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -45,7 +60,7 @@ struct BenchServe: ParsableCommand {
         let model = try LlamaModel(file: file, threads: threads)
         let tokenizer = try GGUFTokenizer(file: file)
         let text = BenchGenerate.promptIDs(tokenizer: tokenizer, count: 32 * (counts.max()! + 1))
-        var rows: [(streams: Int, tokensPerSecond: Double)] = []
+        var rows: [(streams: Int, tokensPerSecond: Double, tokensPerCPUSecond: Double, accepted: Int, proposed: Int)] = []
         for n in counts {
             let scheduler = try Scheduler(model: model, configuration: ServingConfiguration(
                 blockSize: 16, blockCount: n * ((32 + decodeTokens) / 16 + 2), maxRunning: n, maxBatchTokens: 32 * n,
@@ -58,22 +73,30 @@ struct BenchServe: ParsableCommand {
                                   deliver: { if case .token = $0 { emitted += 1 } }, complete: {})
             }
             while emitted < n && scheduler.hasWork { try scheduler.step() }  // prefill: one token per stream
-            let start = Date(), before = emitted
+            let start = Date(), startCPU = Self.cpuSeconds(), before = emitted
             while scheduler.hasWork { try scheduler.step() }
-            rows.append((n, Double(emitted - before) / Date().timeIntervalSince(start)))
+            let tokens = Double(emitted - before)
+            let stats = scheduler.statistics
+            rows.append((n, tokens / Date().timeIntervalSince(start), tokens / max(Self.cpuSeconds() - startCPU, 1e-9),
+                         stats.speculativeAccepted, stats.speculativeProposed))
         }
         let threadCount = threads ?? Parallel.defaultThreads
         let single = rows.first { $0.streams == 1 }?.tokensPerSecond
         if json {
-            let entries = rows.map { "{\"streams\": \($0.streams), \"decode_tokens_per_second\": \(String(format: "%.2f", $0.tokensPerSecond))}" }
+            let entries = rows.map {
+                "{\"streams\": \($0.streams), \"decode_tokens_per_second\": \(String(format: "%.2f", $0.tokensPerSecond)), "
+                    + "\"decode_tokens_per_cpu_second\": \(String(format: "%.2f", $0.tokensPerCPUSecond)), "
+                    + "\"speculative_proposed\": \($0.proposed), \"speculative_accepted\": \($0.accepted)}"
+            }
             print("{\"model\": \"\((path as NSString).lastPathComponent)\", \"threads\": \(threadCount), \"isa\": \"\(VectorISA.compiled)\", "
                 + "\"decode_tokens\": \(decodeTokens), \"speculative\": \"\(method.rawValue)\", \"rows\": [\(entries.joined(separator: ", "))]}")
         } else {
             print("model   \((path as NSString).lastPathComponent), threads \(threadCount), ISA \(VectorISA.compiled), speculative \(method.rawValue)")
-            print("streams  decode tokens/s  vs 1 stream")
+            print("streams  decode tokens/s  vs 1 stream  tokens/CPU-s  guesses accepted")
             for r in rows {
-                let ratio = single.map { String(format: "%.2f×", r.tokensPerSecond / $0) } ?? "-"
-                print(String(format: "%7d  %15.1f  ", r.streams, r.tokensPerSecond) + ratio)
+                let ratio = single.map { String(format: "%10.2f×", r.tokensPerSecond / $0) } ?? "-"
+                let acceptance = r.proposed == 0 ? "-" : String(format: "%d/%d (%.0f%%)", r.accepted, r.proposed, 100 * Double(r.accepted) / Double(r.proposed))
+                print(String(format: "%7d  %15.1f  ", r.streams, r.tokensPerSecond) + ratio + String(format: "  %12.1f  ", r.tokensPerCPUSecond) + acceptance)
             }
         }
     }

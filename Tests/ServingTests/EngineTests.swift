@@ -233,9 +233,11 @@ final class EngineTests: XCTestCase {
 final class SpeculationTests: XCTestCase {
     func testPromptLookupFindsTheLatestEarlierOccurrence() {
         XCTAssertEqual(Scheduler.promptLookup([1, 2, 3, 9, 1, 2, 3, 7, 5, 1, 2, 3], count: 3), [7, 5, 1])
-        XCTAssertEqual(Scheduler.promptLookup([4, 5, 6, 4], count: 2), [5, 6])
+        XCTAssertEqual(Scheduler.promptLookup([4, 5, 6, 4, 5], count: 2), [6, 4])
+        XCTAssertEqual(Scheduler.promptLookup([4, 5, 6, 4], count: 2), [])  // one token is not enough
         XCTAssertEqual(Scheduler.promptLookup([1, 2, 3], count: 2), [])
-        XCTAssertEqual(Scheduler.promptLookup([8, 8], count: 4), [8])
+        XCTAssertEqual(Scheduler.promptLookup([8, 8, 8], count: 4), [8])
+        XCTAssertEqual(Scheduler.promptLookup([4, 5, 6, 4], count: 2, minN: 1), [5, 6])
     }
 
     func testGreedyOutputIsUnchangedByPromptLookupAndADraftModel() async throws {
