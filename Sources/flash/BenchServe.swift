@@ -27,6 +27,8 @@ struct BenchServe: ParsableCommand {
     var decodeTokens = 64
     @Option(help: "Speculative decoding: none or ngram.")
     var speculative = "none"
+    @Flag(help: "A task that copies from its prompt: each prompt is its 32-token text written twice (greedy continuations keep repeating it), where prompt lookup can guess.")
+    var copy = false
     @Option(help: "Threads (default: FLASH_THREADS or all cores).")
     var threads: Int?
     @Flag(help: "Print one JSON object.")
@@ -63,12 +65,13 @@ struct BenchServe: ParsableCommand {
         var rows: [(streams: Int, tokensPerSecond: Double, tokensPerCPUSecond: Double, accepted: Int, proposed: Int)] = []
         for n in counts {
             let scheduler = try Scheduler(model: model, configuration: ServingConfiguration(
-                blockSize: 16, blockCount: n * ((32 + decodeTokens) / 16 + 2), maxRunning: n, maxBatchTokens: 32 * n,
+                blockSize: 16, blockCount: n * ((64 + decodeTokens) / 16 + 2), maxRunning: n, maxBatchTokens: 64 * n,
                 maxWaiting: n, prefixCaching: false, threads: threads, speculation: method))
             var emitted = 0
             for i in 0..<n {
                 // Distinct prompts (shifted windows of one text), so nothing is shared.
-                try scheduler.add(id: i, request: GenerationRequest(promptTokens: Array(text[(32 * i)..<(32 * i + 32)]),
+                let window = Array(text[(32 * i)..<(32 * i + 32)])
+                try scheduler.add(id: i, request: GenerationRequest(promptTokens: copy ? window + window : window,
                                                                     maxTokens: decodeTokens, sampling: SamplingParameters(temperature: 0)),
                                   deliver: { if case .token = $0 { emitted += 1 } }, complete: {})
             }
@@ -89,7 +92,7 @@ struct BenchServe: ParsableCommand {
                     + "\"speculative_proposed\": \($0.proposed), \"speculative_accepted\": \($0.accepted)}"
             }
             print("{\"model\": \"\((path as NSString).lastPathComponent)\", \"threads\": \(threadCount), \"isa\": \"\(VectorISA.compiled)\", "
-                + "\"decode_tokens\": \(decodeTokens), \"speculative\": \"\(method.rawValue)\", \"rows\": [\(entries.joined(separator: ", "))]}")
+                + "\"decode_tokens\": \(decodeTokens), \"speculative\": \"\(method.rawValue)\", \"copy\": \(copy), \"rows\": [\(entries.joined(separator: ", "))]}")
         } else {
             print("model   \((path as NSString).lastPathComponent), threads \(threadCount), ISA \(VectorISA.compiled), speculative \(method.rawValue)")
             print("streams  decode tokens/s  vs 1 stream  tokens/CPU-s  guesses accepted")
