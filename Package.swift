@@ -63,6 +63,7 @@ let package = Package(
         .library(name: "Transformer", targets: ["Transformer"]),
         .library(name: "ModelFormats", targets: ["ModelFormats"]),
         .library(name: "Estimates", targets: ["Estimates"]),
+        .library(name: "Serving", targets: ["Serving"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -84,10 +85,12 @@ let package = Package(
                 resources: [.copy("Corpus")], swiftSettings: optimise),
         // Estimates: parameter/FLOP/memory counts and the attention IO model.
         .target(name: "Estimates", dependencies: ["FlashCore", "FlashAttention", "Transformer"], swiftSettings: optimise),
+        // Serving: block manager (paged KV cache, prefix caching), scheduler, engine.
+        .target(name: "Serving", dependencies: ["FlashCore", "FlashAttention", "Transformer", "ModelFormats"], swiftSettings: optimise),
         .executableTarget(
             name: "flash",
             dependencies: [
-                "FlashCore", "FlashAttention", "Transformer", "ModelFormats", "Estimates",
+                "FlashCore", "FlashAttention", "Transformer", "ModelFormats", "Estimates", "Serving",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimise),
@@ -97,6 +100,7 @@ let package = Package(
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Transformer", "ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "EstimatesTests", dependencies: ["Estimates", "Transformer"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
     ],

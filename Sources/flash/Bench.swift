@@ -11,6 +11,7 @@ struct Bench: ParsableCommand {
             BenchTrain.self,
             BenchGenerate.self,
             BenchEmbed.self,
+            BenchServe.self,
         ])
 
     /// The vector ISA this binary was built for (`VectorISA.compiled`), as every benchmark's
