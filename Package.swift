@@ -74,12 +74,17 @@ let package = Package(
         // The C compiler's own view of the vector target (macros only), for the test that checks
         // the ISA chosen above.
         .target(name: "CompilerTarget", cSettings: march == "none" ? [] : [.unsafeFlags(["-march=\(march)"])]),
+        // The integer block dot products of the quantised products (vpdpbusd / vpmaddubsw),
+        // which Swift cannot reach (README, "Quantised products with 8-bit activations"); the
+        // Swift code uses it only on AVX2/AVX-512 builds and has a portable loop otherwise.
+        .target(name: "QuantizedDotKernels",
+                cSettings: march == "none" ? [] : [.unsafeFlags(["-march=\(march)", "-O3"])]),
         // Compute core: tensors, element types, GEMM, parallel loops, vector math.
         .target(name: "FlashCore", swiftSettings: kernelSettings),
         // Attention: descriptor, standard and flash kernels (forward, backward, decode), masks.
         .target(name: "FlashAttention", dependencies: ["FlashCore"], swiftSettings: kernelSettings),
         // Model file formats: safetensors, GGUF, tokenizers.
-        .target(name: "ModelFormats", dependencies: ["FlashCore"], swiftSettings: optimise),
+        .target(name: "ModelFormats", dependencies: ["FlashCore", "QuantizedDotKernels"], swiftSettings: optimise),
         // Transformer: layers (forward/backward pairs), models, optimizer, trainer, sampler, KV cache.
         .target(name: "Transformer", dependencies: ["FlashCore", "FlashAttention", "ModelFormats"],
                 resources: [.copy("Corpus")], swiftSettings: optimise),
