@@ -1,9 +1,25 @@
+import Foundation
 import FlashCore
 
 /// Attention-specific vector math; the general functions (exp, tanh, max, dot, softmax) are
 /// FlashCore's `VectorMath`.
 enum AttentionMath {
     typealias Vector = SIMD16<Float>
+
+    /// The log-sum-exp m + log l of a row with max m and sum l = Σ e^(s − m), as an unevaluated
+    /// sum high + low of two Floats (Knuth's TwoSum: `low` is the exact rounding error of
+    /// `high` = fl(m + log l)). The backward recomputes P = e^((s − high) − low): s − high is
+    /// exact for the logits that matter (Sterbenz), so P keeps the accuracy of e^(s − m)/l
+    /// even when m ~ 10³, where `high` alone is off by up to half its spacing (~3·10⁻⁵).
+    /// A row with no visible key (l = 0) gives (−Inf, 0).
+    static func splitLogSumExp(maximum m: Float, sum l: Float) -> (high: Float, low: Float) {
+        guard l > 0, m.isFinite else { return (-.infinity, 0) }
+        let logSum = Foundation.log(l)
+        let high = m + logSum
+        let mPart = high - logSum
+        let logPart = high - mPart
+        return (high, (m - mPart) + (logSum - logPart))
+    }
 
     /// e^x for the softmax, where x = s − max ≤ 0 (up to rounding): a cheaper variant of `exp`
     /// that flushes results below 2^−126 (x < −87.3, −Inf included) to 0 instead of producing

@@ -4,7 +4,7 @@ import FlashCore
 extension FlashAttentionKernel {
     /// Forward: one work item per (sequence, query head, query tile), dynamically scheduled,
     /// most expensive first (causal tiles near the bottom see the most keys).
-    static func forward(_ problem: AttentionProblem, output: HeadRows, logSumExp: HeadRows) {
+    static func forward(_ problem: AttentionProblem, output: HeadRows, logSumExp: LogSumExpRows) {
         let tiles = AttentionTiles.forHeadDimension(problem.headDim)
         let width = AttentionTiles.paddedHeadDimension(problem.headDim)
         var items = [(sequence: Int, head: Int, tile: Int, cost: Int)]()
@@ -38,10 +38,11 @@ extension FlashAttentionKernel {
         }
     }
 
-    /// One query tile of one head: the tile loop, then O = acc/l and LSE = m + log l.
+    /// One query tile of one head: the tile loop, then O = acc/l and LSE = m + log l (split
+    /// into the Float32 LSE and its rounding error).
     private static func forwardItem(
         _ problem: AttentionProblem, _ s: Int, _ h: Int, _ i0: Int, _ rows: Int, _ tiles: AttentionTiles,
-        _ packed: PackedKeyValues, _ output: HeadRows, _ logSumExp: HeadRows, _ scratch: ForwardScratch
+        _ packed: PackedKeyValues, _ output: HeadRows, _ logSumExp: LogSumExpRows, _ scratch: ForwardScratch
     ) {
         let width = scratch.width
         let keyTileCount = (problem.keyLengths[s] + tiles.keyColumns - 1) / tiles.keyColumns
@@ -53,15 +54,14 @@ extension FlashAttentionKernel {
             let token = problem.queryStarts[s] + i0 + r
             if sum == 0 {
                 row.update(repeating: 0, count: width)
-                logSumExp.store(-.infinity, at: logSumExp.offset(sequence: s, token: token, head: h))
             } else {
                 VectorMath.scale(row, count: width, by: 1 / sum)
-                logSumExp.store(scratch.maxima[r] + Foundation.log(sum), at: logSumExp.offset(sequence: s, token: token, head: h))
             }
+            logSumExp.store(maximum: scratch.maxima[r], sum: sum, sequence: s, token: token, head: h)
             output.store(row, count: problem.headDim, at: output.offset(sequence: s, token: token, head: h))
         }
         problem.traffic?.add(.output, written: rows * problem.headDim * 4)
-        problem.traffic?.add(.logSumExp, written: rows * 4)
+        problem.traffic?.add(.logSumExp, written: rows * 8)
     }
 
     /// Up to this many stacked rows, `accumulate` uses row dot products instead of the tile multiply.

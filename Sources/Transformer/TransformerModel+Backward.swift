@@ -93,7 +93,7 @@ extension TransformerModel {
         let gradients = try Attention.backward(
             query: query, key: key, value: value,
             output: headsView(b.attentionOutput[l], batch: batch, time: time, heads: config.heads),
-            logSumExp: b.logSumExp[l]!,
+            logSumExp: b.logSumExp[l]!, logSumExpResidual: b.logSumExpResidual[l],
             outputGradient: headsView(b.attentionGradient, batch: batch, time: time, heads: config.heads),
             descriptor: attentionDescriptor(layer: l, dropoutSeed: dropoutSeed))
         let dQKV = b.qkvGradient.floats

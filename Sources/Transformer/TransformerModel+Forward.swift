@@ -123,6 +123,7 @@ extension TransformerModel {
         let result = try Attention.forward(query: query, key: key, value: value,
                                            descriptor: attentionDescriptor(layer: l, dropoutSeed: dropoutSeed), output: output)
         b.logSumExp[l] = result.logSumExp
+        b.logSumExpResidual[l] = result.logSumExpResidual
         if result.output.storage !== output.storage || result.output.offset != output.offset || !result.output.isContiguous {
             // The attention API may hand back its own tensor; keep ours authoritative.
             copy(result.output, into: b.attentionOutput[l].floats)
