@@ -63,9 +63,16 @@ let package = Package(
         .library(name: "Transformer", targets: ["Transformer"]),
         .library(name: "ModelFormats", targets: ["ModelFormats"]),
         .library(name: "Estimates", targets: ["Estimates"]),
+        .library(name: "ServingHTTP", targets: ["ServingHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
     ],
     targets: [
         // The C compiler's own view of the vector target (macros only), for the test that checks
@@ -82,10 +89,22 @@ let package = Package(
                 resources: [.copy("Corpus")], swiftSettings: optimise),
         // Estimates: parameter/FLOP/memory counts and the attention IO model.
         .target(name: "Estimates", dependencies: ["FlashCore", "FlashAttention", "Transformer"], swiftSettings: optimise),
+        // OpenAI-compatible HTTP server over a generation engine (Hummingbird 2, Prometheus metrics).
+        .target(name: "ServingHTTP",
+                dependencies: [
+                    "FlashCore", "Transformer", "ModelFormats",
+                    .product(name: "Hummingbird", package: "hummingbird"),
+                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                    .product(name: "Metrics", package: "swift-metrics"),
+                    .product(name: "Prometheus", package: "swift-prometheus"),
+                    .product(name: "Logging", package: "swift-log"),
+                    .product(name: "NIOCore", package: "swift-nio"),
+                ],
+                swiftSettings: optimise),
         .executableTarget(
             name: "flash",
             dependencies: [
-                "FlashCore", "FlashAttention", "Transformer", "ModelFormats", "Estimates",
+                "FlashCore", "FlashAttention", "Transformer", "ModelFormats", "Estimates", "ServingHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimise),
@@ -95,6 +114,9 @@ let package = Package(
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
+        .testTarget(name: "ServingHTTPTests",
+                    dependencies: ["ServingHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")],
+                    swiftSettings: vectorFlags),
         .testTarget(name: "EstimatesTests", dependencies: ["Estimates", "Transformer"], swiftSettings: vectorFlags),
     ],
     // Swift 5 language mode: the kernels share raw buffers between Dispatch workers by design

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct Flash: ParsableCommand {
+struct Flash: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flash",
         abstract: "A transformer engine in Swift with FlashAttention at its heart.",
@@ -9,6 +9,7 @@ struct Flash: ParsableCommand {
             Demo.self,
             TrainCommand.self,
             GenerateCommand.self,
+            ServeCommand.self,
             AttentionCommand.self,
             EmbedCommand.self,
             EstimateCommand.self,
