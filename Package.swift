@@ -64,11 +64,18 @@ let package = Package(
         .library(name: "ModelFormats", targets: ["ModelFormats"]),
         .library(name: "Estimates", targets: ["Estimates"]),
         .library(name: "Serving", targets: ["Serving"]),
+        .library(name: "ServingHTTP", targets: ["ServingHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // `swift package generate-documentation`: the DocC catalogs in Sources/*/*.docc.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
     ],
     targets: [
         // The C compiler's own view of the vector target (macros only), for the test that checks
@@ -92,10 +99,22 @@ let package = Package(
         .target(name: "Estimates", dependencies: ["FlashCore", "FlashAttention", "Transformer"], swiftSettings: optimise),
         // Serving: block manager (paged KV cache, prefix caching), scheduler, engine.
         .target(name: "Serving", dependencies: ["FlashCore", "FlashAttention", "Transformer", "ModelFormats"], swiftSettings: optimise),
+        // OpenAI-compatible HTTP server over a generation engine (Hummingbird 2, Prometheus metrics).
+        .target(name: "ServingHTTP",
+                dependencies: [
+                    "FlashCore", "Transformer", "ModelFormats",
+                    .product(name: "Hummingbird", package: "hummingbird"),
+                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                    .product(name: "Metrics", package: "swift-metrics"),
+                    .product(name: "Prometheus", package: "swift-prometheus"),
+                    .product(name: "Logging", package: "swift-log"),
+                    .product(name: "NIOCore", package: "swift-nio"),
+                ],
+                swiftSettings: optimise),
         .executableTarget(
             name: "flash",
             dependencies: [
-                "FlashCore", "FlashAttention", "Transformer", "ModelFormats", "Estimates", "Serving",
+                "FlashCore", "FlashAttention", "Transformer", "ModelFormats", "Estimates", "Serving", "ServingHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimise),
@@ -105,6 +124,9 @@ let package = Package(
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
+        .testTarget(name: "ServingHTTPTests",
+                    dependencies: ["ServingHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")],
+                    swiftSettings: vectorFlags),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Transformer", "ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "EstimatesTests", dependencies: ["Estimates", "Transformer"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
