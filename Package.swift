@@ -63,6 +63,7 @@ let package = Package(
         .library(name: "Transformer", targets: ["Transformer"]),
         .library(name: "ModelFormats", targets: ["ModelFormats"]),
         .library(name: "Estimates", targets: ["Estimates"]),
+        .library(name: "Distributed", targets: ["Distributed"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -77,15 +78,18 @@ let package = Package(
         .target(name: "FlashAttention", dependencies: ["FlashCore"], swiftSettings: kernelSettings),
         // Model file formats: safetensors, GGUF, tokenizers.
         .target(name: "ModelFormats", dependencies: ["FlashCore"], swiftSettings: optimise),
+        // Distributed: the communicator protocol, Open MPI loaded at run time (dlopen, so nothing
+        // links against libmpi), an in-process communicator over threads for tests.
+        .target(name: "Distributed", swiftSettings: optimise),
         // Transformer: layers (forward/backward pairs), models, optimizer, trainer, sampler, KV cache.
-        .target(name: "Transformer", dependencies: ["FlashCore", "FlashAttention", "ModelFormats"],
+        .target(name: "Transformer", dependencies: ["FlashCore", "FlashAttention", "ModelFormats", "Distributed"],
                 resources: [.copy("Corpus")], swiftSettings: optimise),
         // Estimates: parameter/FLOP/memory counts and the attention IO model.
         .target(name: "Estimates", dependencies: ["FlashCore", "FlashAttention", "Transformer"], swiftSettings: optimise),
         .executableTarget(
             name: "flash",
             dependencies: [
-                "FlashCore", "FlashAttention", "Transformer", "ModelFormats", "Estimates",
+                "FlashCore", "FlashAttention", "Transformer", "ModelFormats", "Estimates", "Distributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimise),
@@ -95,6 +99,7 @@ let package = Package(
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Transformer"], swiftSettings: vectorFlags),
         .testTarget(name: "EstimatesTests", dependencies: ["Estimates", "Transformer"], swiftSettings: vectorFlags),
     ],
     // Swift 5 language mode: the kernels share raw buffers between Dispatch workers by design

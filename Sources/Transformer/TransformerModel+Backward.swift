@@ -4,8 +4,10 @@ import FlashAttention
 
 extension TransformerModel {
     /// Differentiates the last training forward pass and adds the parameter gradients into
-    /// `gradients` (call `zeroGradients()` before a step's first micro-batch).
-    public func backward() throws {
+    /// `gradients` (call `zeroGradients()` before a step's first micro-batch). `layerDone(l)`
+    /// is called as soon as block l's parameter gradients are final (blocks L−1 down to 0), so
+    /// data parallelism can start reducing them while the blocks below are differentiated.
+    public func backward(layerDone: ((Int) -> Void)? = nil) throws {
         guard let pass = lastPass, case .training(_, let seed) = pass.mode, let b = buffers, b.hasGradients else {
             throw InvalidArgument("backward()", expected: "a preceding forward pass in training mode", got: "none")
         }
@@ -35,6 +37,7 @@ extension TransformerModel {
         }
         for l in stride(from: config.layers - 1, through: 0, by: -1) {
             try layerBackward(l, batch: pass.batch, time: pass.time, dropoutSeed: dropoutSeed)
+            layerDone?(l)
         }
         let dEmbedding = b.residualGradient.floats
         if let dropoutSeed {
