@@ -50,6 +50,7 @@ struct EstimateCommand: ParsableCommand {
     @Option(help: "Attention implementation: standard, flash.") var attention = "flash"
     @Option(help: "Activation recomputation: none, selective, full.") var recompute = "none"
     @Option(help: "Data-parallel degree.") var dp = 1
+    @Option(help: "ZeRO stage: 0, or 1 (optimizer states sharded over the --dp ranks, as `flash train --zero 1`).") var zero = 0
     @Option(help: "Tensor-parallel degree.") var tp = 1
     @Option(help: "Pipeline-parallel degree.") var pp = 1
     @Option(help: "Whose buffers the memory counts: textbook (the minimum a backward pass needs) or trainer (this project's trainer, byte for byte; Float32 AdamW only). Default: trainer with a flash train preset, else textbook.")
@@ -141,7 +142,7 @@ struct EstimateCommand: ParsableCommand {
         let training = trainingPreset != nil
         let parameterPrecision = try EstimateFormat.choice(paramPrecision ?? (training ? "fp32" : "bf16"), "--param-precision",
                                                            as: NumericPrecision.self)
-        let setup = TrainingSetup(
+        var setup = TrainingSetup(
             model: config, microBatch: batch ?? trainingPreset?.shape.batch ?? 1, sequenceLength: seq ?? config.context, trainingTokens: tokens,
             parameterPrecision: parameterPrecision,
             gradientPrecision: try gradPrecision.map { try EstimateFormat.choice($0, "--grad-precision", as: NumericPrecision.self) },
@@ -152,6 +153,7 @@ struct EstimateCommand: ParsableCommand {
             recomputation: try EstimateFormat.choice(recompute, "--recompute", as: Recomputation.self),
             parallelism: Parallelism(data: dp, tensor: tp, pipeline: pp),
             memoryModel: try EstimateFormat.choice(memoryModel ?? (training ? "trainer" : "textbook"), "--memory-model", as: MemoryModel.self))
+        setup.zeroStage = zero
         let hardware = self.hardware ?? (training ? "cpu" : "a100")
         guard let device = Hardware.named(hardware) else {
             throw InvalidArgument("--hardware", expected: "one of " + Hardware.all.map(\.name).joined(separator: ", "), got: hardware)
@@ -166,7 +168,7 @@ struct EstimateCommand: ParsableCommand {
         "layers": "--layers", "heads": "--heads", "kvHeads": "--kv-heads", "width": "--width",
         "mlpWidth": "--mlp-width", "context": "--context", "vocabularySize": "--vocab",
         "width/heads": "--width/--heads", "dropout": "--dropout", "microBatch": "--batch",
-        "sequenceLength": "--seq", "trainingTokens": "--tokens", "parallelism.data": "--dp",
+        "sequenceLength": "--seq", "trainingTokens": "--tokens", "parallelism.data": "--dp", "zeroStage": "--zero",
         "parallelism.tensor": "--tp", "parallelism.pipeline": "--pp", "peakFLOPS": "--peak-tflops",
         "utilisation": "--mfu", "memoryBudget": "--memory-gib", "parameterPrecision": "--param-precision",
         "gradientPrecision": "--grad-precision", "optimizerPrecision": "--optimizer-precision",

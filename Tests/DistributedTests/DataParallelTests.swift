@@ -138,3 +138,28 @@ final class DataParallelTests: XCTestCase {
         XCTAssertLessThanOrEqual(worst, Self.tolerance)
     }
 }
+
+import Estimates
+
+/// `flash estimate --zero 1 --dp P` (trainer memory model) against what a rank allocates.
+final class ZeroMemoryEstimateTests: XCTestCase {
+    func testEstimateEqualsTheRankZeroOptimizerAllocation() throws {
+        let config = TransformerConfig(layers: 3, heads: 2, width: 24, mlpWidth: 40, context: 8, vocabularySize: 13)
+        let data = try TokenDataset(tokens: (0..<400).map { $0 % 13 }, validationFraction: 0, context: 8)
+        for ranks in [2, 3] {
+            let allocated = try ThreadCommunicator.run(size: ranks) { c in
+                let model = try TransformerModel(config: config, seed: 1)
+                model.threads = 1
+                return try Trainer(model: model, data: data, options: TrainingOptions(batch: 1), communicator: c, zeroStage: 1).optimizer.allocatedBytes
+            }
+            var setup = TrainingSetup(model: config, parallelism: Parallelism(data: ranks), memoryModel: .projectTrainer)
+            setup.zeroStage = 1
+            let estimate = try MemoryEstimate(setup)
+            XCTAssertEqual(estimate.optimizerStates, Double(allocated.max()!), "P = \(ranks)")
+            XCTAssertEqual(allocated[0], allocated.max()!, "rank 0 is the busiest")
+            setup.zeroStage = 0
+            let unsharded = try MemoryEstimate(setup).optimizerStates
+            XCTAssertLessThan(estimate.optimizerStates, unsharded / Double(ranks) * 1.05, "optimizer memory ÷ P")
+        }
+    }
+}
