@@ -99,7 +99,7 @@ let package = Package(
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Transformer", "Estimates"], swiftSettings: vectorFlags),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "FlashCore", "Transformer", "Estimates"], swiftSettings: vectorFlags),
         .testTarget(name: "EstimatesTests", dependencies: ["Estimates", "Transformer"], swiftSettings: vectorFlags),
     ],
     // Swift 5 language mode: the kernels share raw buffers between Dispatch workers by design

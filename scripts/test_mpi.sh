@@ -3,7 +3,8 @@
 # Every check trains with the real `flash train` and compares checkpoints and logs:
 #   1. data parallel P = 2, 4 ranks × B sequences equals one process with P·B sequences,
 #      with and without accumulation and ZeRO-1 (and a negative control that must differ);
-#   2. ZeRO-1 equals ZeRO-0;
+#   2. ZeRO-1 equals ZeRO-0; context parallelism (ring attention over 2 ranks, alone and
+#      with 2 data-parallel groups) equals one process;
 #   3. ranks started with different arguments are refused at start, naming the rank;
 #   4. a rank killed mid-run ends the whole job within seconds, the last checkpoint resumes.
 # Tolerances: see Tests/DistributedTests/DataParallelTests.swift (the summation order differs,
@@ -51,18 +52,23 @@ run dp2acc 2 --batch 2 --accumulate 2
 run dp2zero 2 --batch 2 --zero 1
 run dp4zeroacc 4 --batch 1 --accumulate 2 --zero 1
 run dp2zeroacc 2 --batch 2 --accumulate 2 --zero 1
+run cp2 2 --batch 4 --context-parallel 2
+run cp2dp2 4 --batch 2 --context-parallel 2 --zero 1 --position rotary
+run single4rotary 1 --batch 4 --position rotary
 same dp2 single4
 same dp4 single4
 same dp2acc single4acc
 same dp2zero single4
 same dp4zeroacc single4acc
 same dp2zeroacc dp2acc
+same cp2 single4
+same cp2dp2 single4rotary
 # Negative control: a different global batch must not pass the same comparison.
 run single2 1 --batch 2
 if python3 scripts/compare_checkpoints.py "$WORK/dp2" "$WORK/single2" --tolerance $TOL > /dev/null; then
     fail "the comparison cannot tell a batch of 2 from a global batch of 4"
 fi
-grep -q "2 data-parallel ranks × 2 sequences (global batch 4), ZeRO-1" "$WORK/dp2zero.out" || fail "dp2zero banner"
+grep -q "2 data-parallel groups × 2 sequences (global batch 4), ZeRO-1" "$WORK/dp2zero.out" || fail "dp2zero banner"
 [ "$(grep -c '^step 5/5' "$WORK/dp4.out")" = 1 ] || fail "only rank 0 prints progress"
 
 echo "== mismatched configuration"

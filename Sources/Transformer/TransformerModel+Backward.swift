@@ -46,7 +46,7 @@ extension TransformerModel {
         }
         Embedding.backward(tokens: b.tokens, outputGradient: dEmbedding, tokenGradient: g + layout.tokenEmbedding,
                            positionGradient: layout.positionEmbedding.map { g + $0 }, batch: pass.batch, time: pass.time,
-                           width: c, threads: t)
+                           width: c, positions: contextParallel?.positions, threads: t)
     }
 
     /// Backward through block `l`. On entry `residualGradient` holds ∂L/∂y (the block's
@@ -93,18 +93,20 @@ extension TransformerModel {
                         inputGradient: b.attentionGradient.floats, weightGradient: g + o.projWeight,
                         biasGradient: o.projBias.map { g + $0 }, rows: rows, inFeatures: c, outFeatures: c, scratch: b.transposeScratch.floats, threads: t)
         let (query, key, value) = attentionViews(l, batch: batch, time: time)
-        let gradients = try Attention.backward(
-            query: query, key: key, value: value,
-            output: headsView(b.attentionOutput[l], batch: batch, time: time, heads: config.heads),
-            logSumExp: b.logSumExp[l]!,
-            outputGradient: headsView(b.attentionGradient, batch: batch, time: time, heads: config.heads),
-            descriptor: attentionDescriptor(layer: l, dropoutSeed: dropoutSeed))
+        let attentionOutput = headsView(b.attentionOutput[l], batch: batch, time: time, heads: config.heads)
+        let attentionGradient = headsView(b.attentionGradient, batch: batch, time: time, heads: config.heads)
+        let descriptor = attentionDescriptor(layer: l, dropoutSeed: dropoutSeed)
+        let gradients = try contextParallel.map {
+            try $0.backward(query: query, key: key, value: value, output: attentionOutput, logSumExp: b.logSumExp[l]!,
+                            outputGradient: attentionGradient, descriptor: descriptor)
+        } ?? Attention.backward(query: query, key: key, value: value, output: attentionOutput, logSumExp: b.logSumExp[l]!,
+                                outputGradient: attentionGradient, descriptor: descriptor)
         let dQKV = b.qkvGradient.floats
         scatter(gradients.query, into: dQKV, rowStride: qkvWidth, column: 0, rows: rows)
         scatter(gradients.key, into: dQKV, rowStride: qkvWidth, column: config.heads * config.headDim, rows: rows)
         scatter(gradients.value, into: dQKV, rowStride: qkvWidth, column: (config.heads + config.kvHeads) * config.headDim, rows: rows)
         rotary?.apply(dQKV, rowStride: qkvWidth, column: 0, heads: config.heads + config.kvHeads,
-                      batch: batch, time: time, positionOffset: 0, inverse: true, threads: t)
+                      batch: batch, time: time, positionOffset: 0, positions: contextParallel?.positions, inverse: true, threads: t)
         if pre {
             Linear.backward(input: b.normA[l].floats, weight: p + o.qkvWeight, outputGradient: dQKV,
                             inputGradient: b.normGradient.floats, weightGradient: g + o.qkvWeight,

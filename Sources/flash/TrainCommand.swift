@@ -29,9 +29,10 @@ struct TrainCommand: ParsableCommand {
             source; --threads, --log and --eval-every may change). A NaN/Inf loss stops the run \
             and keeps the last good checkpoint.
 
-            Distributed: `mpirun -np P flash train … [--zero 1]` trains data parallel on P ranks \
-            (Open MPI, loaded at run time). --batch is sequences per rank: P ranks × B sequences \
-            see exactly the tokens one process with P·B sees. Rank 0 alone prints, logs and \
+            Distributed: `mpirun -np P flash train … [--zero 1] [--context-parallel C]` trains on P \
+            ranks (Open MPI, loaded at run time): P/C data-parallel groups of C ranks that split \
+            each sequence (ring attention). --batch is sequences per group: P ranks × B sequences \
+            (C = 1) see exactly the tokens one process with P·B sees. Rank 0 alone prints, logs and \
             writes checkpoints; --resume works for any rank count that divides the saved global batch.
             """)
 
@@ -70,7 +71,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Continue the run saved in --out.") var resume = false
     @Option(help: "Append one JSON line per step to FILE.") var log: String?
     @Option(help: "ZeRO stage under mpirun: 0 (every rank keeps AdamW's moments) or 1 (moments sharded over the data-parallel ranks).") var zero = 0
-    @Option(name: .customLong("context-parallel"), help: "Ranks that split each sequence (ring attention); must divide the number of ranks. Only 1 is supported by the trainer so far.") var contextParallel = 1
+    @Option(name: .customLong("context-parallel"), help: "Ranks that split each sequence (ring attention, zigzag order); must divide the number of ranks, and 2 × it the context.") var contextParallel = 1
 
     func validate() throws {
         for (name, value) in [("--layers", layers), ("--heads", heads), ("--kv-heads", kvHeads), ("--width", width),
@@ -125,9 +126,6 @@ struct TrainCommand: ParsableCommand {
         guard world % contextParallel == 0 else {
             throw CommandFailure("--context-parallel \(contextParallel) must divide the number of ranks (\(world))")
         }
-        guard contextParallel == 1 else {
-            throw CommandFailure("--context-parallel \(contextParallel): the trainer does not split sequences yet (ring attention exists as FlashAttention.RingAttention block operations); use --context-parallel 1")
-        }
         let layout = " world \(world) zero \(zero) context-parallel \(contextParallel)"
         let dataParallel: Communicator? = world > 1 ? communicator : nil
         let primary = rank == 0
@@ -144,13 +142,14 @@ struct TrainCommand: ParsableCommand {
             model.threads = threads
             // The checkpoint fixes the global batch; it must split evenly over this run's ranks.
             var options = state.options
-            let globalBatch = options.batch * (state.worldSize ?? 1)
-            guard globalBatch % world == 0 else {
-                throw CommandFailure("--resume: the checkpoint's global batch of \(globalBatch) sequences does not split over \(world) ranks")
+            let globalBatch = options.batch * (state.dataParallelSize ?? 1), groups = world / contextParallel
+            guard globalBatch % groups == 0 else {
+                throw CommandFailure("--resume: the checkpoint's global batch of \(globalBatch) sequences does not split over \(groups) data-parallel groups")
             }
-            options.batch = globalBatch / world
+            options.batch = globalBatch / groups
             try Self.checkRanksAgree(dataParallel, config: model.config, options: options, tokens: dataset, layout: layout)
-            let trainer = try Trainer(model: model, data: dataset, options: options, communicator: dataParallel, zeroStage: zero)
+            let trainer = try Trainer(model: model, data: dataset, options: options, communicator: dataParallel, zeroStage: zero,
+                                      contextParallel: contextParallel)
             try Checkpoint.restore(trainer, from: out)
             if primary { TrainingSession.standardError("resuming \(out) at step \(trainer.step) of \(state.options.steps)\n") }
             session = TrainingSession(trainer: trainer, tokenizer: tokenizer, evalEvery: evalEvery, checkpointDirectory: out,
@@ -172,13 +171,15 @@ struct TrainCommand: ParsableCommand {
                                           warmup: warmup, optimizer: AdamW.Options(weightDecay: weightDecay),
                                           gradientClip: gradClip, seed: seed, validationFraction: validationFraction)
             try Self.checkRanksAgree(dataParallel, config: config, options: options, tokens: dataset, layout: layout)
-            let trainer = try Trainer(model: model, data: dataset, options: options, communicator: dataParallel, zeroStage: zero)
+            let trainer = try Trainer(model: model, data: dataset, options: options, communicator: dataParallel, zeroStage: zero,
+                                      contextParallel: contextParallel)
             if primary { TrainingSession.standardError("""
                 model: \(config.layers) layers × \(config.heads) heads × \(config.width) wide, context \(config.context), \
                 vocabulary \(config.vocabularySize) (\(self.tokenizer)), \(model.parameterCount) parameters
                 data: \(dataset.training.count) training + \(dataset.validation.count) validation tokens; \
                 \(trainer.tokensPerStep) tokens per step, attention \(attention.rawValue), threads \(threads ?? Parallel.defaultThreads)\
-                \(world > 1 ? "\n\(world) data-parallel ranks × \(options.batch) sequences (global batch \(trainer.globalBatch)), ZeRO-\(zero)" : "")
+                \(world > 1 ? "\n\(world / contextParallel) data-parallel groups × \(options.batch) sequences (global batch \(trainer.globalBatch)), ZeRO-\(zero)" : "")\
+                \(contextParallel > 1 ? ", each sequence split over \(contextParallel) ranks (ring attention)" : "")
 
                 """) }
             session = TrainingSession(trainer: trainer, tokenizer: tokenizer, evalEvery: evalEvery, checkpointDirectory: out,

@@ -46,6 +46,10 @@ final class DataParallelTests: XCTestCase {
     }
 
     func assertClose(_ a: Run, _ b: Run, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        Self.assertClose(a, b, what, file: file, line: line)
+    }
+
+    static func assertClose(_ a: Run, _ b: Run, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(a.losses.count, b.losses.count)
         for (x, y) in zip(a.losses, b.losses) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(y)), "\(what): loss", file: file, line: line) }
         for (x, y) in zip(a.norms, b.norms) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(y)), "\(what): gradient norm", file: file, line: line) }

@@ -21,9 +21,9 @@ public enum Checkpoint {
         /// Where the training text came from (nil: the built-in corpus).
         public var dataPath: String?
         public var tokenizerKind: String
-        /// Data-parallel ranks of the run that wrote it (nil: one); `options.batch` is per rank,
-        /// so the global batch is options.batch × worldSize.
-        public var worldSize: Int?
+        /// Data-parallel groups of the run that wrote it (nil: one); `options.batch` is per
+        /// group, so the global batch is options.batch × dataParallelSize.
+        public var dataParallelSize: Int?
     }
 
     /// Writes the model (and, when given, the trainer's state) to `directory`. Under ZeRO-1 the
@@ -55,7 +55,7 @@ public enum Checkpoint {
                                   to: temporary.appendingPathComponent("optimizer.safetensors").path)
             let state = TrainingState(step: trainer.step, options: trainer.options, random: trainer.random,
                                       optimizerStep: trainer.optimizer.step, dataPath: dataPath, tokenizerKind: tokenizerKind,
-                                      worldSize: trainer.worldSize)
+                                      dataParallelSize: trainer.dataParallelSize)
             try encoder.encode(state).write(to: temporary.appendingPathComponent("training.json"))
         }
         // Swap: old → previous, temporary → target, drop previous. Between the two renames the

@@ -127,16 +127,24 @@ final class DataParallelState {
 }
 
 extension Trainer {
-    /// This rank's micro-batch: every rank draws the whole global batch's P·B windows from the
-    /// shared generator (so the stream, and a resume, do not depend on P) and keeps windows
-    /// r·B ..< (r+1)·B.
+    /// This rank's micro-batch: every rank draws the whole global batch's G·B windows (G
+    /// data-parallel groups) from the shared generator (so the stream, and a resume, do not
+    /// depend on the rank count), group g keeps windows g·B ..< (g+1)·B, and with context
+    /// parallelism each rank of the group keeps its shard's positions of every window.
     func sampleLocalBatch() -> (inputs: [Int32], targets: [Int32]) {
         let context = model.config.context, batch = options.batch
         let (inputs, targets) = data.sample(.training, batch: globalBatch, context: context, random: &random)
         guard worldSize > 1 else { return (inputs, targets) }
-        let rank = communicator!.rank
-        let window = (rank * batch * context)..<((rank + 1) * batch * context)
-        return (Array(inputs[window]), Array(targets[window]))
+        let group = communicator!.rank / contextParallel
+        let window = (group * batch * context)..<((group + 1) * batch * context)
+        guard let positions = model.contextParallel?.positions else { return (Array(inputs[window]), Array(targets[window])) }
+        var localInputs = [Int32](), localTargets = [Int32]()
+        for b in 0..<batch {
+            let start = window.lowerBound + b * context
+            localInputs += positions.map { inputs[start + $0] }
+            localTargets += positions.map { targets[start + $0] }
+        }
+        return (localInputs, localTargets)
     }
 
     /// The full AdamW moments, for a checkpoint. Under ZeRO-1 this gathers the shards: a

@@ -95,20 +95,42 @@ public final class Trainer {
     /// Buckets, the communication thread and ZeRO staging (nil for one process).
     let parallel: DataParallelState?
 
+    /// Ranks that split each sequence (ring attention); the world is P/C data-parallel groups
+    /// of C consecutive ranks.
+    public let contextParallel: Int
+
     /// A trainer; with a `communicator` of more than one rank, data parallel (rank 0's
     /// parameters are broadcast to all ranks here, a collective call) and, with `zeroStage` 1,
-    /// with AdamW's moments sharded over the ranks.
+    /// with AdamW's moments sharded over the ranks. With `contextParallel` C > 1 each sequence
+    /// is split over C ranks (see `ContextParallelism`).
     public init(model: TransformerModel, data: TokenDataset, options: TrainingOptions,
-                communicator: Communicator? = nil, zeroStage: Int = 0) throws {
+                communicator: Communicator? = nil, zeroStage: Int = 0, contextParallel: Int = 1) throws {
         try options.validate()
         try InvalidArgument.require(zeroStage == 0 || zeroStage == 1, "zero", expected: "0 or 1", got: "\(zeroStage)")
+        let size = communicator?.size ?? 1
+        try InvalidArgument.require(contextParallel >= 1 && size % contextParallel == 0, "--context-parallel",
+                                    expected: "a divisor of the number of ranks (\(size))", got: "\(contextParallel)")
+        if contextParallel > 1 {
+            // Ring attention cannot apply masks tied to a per-call diagonal or dropout
+            // coordinates tied to the whole sequence (see RingAttention).
+            try InvalidArgument.require(model.config.positionEncoding != .alibi, "--position",
+                                        expected: "learned, rotary or none with --context-parallel", got: "alibi")
+            try InvalidArgument.require(model.config.dropout == 0, "--dropout", expected: "0 with --context-parallel",
+                                        got: "\(model.config.dropout)")
+        }
         self.model = model
         self.data = data
         self.options = options
         self.communicator = communicator
         self.zeroStage = zeroStage
+        self.contextParallel = contextParallel
         if let communicator, communicator.size > 1 {
             let state = try DataParallelState(model: model, communicator: communicator, zeroStage: zeroStage)
+            if contextParallel > 1 {
+                model.contextParallel = try ContextParallelism(
+                    communicator: communicator, queue: state.queue, first: communicator.rank / contextParallel * contextParallel,
+                    size: contextParallel, sequenceLength: model.config.context)
+            }
             parallel = state
             optimizer = AdamW(layout: model.layout, options: options.optimizer,
                               ranges: zeroStage == 1 ? state.shards.map(\.owned) : [0..<model.layout.count])
@@ -121,10 +143,12 @@ public final class Trainer {
         random = TrainerRandom(seed: options.seed)
     }
 
-    /// Ranks in the data-parallel group.
+    /// Ranks in the job.
     public var worldSize: Int { communicator?.size ?? 1 }
-    /// Sequences per optimizer micro-batch over all ranks (P·B).
-    public var globalBatch: Int { options.batch * worldSize }
+    /// Data-parallel groups (P/C), each holding its own B sequences.
+    public var dataParallelSize: Int { worldSize / contextParallel }
+    /// Sequences per optimizer micro-batch over all ranks ((P/C)·B).
+    public var globalBatch: Int { options.batch * dataParallelSize }
     /// Tokens one step consumes, over all ranks.
     public var tokensPerStep: Int { globalBatch * options.accumulate * model.config.context }
 
@@ -141,7 +165,7 @@ public final class Trainer {
             let dropoutSeed = Dropout.mix(options.seed ^ Dropout.mix(UInt64(step) << 20 | UInt64(m)))
             // The loss is the mean over the global batch: gradients summed over ranks are then
             // exactly the single-process gradient of batch P·B.
-            let loss = try model.forward(tokens: inputs, targets: targets, batch: batch, time: context,
+            let loss = try model.forward(tokens: inputs, targets: targets, batch: batch, time: context / contextParallel,
                                          mode: .training(lossScale: 1 / Float(globalBatch * context * micro), dropoutSeed: dropoutSeed))
             lossSum += Double(loss)
             if let parallel, m == micro - 1 {
@@ -177,6 +201,10 @@ public final class Trainer {
     /// validation split is shorter than one window.
     public func evaluate() throws -> Float? {
         let context = model.config.context
+        // Every rank evaluates whole windows by itself.
+        let ring = model.contextParallel
+        model.contextParallel = nil
+        defer { model.contextParallel = ring }
         guard data.hasValidation(context: context) else { return nil }
         var evaluationRandom = TrainerRandom(seed: options.seed ^ 0x5EED_0F_E7A1)
         var total = 0.0
