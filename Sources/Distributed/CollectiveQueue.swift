@@ -15,6 +15,7 @@ public final class CollectiveQueue: @unchecked Sendable {
         var failure: Error?
         var stopped = false
         var waited = 0.0
+        var busy = 0.0
 
         func loop() {
             condition.lock()
@@ -26,10 +27,13 @@ public final class CollectiveQueue: @unchecked Sendable {
                 let skip = failure != nil  // after a failure, drop the rest: the job is ending
                 condition.unlock()
                 var error: Error?
+                let start = DispatchTime.now().uptimeNanoseconds
                 if !skip {
                     do { try body() } catch let e { error = e }
                 }
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 condition.lock()
+                busy += seconds
                 if let error, failure == nil { failure = error }
                 running = false
                 condition.broadcast()
@@ -79,5 +83,13 @@ public final class CollectiveQueue: @unchecked Sendable {
         state.condition.lock()
         defer { state.waited = 0; state.condition.unlock() }
         return state.waited
+    }
+
+    /// The seconds the communication thread spent running collectives since the last call;
+    /// resets the count. With `takeWaitTime`, the overlap: busy − waited was hidden behind compute.
+    public func takeBusyTime() -> Double {
+        state.condition.lock()
+        defer { state.busy = 0; state.condition.unlock() }
+        return state.busy
     }
 }

@@ -51,6 +51,8 @@ struct EstimateCommand: ParsableCommand {
     @Option(help: "Activation recomputation: none, selective, full.") var recompute = "none"
     @Option(help: "Data-parallel degree.") var dp = 1
     @Option(help: "ZeRO stage: 0, or 1 (optimizer states sharded over the --dp ranks, as `flash train --zero 1`).") var zero = 0
+    @Option(name: .customLong("context-parallel"), help: "Ranks per sequence (ring attention) for the communication estimate.") var contextParallel = 1
+    @Option(name: .customLong("link-gbps"), help: "Link bandwidth per rank in Gbit/s: adds the communication per step of data parallelism, ZeRO-1 and ring attention.") var linkGbps: Double?
     @Option(help: "Tensor-parallel degree.") var tp = 1
     @Option(help: "Pipeline-parallel degree.") var pp = 1
     @Option(help: "Whose buffers the memory counts: textbook (the minimum a backward pass needs) or trainer (this project's trainer, byte for byte; Float32 AdamW only). Default: trainer with a flash train preset, else textbook.")
@@ -69,8 +71,30 @@ struct EstimateCommand: ParsableCommand {
         do {
             let estimate = try makeEstimate()
             let name = trainingPreset?.rawValue
-            if json { try EstimateFormat.printJSON(try EstimateReport.json(estimate, preset: selectedPreset(), presetName: name)) }
-            else { try EstimateReport.printTables(estimate, preset: selectedPreset(), presetName: name) }
+            let communication = try linkGbps.map { gbps -> CommunicationEstimate in
+                guard gbps > 0, gbps.isFinite else { throw InvalidArgument("--link-gbps", expected: "a positive bandwidth", got: "\(gbps)") }
+                guard contextParallel >= 1 else { throw InvalidArgument("--context-parallel", expected: "≥ 1", got: "\(contextParallel)") }
+                let s = estimate.setup
+                return CommunicationEstimate(config: s.model, ranks: s.parallelism.data * contextParallel, contextParallel: contextParallel,
+                                             microBatch: s.microBatch, sequenceLength: s.sequenceLength, bandwidth: gbps * 1e9 / 8)
+            }
+            if json {
+                var object = try EstimateReport.json(estimate, preset: selectedPreset(), presetName: name)
+                if let c = communication {
+                    object["communication"] = ["gradient_bytes_per_rank": c.gradientBytes, "ring_attention_bytes_per_rank": c.ringBytes,
+                                               "seconds_per_step": c.seconds, "link_gbps": linkGbps!, "context_parallel": contextParallel]
+                }
+                try EstimateFormat.printJSON(object)
+            } else {
+                try EstimateReport.printTables(estimate, preset: selectedPreset(), presetName: name)
+                if let c = communication {
+                    print(String(format: "\nCommunication per step and rank at %.3g Gbit/s (%d data-parallel × %d context-parallel ranks):",
+                                 linkGbps!, estimate.setup.parallelism.data, contextParallel))
+                    print("gradients (all-reduce, or ZeRO-1 reduce-scatter + all-gather)  " + EstimateFormat.gibibytes(c.gradientBytes))
+                    print("ring attention (K/V forward, K/V/dK/dV backward)               " + EstimateFormat.gibibytes(c.ringBytes))
+                    print(String(format: "time if not overlapped                                        %.4g s", c.seconds))
+                }
+            }
         } catch let error as InvalidArgument {
             throw Self.naming(error)
         }

@@ -171,6 +171,10 @@ extension Trainer {
         }
     }
 
-    /// Seconds the trainer spent waiting for gradient communication since the last call.
+    /// Seconds the trainer spent waiting for communication (gradient buckets, ring steps) since
+    /// the last call: the communication that compute did not hide.
     public func takeCommunicationWait() -> Double { parallel?.queue.takeWaitTime() ?? 0 }
+
+    /// Seconds the communication thread spent in collectives since the last call.
+    public func takeCommunicationTime() -> Double { parallel?.queue.takeBusyTime() ?? 0 }
 }
