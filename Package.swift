@@ -65,6 +65,7 @@ let package = Package(
         .library(name: "Estimates", targets: ["Estimates"]),
         .library(name: "Serving", targets: ["Serving"]),
         .library(name: "ServingHTTP", targets: ["ServingHTTP"]),
+        .library(name: "Distributed", targets: ["Distributed"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -92,8 +93,11 @@ let package = Package(
         .target(name: "FlashAttention", dependencies: ["FlashCore"], swiftSettings: kernelSettings),
         // Model file formats: safetensors, GGUF, tokenizers.
         .target(name: "ModelFormats", dependencies: ["FlashCore", "QuantizedDotKernels"], swiftSettings: optimise),
+        // Distributed: the communicator protocol, Open MPI loaded at run time (dlopen, so nothing
+        // links against libmpi), an in-process communicator over threads for tests.
+        .target(name: "Distributed", swiftSettings: optimise),
         // Transformer: layers (forward/backward pairs), models, optimizer, trainer, sampler, KV cache.
-        .target(name: "Transformer", dependencies: ["FlashCore", "FlashAttention", "ModelFormats"],
+        .target(name: "Transformer", dependencies: ["FlashCore", "FlashAttention", "ModelFormats", "Distributed"],
                 resources: [.copy("Corpus")], swiftSettings: optimise),
         // Estimates: parameter/FLOP/memory counts and the attention IO model.
         .target(name: "Estimates", dependencies: ["FlashCore", "FlashAttention", "Transformer"], swiftSettings: optimise),
@@ -114,7 +118,7 @@ let package = Package(
         .executableTarget(
             name: "flash",
             dependencies: [
-                "FlashCore", "FlashAttention", "Transformer", "ModelFormats", "Estimates", "Serving", "ServingHTTP",
+                "FlashCore", "FlashAttention", "Transformer", "ModelFormats", "Estimates", "Serving", "ServingHTTP", "Distributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimise),
@@ -124,6 +128,7 @@ let package = Package(
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "FlashCore", "Transformer", "Estimates"], swiftSettings: vectorFlags),
         .testTarget(name: "ServingHTTPTests",
                     dependencies: ["ServingHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")],
                     swiftSettings: vectorFlags),
