@@ -219,7 +219,7 @@ def test_client_disconnect_cancels_the_generation(server):
                  {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
     response = conn.getresponse()
     assert response.status == 200
-    assert response.fp.readline().startswith(b"data: ")
+    assert response.readline().startswith(b"data: ")
     assert server.metric("flash_requests_running") == 1
     response.close()
     conn.sock and conn.sock.close()
@@ -238,7 +238,7 @@ def test_sigterm_shuts_down_gracefully_and_exits_zero():
         conn.request("POST", "/v1/completions", json.dumps({"prompt": "Once", "max_tokens": 3000, "stream": True}),
                      {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
         response = conn.getresponse()
-        assert response.fp.readline().startswith(b"data: ")
+        assert response.readline().startswith(b"data: ")
         started = time.time()
         s.proc.send_signal(signal.SIGTERM)
         rest = response.read().decode()  # the running stream is cancelled after the 2 s grace and ends properly
