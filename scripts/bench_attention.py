@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+import bench_json
+
 # PyTorch's OpenMP workers spin at barriers by default; on a shared, loaded machine a spinning
 # worker that loses its core stalls every op (6-14x slower training steps measured here). PASSIVE
 # makes them sleep instead, which costs little on an idle machine. Must be set before importing torch.
@@ -114,7 +116,8 @@ def main():
     parser.add_argument("--flash", default=".build/release/flash")
     parser.add_argument("--flash-args", default="",
                         help="extra flags for flash bench attention, e.g. a single case: '--seq 4096 --causal --backward'")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", nargs="?", const="-", metavar="OUT",
+                        help="print the rows as JSON; with OUT, write them with machine, ISA, threads and date there")
     args = parser.parse_args()
     if not os.path.exists(args.flash):
         sys.exit(f"no flash binary at {args.flash}: build with `swift build -c release`")
@@ -125,6 +128,7 @@ def main():
     if run.returncode != 0:
         sys.exit(f"flash bench attention failed with status {run.returncode}")
     flash_rows = json.loads(run.stdout)
+    recorder = bench_json.Run("attention", args.flash)
 
     torch.set_num_threads(args.threads)
     prepare_memory()
@@ -141,8 +145,12 @@ def main():
         impls["torch"] = torch_case(template)
 
     if args.json:
-        print(json.dumps([dict(zip(("pass", "batch", "heads", "kv_heads", "seq_q", "seq_k", "head_dim", "causal"), shape),
-                               results=impls) for shape, impls in shapes.items()], indent=2))
+        rows = [dict(zip(("pass", "batch", "heads", "kv_heads", "seq_q", "seq_k", "head_dim", "causal"), shape),
+                     results=impls) for shape, impls in shapes.items()]
+        if args.json == "-":
+            print(json.dumps(rows, indent=2))
+        else:
+            recorder.write(args.json, rows, [args.threads])
         return
 
     def ms(impls, name):

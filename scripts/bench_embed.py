@@ -13,6 +13,8 @@ import os
 import subprocess
 import time
 
+import bench_json
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
@@ -65,21 +67,25 @@ def main():
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--model", default=os.path.join(CACHE, "all-MiniLM-L6-v2"))
     parser.add_argument("--flash", default=os.path.join(ROOT, ".build", "release", "flash"))
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", nargs="?", const="-", metavar="OUT",
+                        help="print the rows as JSON; with OUT, write them with machine, ISA, threads and date there")
     args = parser.parse_args()
     batches = [1, 32]
 
     command = [args.flash, "bench", "embed", "--json", "--model", args.model, "--threads", str(args.threads),
                "--seconds", str(args.seconds), "--batch"] + [str(b) for b in batches]
+    recorder = bench_json.Run("embed", args.flash)
     flash = {row["batch"]: row["sentences_per_second"] for row in json.loads(subprocess.check_output(command))}
     reference = bench_sentence_transformers(args.model, args.threads, args.seconds, batches)
 
     rows = [{"batch": b, "threads": args.threads, "flash_sentences_per_second": flash[b],
              "sentence_transformers_sentences_per_second": reference[b], "ratio": flash[b] / reference[b]}
             for b in batches]
-    if args.json:
+    if args.json == "-":
         print(json.dumps(rows))
         return
+    if args.json:
+        recorder.write(args.json, rows, [args.threads])
     print(f"all-MiniLM-L6-v2, 32 sentences of 6-35 words, {args.threads} threads (best pass of ~{args.seconds:g} s)")
     print(f"{'batch':>5} {'flash sent/s':>13} {'s-t sent/s':>11} {'ratio':>6}")
     for r in rows:

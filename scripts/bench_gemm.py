@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+import bench_json
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLASH = os.path.join(ROOT, ".build", "release", "flash")
 
@@ -88,7 +90,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="*", help="thread counts (default: 1 and all cores)")
     parser.add_argument("--shape", type=int, nargs=3, metavar=("M", "N", "K"), help="one case instead of the set")
-    parser.add_argument("--json", help="also write all rows to this file")
+    parser.add_argument("--json", metavar="OUT", help="also write all rows, with machine, ISA, threads and date, to this file")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time the 1-thread rows by thread CPU time (both sides), leaving out waits for a core")
     parser.add_argument("--numpy-worker", action="store_true", help=argparse.SUPPRESS)
@@ -99,6 +101,7 @@ def main():
     cores = os.cpu_count() or 1
     thread_counts = args.threads or ([1, cores] if cores > 1 else [1])
     cases = [tuple(args.shape) + (False,)] if args.shape else CASES
+    run = bench_json.Run("gemm", FLASH)
     rows = []
     print(f"{'m':>6} {'n':>6} {'k':>6} op {'threads':>7} {'flash':>8} {'numpy':>8} {'ratio':>6} {'% peak':>7}",
           flush=True)
@@ -127,8 +130,7 @@ def main():
               flush=True)
         rows += block
     if args.json:
-        with open(args.json, "w") as file:
-            json.dump(rows, file, indent=1)
+        run.write(args.json, rows, thread_counts)
 
 
 if __name__ == "__main__":

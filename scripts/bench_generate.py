@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+import bench_json
+
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,6 +69,12 @@ def best(a, b):
             "decode_tokens_per_second": max(a["decode_tokens_per_second"], b["decode_tokens_per_second"])}
 
 
+def write_json(recorder, args, flash, peer):
+    row = dict(threads=args.threads, model=os.path.basename(args.gguf), prompt_tokens=args.prompt_tokens,
+               decode_tokens=args.decode_tokens, flash=flash, llama_cpp=peer)
+    recorder.write(args.json, [row], [args.threads])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gguf", default=os.path.join(CACHE, "SmolLM2-135M-Instruct.Q4_1.gguf"))
@@ -76,7 +84,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=2, help="timed repetitions inside each round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of flash and llama.cpp")
     parser.add_argument("--flash", default=os.path.join(ROOT, ".build", "release", "flash"))
+    parser.add_argument("--json", metavar="OUT", help="also write the results, with machine, ISA, threads and date, to this file")
     args = parser.parse_args()
+    recorder = bench_json.Run("generate", args.flash)
 
     # The two engines alternate for --rounds rounds and each keeps its best round, so that a
     # burst of load on this shared machine does not land on one side only.
@@ -93,12 +103,16 @@ def main():
     print(f"flash      prefill {flash['prefill_tokens_per_second']:8.1f} tok/s   decode {flash['decode_tokens_per_second']:7.1f} tok/s")
     if not have_peer:
         print("llama.cpp  (llama-cpp-python not installed: pip install llama-cpp-python)")
+        if args.json:
+            write_json(recorder, args, flash, None)
         return
     print(f"llama.cpp  prefill {peer['prefill_tokens_per_second']:8.1f} tok/s   decode {peer['decode_tokens_per_second']:7.1f} tok/s"
           f"   (llama-cpp-python {peer['version']})")
     print(f"ratio      prefill {flash['prefill_tokens_per_second'] / peer['prefill_tokens_per_second']:8.2f}×"
           f"        decode {flash['decode_tokens_per_second'] / peer['decode_tokens_per_second']:7.2f}×"
           f"   (targets: prefill ≥ 0.5×, decode ≥ 0.8×)")
+    if args.json:
+        write_json(recorder, args, flash, peer)
 
 
 if __name__ == "__main__":

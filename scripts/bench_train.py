@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+import bench_json
+
 PRESETS = {
     "nanogpt": dict(layers=6, heads=6, width=384, context=256, batch=8),
     "small": dict(layers=4, heads=4, width=128, context=128, batch=8),
@@ -151,7 +153,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--vocab", type=int, default=2048)
     parser.add_argument("--flash", default=None, help="path of the flash binary (default .build/release/flash)")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", nargs="?", const="-", metavar="OUT",
+                        help="print the rows as JSON; with OUT, write them with machine, ISA, threads and date there")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -159,6 +162,7 @@ def main():
         return
 
     flash = find_flash(args.flash)
+    recorder = bench_json.Run("train", flash)
     rows = []
     for preset in args.presets.split(","):
         if preset not in PRESETS:
@@ -169,9 +173,11 @@ def main():
         flash_row, reason = run_flash(flash, preset, args)
         rows.append(dict(preset=preset, torch=torch_row, flash=flash_row, flash_missing=reason))
 
-    if args.json:
+    if args.json == "-":
         print(json.dumps(rows, indent=2))
         return
+    if args.json:
+        recorder.write(args.json, rows, [args.threads], note=f"steps {args.steps}, warmup {args.warmup}, vocab {args.vocab}")
     print(f"threads={args.threads} steps={args.steps} warmup={args.warmup} vocab={args.vocab}; ratio = flash/torch")
     print(f"{'preset':8} {'attention':9} {'torch tok/s':>12} {'flash tok/s':>12} {'ratio':>6} {'torch peak MiB':>15} "
           f"{'flash peak MiB':>15} {'mem ratio':>9}")

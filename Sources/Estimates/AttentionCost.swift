@@ -6,11 +6,15 @@ public struct AttentionCost: Codable, Equatable, Sendable {
     public var otherFLOPs: Double = 0
     /// Bytes read from and written to main memory (HBM/DRAM).
     public var bytesRead: Double = 0
+    /// Bytes written to main memory.
     public var bytesWritten: Double = 0
 
+    /// No FLOPs, no traffic.
     public init() {}
 
+    /// All FLOPs: matrix products plus the rest.
     public var flops: Double { matmulFLOPs + otherFLOPs }
+    /// All main-memory traffic: read plus written.
     public var bytes: Double { bytesRead + bytesWritten }
 
     /// Roofline time: compute (matrix products at the matmul peak, the rest at the vector
@@ -19,10 +23,12 @@ public struct AttentionCost: Codable, Equatable, Sendable {
         max(computeSeconds(on: hardware), memorySeconds(on: hardware))
     }
 
+    /// Time of the arithmetic alone: matrix products at the matmul peak, the rest at the vector peak.
     public func computeSeconds(on hardware: Hardware) -> Double {
         matmulFLOPs / hardware.matmulFLOPS + otherFLOPs / hardware.vectorFLOPS
     }
 
+    /// Time of the main-memory traffic alone, at the device's bandwidth.
     public func memorySeconds(on hardware: Hardware) -> Double { bytes / hardware.memoryBandwidth }
 
     /// Arithmetic intensity, FLOPs per byte of main-memory traffic.
@@ -49,9 +55,13 @@ public struct AttentionCost: Codable, Equatable, Sendable {
 
 /// Forward and backward costs of one implementation on one problem.
 public struct AttentionIOReport: Codable, Equatable, Sendable {
+    /// `"standard"` or `"flash"`.
     public var implementation: String
+    /// The forward pass (O and the softmax statistics from Q, K, V).
     public var forward: AttentionCost
+    /// The backward pass (dQ, dK, dV from dO).
     public var backward: AttentionCost
 
+    /// Forward plus backward.
     public var total: AttentionCost { forward + backward }
 }

@@ -5,10 +5,15 @@ import FlashCore
 /// Nq queries against Nk keys, head dimension d. K and V are counted per query head (a kernel
 /// that shares them across a GQA group reads less; docs/estimates.md).
 public struct AttentionProblem: Codable, Equatable, Sendable {
+    /// Independent sequences B.
     public var batch: Int
+    /// Attention heads per sequence.
     public var heads: Int
+    /// Queries per sequence, Nq.
     public var queryLength: Int
+    /// Keys per sequence, Nk (Nq unless given).
     public var keyLength: Int
+    /// Head dimension d.
     public var headDim: Int
     /// Bytes of one element of Q, K, V, O, their gradients, and standard attention's S and P.
     public var elementBytes: Int
@@ -19,6 +24,8 @@ public struct AttentionProblem: Codable, Equatable, Sendable {
     /// Dropout on P: standard attention stores a one-byte mask; flash regenerates it from a seed.
     public var dropout: Bool
 
+    /// A problem of `batch · heads` heads of `queryLength` queries against `keyLength` keys
+    /// (default: as many as queries); 2-byte elements and 4-byte statistics unless given.
     public init(batch: Int, heads: Int, queryLength: Int, keyLength: Int? = nil, headDim: Int,
                 elementBytes: Int = 2, statisticBytes: Int = 4, causal: Bool = false, dropout: Bool = false) {
         self.batch = batch
@@ -63,14 +70,18 @@ public enum FlashSchedule: String, CaseIterable, Codable, Sendable {
 
 /// Tile sizes of a FlashAttention kernel: Br query rows by Bc key columns.
 public struct FlashTiling: Codable, Equatable, Sendable {
+    /// Br: query rows per tile.
     public var queryTile: Int
+    /// Bc: keys per tile.
     public var keyTile: Int
+    /// Which loop is outer, and how the backward is organised.
     public var schedule: FlashSchedule
     /// The forward pass first converts each (batch, head)'s whole K and V once into a packed
     /// Float32 layout (one extra read of K and V), then streams the tiles from that copy, as
     /// this project's CPU kernel does; GPU kernels load tiles straight from K and V.
     public var packsKeysAndValuesFirst: Bool
 
+    /// Tiles of `queryTile` × `keyTile` with the given schedule.
     public init(queryTile: Int, keyTile: Int, schedule: FlashSchedule = .queryOuter, packsKeysAndValuesFirst: Bool = false) {
         self.queryTile = queryTile
         self.keyTile = keyTile
@@ -94,6 +105,7 @@ public struct FlashTiling: Codable, Equatable, Sendable {
         return FlashTiling(queryTile: min(block, headDim), keyTile: block, schedule: .paper)
     }
 
+    /// Throws `InvalidArgument` naming a tile size that is not positive or too large.
     public func validate() throws {
         let bound = AttentionProblem.largestSize
         try InvalidArgument.require(queryTile > 0 && queryTile <= bound, "queryTile", expected: "in 1...\(bound)", got: "\(queryTile)")
@@ -104,11 +116,17 @@ public struct FlashTiling: Codable, Equatable, Sendable {
 /// The figures the FlashAttention paper reports for `AttentionProblem.gpt2Medium` on an A100
 /// (Dao et al. 2022, Figure 2 left, forward + backward).
 public enum PaperFigures {
+    /// One row of the paper's table.
     public struct Row: Sendable {
+        /// GFLOPs as the paper reports them (see `docs/estimates.md` on their constant factor).
         public var gigaFLOPs: Double
+        /// HBM reads and writes, GB.
         public var gigabytes: Double
+        /// Measured run time, ms.
         public var milliseconds: Double
     }
+    /// Standard attention (PyTorch).
     public static let standard = Row(gigaFLOPs: 66.6, gigabytes: 40.3, milliseconds: 41.7)
+    /// FlashAttention.
     public static let flash = Row(gigaFLOPs: 75.2, gigabytes: 4.4, milliseconds: 7.3)
 }

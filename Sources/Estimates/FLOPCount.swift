@@ -22,10 +22,13 @@ public struct FLOPCount: Codable, Equatable, Sendable {
     public var recomputation: Double
     /// Per token: 6·N with N all parameters (Kaplan et al. 2020 use non-embedding N).
     public var sixN: Double
+    /// Per token: 6·N with N the non-embedding parameters (Kaplan et al.'s convention).
     public var sixNNonEmbedding: Double
     /// Query-key pairs one sequence computes per head and layer.
     public var attentionPairsPerSequence: Double
 
+    /// Counts the FLOPs of `setup`'s model at its sequence length, attention implementation and
+    /// recomputation; throws `InvalidArgument` if the setup is invalid.
     public init(_ setup: TrainingSetup) throws {
         try setup.validate()
         let config = setup.model
@@ -54,7 +57,9 @@ public struct FLOPCount: Codable, Equatable, Sendable {
         sixNNonEmbedding = 6 * Double(parameters.nonEmbedding)
     }
 
+    /// Per token: the forward pass (matrix products and attention).
     public var forward: Double { forwardMatmul + forwardAttention }
+    /// Per token: the backward pass as the chosen attention implementation runs it.
     public var backward: Double { backwardMatmul + backwardAttention }
     /// Forward plus backward per token, as the chosen attention implementation executes them.
     public var perTokenTraining: Double { forward + backward }

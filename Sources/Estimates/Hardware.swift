@@ -1,6 +1,7 @@
 /// A device for roofline estimates: peak rates, memory bandwidth, and the on-chip memory that
 /// FlashAttention's tiles must fit in.
 public struct Hardware: Codable, Equatable, Sendable {
+    /// Short name, as `--hardware` takes it (`a100`, `h100`, `cpu`).
     public var name: String
     /// Peak rate of matrix products (tensor cores on a GPU, FMA units on a CPU), FLOP/s.
     public var matmulFLOPS: Double
@@ -14,6 +15,7 @@ public struct Hardware: Codable, Equatable, Sendable {
     /// Main-memory capacity, bytes.
     public var memoryBytes: Double
 
+    /// A device with these peak rates (FLOP/s), bandwidth (bytes/s) and memories (bytes).
     public init(name: String, matmulFLOPS: Double, vectorFLOPS: Double, memoryBandwidth: Double,
                 onChipBytes: Int, memoryBytes: Double) {
         self.name = name
@@ -47,7 +49,9 @@ public struct Hardware: Codable, Equatable, Sendable {
         name: "cpu", matmulFLOPS: 234e9, vectorFLOPS: 58e9, memoryBandwidth: 23e9,
         onChipBytes: 2 * 1024 * 1024, memoryBytes: 24 * 1_073_741_824)
 
+    /// Every built-in device.
     public static let all: [Hardware] = [a100, h100, cpu]
 
+    /// The built-in device called `name` (case-insensitive), or nil.
     public static func named(_ name: String) -> Hardware? { all.first { $0.name == name.lowercased() } }
 }

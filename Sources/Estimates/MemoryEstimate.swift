@@ -8,7 +8,9 @@ import Transformer
 public struct MemoryEstimate: Codable, Equatable, Sendable {
     /// Parameters held by the busiest device (tensor and pipeline sharding applied).
     public var parametersPerDevice: Double
+    /// Bytes of the weights at `parameterPrecision`.
     public var weights: Double
+    /// Bytes of the gradients at `gradientPrecision`.
     public var gradients: Double
     /// Optimizer states plus the master copy of the weights mixed precision keeps.
     public var optimizerStates: Double
@@ -29,6 +31,7 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
     /// tensors the attention API returns and the flash kernel's packed Q, dO, dQ (linear in N).
     public var attentionWorkspace: Double
 
+    /// The memory one device needs to train `setup`; throws `InvalidArgument` if the setup is invalid.
     public init(_ setup: TrainingSetup) throws {
         try setup.validate()
         let config = setup.model
@@ -86,7 +89,9 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
         workspace = backwardBuffers + attentionWorkspace
     }
 
+    /// Weights, gradients and optimizer states.
     public var modelStates: Double { weights + gradients + optimizerStates }
+    /// Everything: model states, stored activations and the backward workspace.
     public var total: Double { modelStates + activations + workspace }
     /// Bytes per parameter for the model states (16 for mixed-precision Adam).
     public var bytesPerParameter: Double { modelStates / parametersPerDevice }

@@ -2,10 +2,13 @@ import Transformer
 
 /// Published model configurations whose parameter counts the estimates reproduce.
 public struct ModelPreset: Sendable {
+    /// Short name, as `--preset` takes it (e.g. `gpt2-small`).
     public var name: String
+    /// The architecture.
     public var config: TransformerConfig
     /// The parameter count the model's authors (or its reference checkpoint) give, and where.
     public var publishedParameters: Int
+    /// Where `publishedParameters` comes from.
     public var source: String
 
     /// GPT-2 family: learned positions, LayerNorm with bias, pre-norm, GELU, tied head,
@@ -31,6 +34,7 @@ public struct ModelPreset: Sendable {
             publishedParameters: published, source: source)
     }
 
+    /// Every preset: the GPT-2 family and LLaMA-family models.
     public static let all: [ModelPreset] = [
         gpt2("gpt2-small", checkpoint: "gpt2", layers: 12, heads: 12, width: 768, published: 124_439_808),
         gpt2("gpt2-medium", checkpoint: "gpt2-medium", layers: 24, heads: 16, width: 1024, published: 354_823_168),

@@ -10,12 +10,17 @@ import Transformer
 ///   two norms (LayerNorm: weight, and a shift when `bias`; RMSNorm: weight only);
 /// - a final norm with pre-norm placement; an output head [C, V] unless tied (no bias).
 public struct ParameterCount: Codable, Equatable, Sendable {
+    /// The token embedding [V, C].
     public var tokenEmbedding: Int
+    /// Learned position embeddings [context, C] (0 with rotary or no positions).
     public var positionEmbedding: Int
     /// Per layer, summed over layers: weights of Q, K and V (the K/V share shrinks with GQA).
     public var attentionQuery: Int
+    /// K projection weights, summed over layers.
     public var attentionKey: Int
+    /// V projection weights, summed over layers.
     public var attentionValue: Int
+    /// Attention output projection weights, summed over layers.
     public var attentionOutput: Int
     /// MLP weight matrices (two, or three for SwiGLU), summed over layers.
     public var mlp: Int
@@ -23,10 +28,13 @@ public struct ParameterCount: Codable, Equatable, Sendable {
     public var linearBiases: Int
     /// The two norms of every layer.
     public var layerNorms: Int
+    /// The norm after the last layer (pre-norm placement only).
     public var finalNorm: Int
     /// The output head when it is not tied to the token embedding (0 when tied).
     public var outputHead: Int
 
+    /// Counts `config`'s parameters term by term; throws `InvalidArgument` if the configuration is
+    /// invalid.
     public init(_ config: TransformerConfig) throws {
         try config.validate()
         // Guard the integer arithmetic below: a rough count in floating point first.
@@ -62,7 +70,9 @@ public struct ParameterCount: Codable, Equatable, Sendable {
     /// Token and position embeddings plus an untied output head (Kaplan et al. 2020 exclude all
     /// three from "non-embedding" parameters).
     public var embedding: Int { tokenEmbedding + positionEmbedding + outputHead }
+    /// All parameters except `embedding`.
     public var nonEmbedding: Int { total - embedding }
+    /// All parameters.
     public var total: Int {
         tokenEmbedding + positionEmbedding + attentionQuery + attentionKey + attentionValue + attentionOutput
             + mlp + linearBiases + layerNorms + finalNorm + outputHead

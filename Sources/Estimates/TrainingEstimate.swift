@@ -4,16 +4,23 @@ import Transformer
 /// Parameters, FLOPs, memory and run time of one training setup, with the answers to "how
 /// large a micro-batch fits" for both attention implementations.
 public struct TrainingEstimate: Sendable {
+    /// What is being trained, and how.
     public var setup: TrainingSetup
+    /// The model's parameters.
     public var parameters: ParameterCount
+    /// Training FLOPs per token.
     public var flops: FLOPCount
+    /// Per-device memory at the setup's micro-batch.
     public var memory: MemoryEstimate
     /// Per-device peak FLOP/s and the model FLOPs utilisation the time assumes.
     public var peakFLOPS: Double
+    /// Model FLOPs utilisation: the fraction of `peakFLOPS` the time assumes.
     public var utilisation: Double
     /// Per-device memory budget for the micro-batch search; nil skips it.
     public var memoryBudget: Double?
 
+    /// Estimates `setup` on devices of `peakFLOPS` at `utilisation`; with `memoryBudget`, also
+    /// searches the largest micro-batch that fits. Throws `InvalidArgument` for invalid input.
     public init(_ setup: TrainingSetup, peakFLOPS: Double, utilisation: Double, memoryBudget: Double? = nil) throws {
         try setup.validate()
         try InvalidArgument.require(peakFLOPS > 0 && peakFLOPS.isFinite, "peakFLOPS", expected: "> 0", got: "\(peakFLOPS)")

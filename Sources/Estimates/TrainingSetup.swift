@@ -4,8 +4,10 @@ import Transformer
 
 /// How many bytes a stored number takes.
 public enum NumericPrecision: String, CaseIterable, Codable, Sendable {
+    /// 32-bit float, bfloat16, IEEE half.
     case fp32, bf16, fp16
 
+    /// Bytes per number: 4 for fp32, 2 for bf16 and fp16.
     public var bytes: Int { self == .fp32 ? 4 : 2 }
 }
 
@@ -43,21 +45,27 @@ public enum Recomputation: String, CaseIterable, Codable, Sendable {
 
 /// Data, tensor and pipeline parallel degrees (devices = data · tensor · pipeline).
 public struct Parallelism: Codable, Equatable, Sendable {
+    /// Data-parallel replicas (each holds all of the model).
     public var data: Int
+    /// Tensor-parallel degree: each layer's matrices split across this many devices.
     public var tensor: Int
+    /// Pipeline stages: the layers split across this many devices.
     public var pipeline: Int
 
+    /// The given degrees (1: no parallelism of that kind).
     public init(data: Int = 1, tensor: Int = 1, pipeline: Int = 1) {
         self.data = data
         self.tensor = tensor
         self.pipeline = pipeline
     }
 
+    /// Devices in all: data · tensor · pipeline.
     public var devices: Int { data * tensor * pipeline }
 }
 
 /// Everything the estimates need besides the model: the training run's shape and numerics.
 public struct TrainingSetup: Sendable {
+    /// The model architecture.
     public var model: TransformerConfig
     /// Sequences per device per forward/backward pass.
     public var microBatch: Int
@@ -65,22 +73,30 @@ public struct TrainingSetup: Sendable {
     public var sequenceLength: Int
     /// Tokens the whole run trains on.
     public var trainingTokens: Double
+    /// Precision of the weights the forward pass reads.
     public var parameterPrecision: NumericPrecision
+    /// Precision of the gradients.
     public var gradientPrecision: NumericPrecision
     /// Precision of the optimizer states and, when it is wider than `parameterPrecision`, of the
     /// master copy of the weights that mixed-precision training keeps.
     public var optimizerPrecision: NumericPrecision
     /// Precision of the stored activations (the compute precision).
     public var activationPrecision: NumericPrecision
+    /// The optimizer (its state per parameter).
     public var optimizer: Optimizer
+    /// Standard (N² score matrices stored) or flash attention.
     public var attention: AttentionImplementation
+    /// Which activations the backward recomputes instead of storing.
     public var recomputation: Recomputation
+    /// How the model and batch are split across devices.
     public var parallelism: Parallelism
     /// Whose buffers the memory estimate counts: the textbook minimum or this project's trainer.
     public var memoryModel: MemoryModel
     /// ZeRO stage: 0, or 1 (optimizer states sharded over the data-parallel ranks).
     public var zeroStage = 0
 
+    /// A setup for `model`; unspecified precisions follow `parameterPrecision`, the sequence
+    /// length defaults to the model's context.
     public init(
         model: TransformerConfig, microBatch: Int = 1, sequenceLength: Int? = nil, trainingTokens: Double = 0,
         parameterPrecision: NumericPrecision = .fp32, gradientPrecision: NumericPrecision? = nil,

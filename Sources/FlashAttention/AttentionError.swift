@@ -4,6 +4,7 @@ public enum AttentionError: Error, CustomStringConvertible, Equatable, Sendable 
     /// limit (`Attention.standardMemoryLimitBytes`); use the flash implementation instead.
     case standardMemoryExceeded(neededBytes: Int, limitBytes: Int)
 
+    /// A sentence saying what was needed and what to use instead.
     public var description: String {
         switch self {
         case let .standardMemoryExceeded(needed, limit):

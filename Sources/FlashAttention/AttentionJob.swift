@@ -16,18 +16,28 @@ import FlashCore
 public enum AttentionJob {
     /// Every scalar option of the command.
     public struct Options: Sendable {
+        /// Causal mask, aligned bottom-right (query i sees keys ≤ i + Nk − Nq).
         public var causal = false
         /// Keys visible left / right of the diagonal; `nil` is unbounded.
         public var windowLeft: Int?
+        /// See `windowLeft`.
         public var windowRight: Int?
+        /// Logit softcap: s ← cap·tanh(s/cap) before the mask (`nil`: none).
         public var softcap: Float?
+        /// Multiplies q·k; `nil` is 1/√D.
         public var scale: Float?
+        /// Probability of dropping each element of P (kept ones scale by 1/(1 − p)).
         public var dropoutProbability: Float = 0
+        /// Seed of the dropout mask (the same seed gives the same mask in forward and backward).
         public var dropoutSeed: UInt64 = 0
+        /// Flash (tiled) or standard (S and P in memory).
         public var implementation: AttentionImplementation = .flash
+        /// Also compute dQ, dK, dV from the `dout` tensor.
         public var backward = false
+        /// Worker threads; `nil` uses all cores.
         public var threads: Int?
 
+        /// The defaults: no mask, no dropout, flash, forward only.
         public init() {}
 
         /// Parses `LEFT,RIGHT` (each a count ≥ 0, or −1 for unbounded) into `windowLeft/Right`.

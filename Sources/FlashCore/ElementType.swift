@@ -1,8 +1,11 @@
 /// The element types a tensor can store. The 16-bit types are storage formats only: every
 /// kernel converts them to Float32 on load and computes in Float32.
 public enum ElementType: String, Sendable, CaseIterable, Codable {
+    /// IEEE-754 binary32: 4 bytes.
     case float32 = "F32"
+    /// IEEE-754 binary16: 2 bytes, 11-bit significand, range ±65504.
     case float16 = "F16"
+    /// bfloat16: 2 bytes, Float32's range with an 8-bit significand.
     case bfloat16 = "BF16"
 
     /// Bytes one element occupies.
@@ -12,8 +15,10 @@ public enum ElementType: String, Sendable, CaseIterable, Codable {
 /// bfloat16: the top 16 bits of an IEEE-754 binary32 (1 sign, 8 exponent, 7 mantissa bits).
 /// Same range as Float32, three significant decimal digits.
 public struct BFloat16: Sendable, Hashable, CustomStringConvertible {
+    /// The 16 bits: sign, 8 exponent bits, 7 mantissa bits.
     public var bitPattern: UInt16
 
+    /// The value with these 16 bits.
     public init(bitPattern: UInt16) { self.bitPattern = bitPattern }
 
     /// Rounds to nearest, ties to even. NaN stays NaN (quiet, sign kept), ±Inf and ±0 are exact,
@@ -36,6 +41,7 @@ public struct BFloat16: Sendable, Hashable, CustomStringConvertible {
     @inlinable
     public var floatValue: Float { Float(bitPattern: UInt32(bitPattern) << 16) }
 
+    /// The value as Float32 prints it.
     public var description: String { floatValue.description }
 }
 

@@ -28,8 +28,8 @@ extension GEMM {
             if rows || workers == 1 {
                 ranges = workers
             } else {
-                // At least 4 column panels (128 columns) per range, about 4 ranges per worker.
-                let tilesPerRange = max(4, (columnTiles + 4 * workers - 1) / (4 * workers))
+                // At least 128 columns per range, about 4 ranges per worker.
+                let tilesPerRange = max(max(1, 128 / GEMMBlocking.nr), (columnTiles + 4 * workers - 1) / (4 * workers))
                 let count = max(workers, (columnTiles + tilesPerRange - 1) / tilesPerRange)
                 // A whole number of ranges per worker: 3 ranges on 2 workers leave one worker
                 // idle for a third of the time (n = 384 ran at 0.73× numpy before this).
@@ -96,7 +96,7 @@ extension GEMM {
     }
 
     /// Runs the micro-kernel over every tile of A (in place, `rows` × `depth` from `a`) × the
-    /// packed B block. The 8 rows of A in use stay in L1 while the loop sweeps the B panels
+    /// packed B block. The mr rows of A in use stay in L1 while the loop sweeps the B panels
     /// from L2. The last A panel, if partial, is first copied into `edgePanel` with zero rows.
     @inline(__always)
     static func macroKernel(
@@ -122,7 +122,7 @@ extension GEMM {
                 let b = packedB + j * depth
                 let tile = c + i * ldc + j
                 if height == mr && width == nr {
-                    microKernel8x32(depth: depth, a: panel, aRowStride: rowStride, aStepStride: stepStride, b: b,
+                    microKernel(depth: depth, a: panel, aRowStride: rowStride, aStepStride: stepStride, b: b,
                                     c: tile, ldc: ldc, alpha: alpha, beta: beta)
                 } else {
                     edgeTile(depth: depth, a: panel, aRowStride: rowStride, aStepStride: stepStride, b: b, c: tile,
@@ -142,9 +142,10 @@ extension GEMM {
         c: UnsafeMutablePointer<Float>, ldc: Int, height: Int, width: Int, alpha: Float, beta: Float
     ) {
         let nr = GEMMBlocking.nr
-        withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: GEMMBlocking.mr * nr / 16) { scratch in
+        let lanes = FloatVector.scalarCount
+        withUnsafeTemporaryAllocation(of: FloatVector.self, capacity: GEMMBlocking.mr * nr / lanes) { scratch in
             let tile = UnsafeMutableRawPointer(scratch.baseAddress!).assumingMemoryBound(to: Float.self)
-            microKernel8x32(depth: depth, a: a, aRowStride: aRowStride, aStepStride: aStepStride, b: b,
+            microKernel(depth: depth, a: a, aRowStride: aRowStride, aStepStride: aStepStride, b: b,
                             c: tile, ldc: nr, alpha: 1, beta: 0)
             for r in 0..<height {
                 let row = c + r * ldc

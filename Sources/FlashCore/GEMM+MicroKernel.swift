@@ -1,80 +1,96 @@
-/// The register-blocked micro-kernel: one 8×32 tile of C in sixteen `SIMD16<Float>`
-/// accumulators (zmm registers on AVX-512), updated by one fused multiply-add per accumulator
-/// per step of k. Each A value is broadcast from memory; the two B vectors of a step are
-/// shared by all eight rows. The compiled loop is 16 `vfmadd231ps zmm` + 2 vector loads +
-/// 8 `vbroadcastss` per step with no spills (check: objdump -d GEMM+MicroKernel.swift.o).
+/// The register-blocked micro-kernel, written once for any vector type and tile: one
+/// `mr`×`nr` tile of C (`RegisterTile.compiled`) in `mr × vectorsPerRow` accumulators of the
+/// native `FloatVector`, updated by one fused multiply-add per accumulator per step of k. Each
+/// A value is broadcast from memory; the B vectors of a step are shared by all rows.
+///
+/// The code names 8 rows × 3 vectors of accumulators; the tile is a compile-time constant, so
+/// the rows and vectors beyond it fold away and each build keeps exactly its tile in registers.
+/// What the compiled loops hold (`objdump -d GEMM+MicroKernel.swift.o`, Swift 6.3, one k step):
+/// - AVX-512 (native, 8×32): 16 `vfmadd231ps zmm` + 8 `vbroadcastss` + 2 B loads, no stack
+///   traffic;
+/// - AVX2 (x86-64-v3, 6×16): 12 `vfmadd231ps ymm` + 6 `vbroadcastss` + 2 B loads, no stack
+///   traffic (the old 8×32 tile of `SIMD16<Float>` had 32 ymm FMAs and 104 stack loads/stores).
 extension GEMM {
-    /// `C[0..<8, 0..<32] = alpha · A · Bpanel + beta · C`, reading element (r, p) of A at
-    /// `a[r·aRowStride + p·aStepStride]` and a packed B panel (32 floats per step, 64-byte
-    /// aligned). `beta == 0` never reads C. Each accumulator sums its products in order of p,
-    /// one FMA per step, so every element of C gets the same arithmetic wherever its tile
-    /// lies and however A is stored.
+    /// `C[0..<mr, 0..<nr] = alpha · A · Bpanel + beta · C`, reading element (r, p) of A at
+    /// `a[r·aRowStride + p·aStepStride]` and a packed B panel (nr floats per step, aligned to
+    /// the vector size). `beta == 0` never reads C. Each accumulator sums its products in order
+    /// of p, one FMA per step, so every element of C gets the same arithmetic wherever its
+    /// tile lies and however A is stored.
     @inline(never)
-    static func microKernel8x32(
+    static func microKernel(
         depth: Int, a: UnsafePointer<Float>, aRowStride: Int, aStepStride: Int, b: UnsafePointer<Float>,
         c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float
     ) {
-        typealias V = SIMD16<Float>
-        var c00 = V(), c01 = V()
-        var c10 = V(), c11 = V()
-        var c20 = V(), c21 = V()
-        var c30 = V(), c31 = V()
-        var c40 = V(), c41 = V()
-        var c50 = V(), c51 = V()
-        var c60 = V(), c61 = V()
-        var c70 = V(), c71 = V()
+        tileKernel(FloatVector.self, depth: depth, a: a, aRowStride: aRowStride, aStepStride: aStepStride, b: b,
+                   c: c, ldc: ldc, alpha: alpha, beta: beta)
+    }
+
+    @inline(__always)
+    static func tileKernel<V: SIMD>(
+        _: V.Type, depth: Int, a: UnsafePointer<Float>, aRowStride: Int, aStepStride: Int, b: UnsafePointer<Float>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float
+    ) where V.Scalar == Float {
+        let tile = RegisterTile.compiled
+        let rows = tile.rows, vectors = tile.vectorsPerRow
+        let vectorBytes = MemoryLayout<V>.size
+        var c00 = V(), c01 = V(), c02 = V()
+        var c10 = V(), c11 = V(), c12 = V()
+        var c20 = V(), c21 = V(), c22 = V()
+        var c30 = V(), c31 = V(), c32 = V()
+        var c40 = V(), c41 = V(), c42 = V()
+        var c50 = V(), c51 = V(), c52 = V()
+        var c60 = V(), c61 = V(), c62 = V()
+        var c70 = V(), c71 = V(), c72 = V()
         var ap = a
         var bp = UnsafeRawPointer(b)
         for _ in 0..<depth {
             let b0 = bp.load(as: V.self)
-            let b1 = bp.load(fromByteOffset: 64, as: V.self)
-            let a0 = V(repeating: ap[0 * aRowStride])
-            c00 = c00.addingProduct(a0, b0)
-            c01 = c01.addingProduct(a0, b1)
-            let a1 = V(repeating: ap[1 * aRowStride])
-            c10 = c10.addingProduct(a1, b0)
-            c11 = c11.addingProduct(a1, b1)
-            let a2 = V(repeating: ap[2 * aRowStride])
-            c20 = c20.addingProduct(a2, b0)
-            c21 = c21.addingProduct(a2, b1)
-            let a3 = V(repeating: ap[3 * aRowStride])
-            c30 = c30.addingProduct(a3, b0)
-            c31 = c31.addingProduct(a3, b1)
-            let a4 = V(repeating: ap[4 * aRowStride])
-            c40 = c40.addingProduct(a4, b0)
-            c41 = c41.addingProduct(a4, b1)
-            let a5 = V(repeating: ap[5 * aRowStride])
-            c50 = c50.addingProduct(a5, b0)
-            c51 = c51.addingProduct(a5, b1)
-            let a6 = V(repeating: ap[6 * aRowStride])
-            c60 = c60.addingProduct(a6, b0)
-            c61 = c61.addingProduct(a6, b1)
-            let a7 = V(repeating: ap[7 * aRowStride])
-            c70 = c70.addingProduct(a7, b0)
-            c71 = c71.addingProduct(a7, b1)
+            let b1 = vectors > 1 ? bp.load(fromByteOffset: vectorBytes, as: V.self) : V()
+            let b2 = vectors > 2 ? bp.load(fromByteOffset: 2 * vectorBytes, as: V.self) : V()
+            @inline(__always)
+            func row(_ r: Int, _ x0: inout V, _ x1: inout V, _ x2: inout V) {
+                guard r < rows else { return }
+                let broadcast = V(repeating: ap[r * aRowStride])
+                x0 = x0.addingProduct(broadcast, b0)
+                if vectors > 1 { x1 = x1.addingProduct(broadcast, b1) }
+                if vectors > 2 { x2 = x2.addingProduct(broadcast, b2) }
+            }
+            row(0, &c00, &c01, &c02)
+            row(1, &c10, &c11, &c12)
+            row(2, &c20, &c21, &c22)
+            row(3, &c30, &c31, &c32)
+            row(4, &c40, &c41, &c42)
+            row(5, &c50, &c51, &c52)
+            row(6, &c60, &c61, &c62)
+            row(7, &c70, &c71, &c72)
             ap += aStepStride
-            bp += 128
+            bp += vectors * vectorBytes
         }
         @inline(__always)
-        func update(_ row: UnsafeMutablePointer<Float>, _ low: V, _ high: V) {
-            let target = UnsafeMutableRawPointer(row)
-            if beta == 0 {
-                target.storeBytes(of: alpha * low, as: V.self)
-                target.storeBytes(of: alpha * high, toByteOffset: 64, as: V.self)
-            } else {
-                let oldLow = target.loadUnaligned(as: V.self)
-                let oldHigh = target.loadUnaligned(fromByteOffset: 64, as: V.self)
-                target.storeBytes(of: alpha * low + beta * oldLow, as: V.self)
-                target.storeBytes(of: alpha * high + beta * oldHigh, toByteOffset: 64, as: V.self)
+        func update(_ r: Int, _ x0: V, _ x1: V, _ x2: V) {
+            guard r < rows else { return }
+            let target = UnsafeMutableRawPointer(c + r * ldc)
+            @inline(__always)
+            func store(_ value: V, _ index: Int) {
+                let offset = index * vectorBytes
+                if beta == 0 {
+                    target.storeBytes(of: alpha * value, toByteOffset: offset, as: V.self)
+                } else {
+                    let old = target.loadUnaligned(fromByteOffset: offset, as: V.self)
+                    target.storeBytes(of: alpha * value + beta * old, toByteOffset: offset, as: V.self)
+                }
             }
+            store(x0, 0)
+            if vectors > 1 { store(x1, 1) }
+            if vectors > 2 { store(x2, 2) }
         }
-        update(c + 0 * ldc, c00, c01)
-        update(c + 1 * ldc, c10, c11)
-        update(c + 2 * ldc, c20, c21)
-        update(c + 3 * ldc, c30, c31)
-        update(c + 4 * ldc, c40, c41)
-        update(c + 5 * ldc, c50, c51)
-        update(c + 6 * ldc, c60, c61)
-        update(c + 7 * ldc, c70, c71)
+        update(0, c00, c01, c02)
+        update(1, c10, c11, c12)
+        update(2, c20, c21, c22)
+        update(3, c30, c31, c32)
+        update(4, c40, c41, c42)
+        update(5, c50, c51, c52)
+        update(6, c60, c61, c62)
+        update(7, c70, c71, c72)
     }
 }

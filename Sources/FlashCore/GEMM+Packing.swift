@@ -29,10 +29,10 @@ extension GEMM {
         var j = 0
         while j < columns {
             let width = min(nr, columns - j)
-            if transposed {
+            if transposed && nr % 16 == 0 {
                 // B is stored n×k: transpose 16-column × 16-step blocks in registers.
-                for half in 0..<2 {
-                    let first = 16 * half
+                for group in 0..<nr / 16 {
+                    let first = 16 * group
                     var p = 0
                     while p + 16 <= depth {
                         transpose16x16(row: { c in
@@ -48,15 +48,23 @@ extension GEMM {
                         for c in first..<first + 16 { panel[q * nr + c] = c < width ? b[(j + c) * ldb + q] : 0 }
                     }
                 }
+            } else if transposed {
+                // A tile width that is no multiple of 16 (NEON's 12): column by column.
+                for c in 0..<nr {
+                    let column = b + (j + c) * ldb
+                    for p in 0..<depth { panel[p * nr + c] = c < width ? column[p] : 0 }
+                }
             } else {
                 // B is stored k×n: the nr values for one p are contiguous.
+                typealias V = FloatVector
+                let lanes = V.scalarCount
                 var source = b + j
                 if width == nr {
                     for p in 0..<depth {
-                        let low = UnsafeRawPointer(source).loadUnaligned(as: SIMD16<Float>.self)
-                        let high = UnsafeRawPointer(source + 16).loadUnaligned(as: SIMD16<Float>.self)
-                        UnsafeMutableRawPointer(panel + p * nr).storeBytes(of: low, as: SIMD16<Float>.self)
-                        UnsafeMutableRawPointer(panel + p * nr + 16).storeBytes(of: high, as: SIMD16<Float>.self)
+                        for w in 0..<nr / lanes {
+                            let value = UnsafeRawPointer(source + w * lanes).loadUnaligned(as: V.self)
+                            UnsafeMutableRawPointer(panel + p * nr + w * lanes).storeBytes(of: value, as: V.self)
+                        }
                         source += ldb
                     }
                 } else {

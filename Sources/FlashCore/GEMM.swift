@@ -8,7 +8,8 @@
 /// summation order that depends only on the shape. C must not overlap A or B.
 ///
 /// Implementation: `GEMM+Driver.swift` (loop nest and thread split), `GEMM+Blocking.swift`
-/// (block sizes), `GEMM+MicroKernel.swift` (the 8×32 AVX-512 kernel), `GEMM+Packing.swift`,
+/// (block sizes), `GEMM+MicroKernel.swift` (the register-tile kernel, its
+/// tile chosen per ISA by `RegisterTile`), `GEMM+Packing.swift`,
 /// `GEMM+Row.swift` (m = 1).
 public enum GEMM {
     /// Checks the arguments and multiplies. Throws `InvalidArgument` naming the first bad one.

@@ -8,12 +8,14 @@ public struct InvalidArgument: Error, CustomStringConvertible, Equatable, Sendab
     /// What was given instead.
     public let got: String
 
+    /// The error for `argument`, which should have been `expected` and was `got`.
     public init(_ argument: String, expected: String, got: String) {
         self.argument = argument
         self.expected = expected
         self.got = got
     }
 
+    /// `invalid <argument>: expected <expected>, got <got>`.
     public var description: String { "invalid \(argument): expected \(expected), got \(got)" }
 
     /// Throws unless `condition` holds.

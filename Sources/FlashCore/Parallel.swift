@@ -56,6 +56,7 @@ public enum Parallel {
 public final class AtomicCounter: @unchecked Sendable {
     private var value = 0
     private let lock = NSLock()
+    /// A counter at zero.
     public init() {}
     /// Returns the current value and adds one.
     public func increment() -> Int {

@@ -2,7 +2,9 @@ import Foundation
 
 /// Raw, 64-byte aligned memory shared by tensors and views of it.
 public final class TensorStorage: @unchecked Sendable {
+    /// The first byte (64-byte aligned).
     public let pointer: UnsafeMutableRawPointer
+    /// Bytes allocated.
     public let byteCount: Int
 
     /// Zero-filled storage of `byteCount` bytes.
@@ -21,10 +23,16 @@ public final class TensorStorage: @unchecked Sendable {
 /// `sliced` or `reshaped` shares storage with its source, and writes through one are seen by
 /// the other. `strides` and `offset` count elements, not bytes.
 public struct Tensor: @unchecked Sendable, CustomStringConvertible {
+    /// How each element is stored (kernels compute in Float32 either way).
     public let elementType: ElementType
+    /// Extent of each axis, outermost first.
     public let shape: [Int]
+    /// Elements between neighbours along each axis (row-major contiguous: the products of the
+    /// later extents).
     public let strides: [Int]
+    /// Index of element [0, 0, …] in `storage`, in elements.
     public let offset: Int
+    /// The memory this tensor views; other views may share it.
     public let storage: TensorStorage
 
     /// A zero-filled, contiguous (row-major) tensor.
@@ -84,10 +92,14 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
+    /// Number of axes.
     public var rank: Int { shape.count }
+    /// Number of elements (the product of `shape`).
     public var elementCount: Int { shape.reduce(1, *) }
+    /// Whether the elements lie row-major with no gaps (any tensor of ≤ 1 element is).
     public var isContiguous: Bool { strides == Tensor.contiguousStrides(shape) || elementCount <= 1 }
 
+    /// `Tensor<F32>[2, 3]`: element type and shape.
     public var description: String { "Tensor<\(elementType.rawValue)>\(shape)" }
 
     /// The same data with axes reordered: result axis `i` is source axis `order[i]`. No copy.

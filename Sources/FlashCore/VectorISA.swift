@@ -14,9 +14,13 @@
 /// | NEON (arm64) | `SIMD4<Float>` | 32 q | 4 |
 /// | generic | `SIMD4<Float>` | 16 (SSE2 xmm) | 4 |
 public enum VectorISA: String, Sendable, CaseIterable, Codable {
+    /// x86-64 with AVX-512 (F, VL, BW, DQ): 16-float zmm registers.
     case avx512 = "AVX-512"
+    /// x86-64 with AVX2 and FMA: 8-float ymm registers.
     case avx2 = "AVX2+FMA"
+    /// arm64's Advanced SIMD: 4-float q registers.
     case neon = "NEON"
+    /// No known vector extension: the compiler's baseline (SSE2 on x86-64).
     case generic = "generic"
 
     /// The ISA this binary was built for.
@@ -55,9 +59,12 @@ public enum VectorISA: String, Sendable, CaseIterable, Codable {
 
 /// The native float vector of the compiled ISA: one register wide (see `VectorISA`).
 #if FLASH_ISA_AVX512
+/// The native float vector of the compiled ISA: 16 floats, one AVX-512 zmm register.
 public typealias FloatVector = SIMD16<Float>
 #elseif FLASH_ISA_AVX2
+/// The native float vector of the compiled ISA: 8 floats, one AVX2 ymm register.
 public typealias FloatVector = SIMD8<Float>
 #else
+/// The native float vector of the compiled ISA: 4 floats, one NEON q or SSE xmm register.
 public typealias FloatVector = SIMD4<Float>
 #endif

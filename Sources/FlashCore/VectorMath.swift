@@ -14,6 +14,7 @@ import Foundation
 /// `replacing(with:where:)`. The vector functions are `@inline(__always)` because a SIMD16
 /// passed to a function that is not inlined travels as four 128-bit registers.
 public enum VectorMath {
+    /// The vector the functions here take: 16 floats (one AVX-512 register, two AVX2 ones).
     public typealias Vector = SIMD16<Float>
 
     /// Lanes per vector (a computed constant rather than a stored `static let`, whose lazy

@@ -11,8 +11,11 @@ import FlashCore
 public struct BPETokenizer: Tokenizer, Codable, Equatable, Sendable {
     /// A merge: the token `left` followed by the token `right` becomes one new token.
     public struct Merge: Codable, Equatable, Hashable, Sendable {
+        /// The first token of the pair.
         public let left: Int
+        /// The token that follows it.
         public let right: Int
+        /// The merge of `left` followed by `right`.
         public init(_ left: Int, _ right: Int) {
             self.left = left
             self.right = right
@@ -60,6 +63,7 @@ public struct BPETokenizer: Tokenizer, Codable, Equatable, Sendable {
         self.rankOfPair = rankOfPair
     }
 
+    /// The 256 byte tokens plus one token per merge.
     public var vocabularySize: Int { 256 + merges.count }
 
     /// The bytes token `id` stands for (empty for an id outside the vocabulary).
@@ -67,6 +71,7 @@ public struct BPETokenizer: Tokenizer, Codable, Equatable, Sendable {
         (0..<tokenBytes.count).contains(id) ? tokenBytes[id] : []
     }
 
+    /// Token ids of `text`: pre-tokenised, then each pre-token's bytes merged in rank order.
     public func encode(_ text: String) -> [Int] {
         var ids: [Int] = []
         ids.reserveCapacity(text.utf8.count / 3)
@@ -136,5 +141,6 @@ public struct BPETokenizer: Tokenizer, Codable, Equatable, Sendable {
         try container.encode(merges, forKey: .merges)
     }
 
+    /// Tokenizers with the same merges are the same tokenizer.
     public static func == (lhs: BPETokenizer, rhs: BPETokenizer) -> Bool { lhs.merges == rhs.merges }
 }

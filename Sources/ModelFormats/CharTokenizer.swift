@@ -30,12 +30,15 @@ public struct CharTokenizer: Tokenizer, Codable, Equatable, Sendable {
         self.idOfScalar = idOfScalar
     }
 
+    /// The corpus's distinct scalars plus one id for unknown ones.
     public var vocabularySize: Int { scalars.count + 1 }
 
+    /// One id per Unicode scalar of `text` (unknown scalars get the unknown id).
     public func encode(_ text: String) -> [Int] {
         text.unicodeScalars.map { idOfScalar[$0.value] ?? CharTokenizer.unknownID }
     }
 
+    /// The scalars the ids stand for, concatenated.
     public func decode(_ ids: [Int]) -> String {
         var view = String.UnicodeScalarView()
         for id in ids {
@@ -71,5 +74,6 @@ public struct CharTokenizer: Tokenizer, Codable, Equatable, Sendable {
         try container.encode(scalars, forKey: .scalars)
     }
 
+    /// Tokenizers with the same alphabet are the same tokenizer.
     public static func == (lhs: CharTokenizer, rhs: CharTokenizer) -> Bool { lhs.scalars == rhs.scalars }
 }

@@ -9,7 +9,9 @@ import Darwin
 /// the file (pages are loaded on first touch and shared with the page cache, never copied), or
 /// an owned copy of in-memory bytes.
 public final class GGUFBytes: @unchecked Sendable {
+    /// The first byte.
     public let pointer: UnsafeRawPointer
+    /// Bytes available from `pointer`.
     public let count: Int
     private let unmap: () -> Void
 
@@ -46,17 +48,22 @@ public final class GGUFBytes: @unchecked Sendable {
 
 /// Where one tensor lives in a GGUF file.
 public struct GGUFTensorInfo: Sendable, Equatable {
+    /// The tensor's name, e.g. `blk.0.attn_q.weight`.
     public let name: String
     /// ggml order: `dimensions[0]` is the innermost (contiguous) axis, i.e. the row length.
     public let dimensions: [Int]
+    /// How the elements are encoded (F32, F16, or a block quantisation).
     public let type: GGMLType
     /// Byte offset from the start of the file.
     public let fileOffset: Int
+    /// Bytes of the encoded data.
     public let byteCount: Int
 
+    /// Elements in all axes.
     public var elementCount: Int { dimensions.reduce(1, *) }
     /// Row length (innermost axis) and number of rows (all other axes together).
     public var rowLength: Int { dimensions.first ?? 1 }
+    /// Rows: the product of every axis but the innermost.
     public var rowCount: Int { dimensions.dropFirst().reduce(1, *) }
 }
 
@@ -69,13 +76,19 @@ public struct GGUFTensorInfo: Sendable, Equatable {
 /// (default 32), then the data section. Every count, offset and size is validated against the
 /// file before use.
 public final class GGUFFile: @unchecked Sendable {
+    /// The file's bytes (memory-mapped).
     public let bytes: GGUFBytes
+    /// GGUF version, 2 or 3.
     public let version: UInt32
+    /// Every metadata key and its value.
     public let metadata: [String: GGUFValue]
     /// Metadata keys in file order.
     public let metadataKeys: [String]
+    /// The tensors, in file order.
     public let tensors: [GGUFTensorInfo]
+    /// Alignment of the data section and of each tensor in it (`general.alignment`, default 32).
     public let alignment: Int
+    /// Byte offset of the data section from the start of the file.
     public let dataOffset: Int
     private let tensorIndex: [String: Int]
 

@@ -1,9 +1,13 @@
 /// The tensor element encodings of ggml (the numbering GGUF stores). Quantised types pack
 /// `blockSize` consecutive elements of a row into `blockBytes` bytes.
 public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
+    /// Floats, and the legacy 32-element block quantisations (4, 5 and 8 bits).
     case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q8_1 = 9
+    /// The k-quants: 256-element super-blocks of 2 to 8 bits.
     case q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14, q8_K = 15
+    /// The i-quants (importance-matrix codebooks).
     case iq2_xxs = 16, iq2_xs = 17, iq3_xxs = 18, iq1_s = 19, iq4_nl = 20, iq3_s = 21, iq2_s = 22, iq4_xs = 23
+    /// Integers, Float64, and bfloat16.
     case i8 = 24, i16 = 25, i32 = 26, i64 = 27, f64 = 28, iq1_m = 29, bf16 = 30
 
     /// Elements per block (1 for the plain types).
@@ -54,6 +58,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
+    /// The ggml name of the type, e.g. `Q4_1`.
     public var description: String {
         switch self {
         case .f32: "F32"

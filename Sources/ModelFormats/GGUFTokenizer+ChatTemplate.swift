@@ -2,8 +2,11 @@ import Foundation
 
 /// One turn of a conversation.
 public struct ChatMessage: Sendable, Equatable {
+    /// `system`, `user` or `assistant`.
     public var role: String
+    /// The text of the turn.
     public var content: String
+    /// A turn by `role` saying `content`.
     public init(role: String, content: String) {
         self.role = role
         self.content = content

@@ -13,17 +13,26 @@
 public final class GGUFTokenizer: @unchecked Sendable {
     /// ggml token types.
     public enum TokenType: Int32, Sendable {
+        /// The values of `tokenizer.ggml.token_type`.
         case undefined = 0, normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
     }
 
+    /// Token strings by id (`tokenizer.ggml.tokens`).
     public let tokens: [String]
+    /// The type of each token (`tokenizer.ggml.token_type`).
     public let tokenTypes: [TokenType]
+    /// Beginning-of-sequence token id, if the model has one.
     public let bosToken: Int?
+    /// End-of-sequence token id, if the model has one.
     public let eosToken: Int?
     /// Token ids that end generation (eos plus `<|im_end|>`-style end-of-turn tokens).
     public let endOfGenerationTokens: Set<Int>
+    /// Whether encoding a prompt starts it with `bosToken` (`tokenizer.ggml.add_bos_token`).
     public let addBOS: Bool
+    /// The pre-tokenizer's name (`tokenizer.ggml.pre`), which decides how text is split
+    /// before merging.
     public let preTokenizer: String
+    /// The model's Jinja chat template (`tokenizer.chat_template`), if it has one.
     public let chatTemplate: String?
 
     // Keyed by exact UTF-8 bytes: Swift's String equality is canonical equivalence, under
@@ -109,6 +118,7 @@ public final class GGUFTokenizer: @unchecked Sendable {
         endOfGenerationTokens = ends
     }
 
+    /// Number of tokens.
     public var vocabularySize: Int { tokens.count }
 
     /// The id of the token spelled `text` exactly, if any.

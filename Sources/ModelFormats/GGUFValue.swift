@@ -1,7 +1,10 @@
 /// One metadata value of a GGUF file (all thirteen GGUF value types).
 public enum GGUFValue: Sendable, Equatable, CustomStringConvertible {
+    /// Integers of the widths GGUF defines.
     case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16), uint32(UInt32), int32(Int32)
+    /// 64-bit integers, floats, Booleans and UTF-8 strings.
     case uint64(UInt64), int64(Int64), float32(Float), float64(Double), bool(Bool), string(String)
+    /// An array of values of one type.
     case array([GGUFValue])
 
     /// The value as an integer, if it is one of the integer types (or a bool).
@@ -29,10 +32,14 @@ public enum GGUFValue: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The string, if this is a string value.
     public var string: String? { if case .string(let s) = self { s } else { nil } }
+    /// The Boolean, if this is a Boolean value.
     public var bool: Bool? { if case .bool(let b) = self { b } else { nil } }
+    /// The elements, if this is an array value.
     public var array: [GGUFValue]? { if case .array(let a) = self { a } else { nil } }
 
+    /// The value as text (long strings shortened, arrays as their count).
     public var description: String {
         switch self {
         case .string(let s): s.count > 60 ? "\"\(s.prefix(60))…\" (\(s.utf8.count) bytes)" : "\"\(s)\""

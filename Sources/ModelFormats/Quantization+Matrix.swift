@@ -5,10 +5,15 @@ import FlashCore
 /// a row tile at a time. Product convention is `y = W·x` per token, as in a linear layer whose
 /// weight is stored [out, in].
 public struct QuantizedMatrix: @unchecked Sendable {
+    /// The encoding of the weights.
     public let type: GGMLType
+    /// Output features (rows of W).
     public let rows: Int
+    /// Input features (columns of W).
     public let columns: Int
+    /// Bytes of one encoded row.
     public let rowBytes: Int
+    /// The first encoded row (rows follow each other, `rowBytes` apart).
     public let data: UnsafeRawPointer
     /// Keeps the bytes mapped while the matrix is used.
     public let owner: AnyObject?

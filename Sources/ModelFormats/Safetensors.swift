@@ -3,15 +3,24 @@ import FlashCore
 
 /// Errors reading or writing a safetensors file. Each names what was wrong and where.
 public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
+    /// Shorter than the 8-byte header length.
     case fileTooSmall(bytes: Int)
+    /// The declared header length exceeds the file.
     case headerTooLarge(declared: UInt64, fileBytes: Int)
+    /// The header is not a JSON object of tensor entries.
     case headerNotJSON(String)
+    /// A tensor entry with a bad shape or offsets.
     case invalidEntry(name: String, reason: String)
+    /// A tensor of a dtype other than F32, F16 or BF16.
     case unsupportedDType(name: String, dtype: String)
+    /// A tensor's offsets point past the data section.
     case dataOutOfBounds(name: String, begin: Int, end: Int, dataBytes: Int)
+    /// The file has no tensor of this name.
     case missingTensor(String)
+    /// The file could not be read or written.
     case io(path: String, reason: String)
 
+    /// What is wrong with the file or the request.
     public var description: String {
         switch self {
         case .fileTooSmall(let bytes): "safetensors: file of \(bytes) bytes is too small for the 8-byte header length"

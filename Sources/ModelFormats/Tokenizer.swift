@@ -15,10 +15,14 @@ public protocol Tokenizer {
 
 /// Errors loading a saved tokenizer.
 public enum TokenizerError: Error, CustomStringConvertible, Equatable {
+    /// The file could not be read or written.
     case io(path: String, reason: String)
+    /// The file is not a tokenizer this module can read.
     case malformed(path: String, reason: String)
+    /// The tokenizer's contents are inconsistent (e.g. a merge of unknown tokens).
     case invalid(reason: String)
 
+    /// What went wrong, naming the file or token.
     public var description: String {
         switch self {
         case .io(let path, let reason): "tokenizer: \(path): \(reason)"
@@ -33,7 +37,9 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
 ///
 /// JSON form: `{"kind": "character", "tokenizer": {...}}` or `{"kind": "bytePair", "tokenizer": {...}}`.
 public enum AnyTokenizer: Codable, Tokenizer {
+    /// A character-level tokenizer.
     case character(CharTokenizer)
+    /// A byte-level BPE tokenizer.
     case bytePair(BPETokenizer)
 
     private enum CodingKeys: String, CodingKey { case kind, tokenizer }
@@ -66,8 +72,11 @@ public enum AnyTokenizer: Codable, Tokenizer {
         }
     }
 
+    /// The wrapped tokenizer's vocabulary size.
     public var vocabularySize: Int { wrapped.vocabularySize }
+    /// The wrapped tokenizer's ids for `text`.
     public func encode(_ text: String) -> [Int] { wrapped.encode(text) }
+    /// The wrapped tokenizer's text for `ids`.
     public func decode(_ ids: [Int]) -> String { wrapped.decode(ids) }
 
     /// Writes the tokenizer as JSON to `path` (atomically).

@@ -3,11 +3,16 @@ import FlashCore
 
 /// Errors loading a WordPiece tokenizer. Each names the file and what was wrong.
 public enum WordPieceTokenizerError: Error, CustomStringConvertible, Equatable {
+    /// `vocab.txt` or `tokenizer_config.json` could not be read.
     case io(path: String, reason: String)
+    /// `vocab.txt` has no tokens.
     case emptyVocabulary(path: String)
+    /// The vocabulary lacks `[UNK]`, `[CLS]`, `[SEP]` or `[PAD]`.
     case missingSpecialToken(String)
+    /// `tokenizer_config.json` is not valid.
     case invalidConfig(path: String, reason: String)
 
+    /// What is wrong with the vocabulary or configuration.
     public var description: String {
         switch self {
         case .io(let path, let reason): "wordpiece: \(path): \(reason)"
@@ -37,6 +42,7 @@ public struct WordPieceTokenizer: Sendable {
         /// Longer words (in Unicode scalars) become a single `[UNK]` (`max_input_chars_per_word`).
         public var maxCharactersPerWord: Int
 
+        /// BERT's defaults unless given; `stripAccents` follows `lowercase` when nil.
         public init(lowercase: Bool = true, stripAccents: Bool? = nil, splitChineseCharacters: Bool = true,
                     cleanText: Bool = true, maxCharactersPerWord: Int = 100) {
             self.lowercase = lowercase
@@ -52,10 +58,15 @@ public struct WordPieceTokenizer: Sendable {
     /// Ids by the token's UTF-8 bytes (compared byte for byte, as Hugging Face does: Swift's
     /// `String` equality would merge canonically equivalent spellings such as "é" and "e\u{301}").
     let idsByBytes: [[UInt8]: Int]
+    /// How text is normalised and split before the vocabulary lookup.
     public let options: Options
+    /// Id of `[UNK]`.
     public let unknownID: Int
+    /// Id of `[CLS]`, which starts every encoded sequence.
     public let classID: Int
+    /// Id of `[SEP]`, which ends every encoded sequence.
     public let separatorID: Int
+    /// Id of `[PAD]`.
     public let paddingID: Int
     /// Special tokens written literally in the input text (e.g. `[SEP]`) map straight to their
     /// ids, as Hugging Face's added tokens do; matched case-sensitively before normalisation.

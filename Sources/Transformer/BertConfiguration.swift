@@ -2,12 +2,18 @@ import Foundation
 
 /// Errors loading a BERT model directory. Each names the file or tensor and what was wrong.
 public enum BertModelError: Error, CustomStringConvertible, Equatable {
+    /// A file the model directory needs is not there.
     case missingFile(String)
+    /// `config.json` is unreadable or describes an impossible model.
     case invalidConfig(path: String, reason: String)
+    /// The weights lack a tensor the configuration needs.
     case missingTensor(String)
+    /// A tensor's shape disagrees with the configuration.
     case wrongShape(tensor: String, expected: [Int], got: [Int])
+    /// A tensor holds NaN or infinite values.
     case nonFiniteWeight(tensor: String)
 
+    /// `bert: ` and what is wrong, naming the file or tensor.
     public var description: String {
         switch self {
         case .missingFile(let path): "bert: missing file \(path)"
@@ -25,6 +31,7 @@ public enum BertActivation: String, Sendable, CaseIterable {
     case gelu
     /// Tanh-approximated GELU: `"gelu_new"` / `"gelu_pytorch_tanh"`.
     case geluTanh
+    /// max(0, x).
     case relu
 
     init?(huggingFaceName: String) {
@@ -39,19 +46,30 @@ public enum BertActivation: String, Sendable, CaseIterable {
 
 /// A BERT encoder's hyper-parameters, read from a Hugging Face `config.json`.
 public struct BertConfiguration: Sendable, Equatable {
+    /// WordPiece vocabulary size (`vocab_size`).
     public var vocabularySize: Int
+    /// Width of the token states (`hidden_size`).
     public var hiddenSize: Int
+    /// Encoder blocks (`num_hidden_layers`).
     public var layerCount: Int
+    /// Attention heads per block (`num_attention_heads`).
     public var headCount: Int
+    /// Hidden width of the feed-forward layers (`intermediate_size`).
     public var intermediateSize: Int
     /// Learned absolute positions: the longest input the model accepts.
     public var maxPositions: Int
+    /// Segment (token type) embeddings (`type_vocab_size`).
     public var tokenTypeCount: Int
+    /// ε of every LayerNorm (`layer_norm_eps`).
     public var layerNormEpsilon: Float
+    /// The feed-forward activation (`hidden_act`).
     public var activation: BertActivation
 
+    /// Width of one head: `hiddenSize / headCount`.
     public var headDimension: Int { hiddenSize / headCount }
 
+    /// A configuration from explicit values, checked as `config.json` is (throws
+    /// `BertModelError.invalidConfig` naming the first inconsistent value).
     public init(vocabularySize: Int, hiddenSize: Int, layerCount: Int, headCount: Int, intermediateSize: Int,
                 maxPositions: Int, tokenTypeCount: Int = 2, layerNormEpsilon: Float = 1e-12,
                 activation: BertActivation = .gelu) throws {

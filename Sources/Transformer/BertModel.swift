@@ -11,6 +11,7 @@ import FlashAttention
 /// needs the sequences side by side: Q, K, V are scattered into a batch padded to the longest
 /// sequence, and `AttentionDescriptor.keyLengths` masks the padded keys. Weights are Float32.
 public final class BertModel: @unchecked Sendable {
+    /// The hyper-parameters the weights were loaded with.
     public let configuration: BertConfiguration
     let wordEmbeddings: Tensor
     let positionEmbeddings: Tensor

@@ -6,11 +6,16 @@ import ModelFormats
 /// Several modes concatenate their vectors in sentence-transformers' order: cls, max, mean,
 /// mean·√length.
 public struct BertPooling: Sendable, Equatable {
+    /// Use the [CLS] token's state (`pooling_mode_cls_token`).
     public var classToken: Bool
+    /// Element-wise maximum over the real tokens (`pooling_mode_max_tokens`).
     public var max: Bool
+    /// Mean over the real tokens (`pooling_mode_mean_tokens`).
     public var mean: Bool
+    /// Sum over the real tokens divided by √length (`pooling_mode_mean_sqrt_len_tokens`).
     public var meanSqrtLength: Bool
 
+    /// The given modes; mean pooling alone by default.
     public init(classToken: Bool = false, max: Bool = false, mean: Bool = true, meanSqrtLength: Bool = false) {
         self.classToken = classToken
         self.max = max
@@ -76,8 +81,11 @@ public struct BertPooling: Sendable, Equatable {
 /// A sentence-transformers model built on BERT: WordPiece tokenizer, encoder, pooling over the
 /// real (unpadded) tokens and, when the model has a `Normalize` module, L2 normalisation.
 public final class BertSentenceEncoder: @unchecked Sendable {
+    /// The model's WordPiece tokenizer.
     public let tokenizer: WordPieceTokenizer
+    /// The BERT encoder.
     public let model: BertModel
+    /// How token states become one vector.
     public let pooling: BertPooling
     /// Whether embeddings are scaled to unit length (x / max(‖x‖, 10⁻¹²), as PyTorch's normalize).
     public let normalizes: Bool
@@ -89,6 +97,8 @@ public final class BertSentenceEncoder: @unchecked Sendable {
     /// Length of each embedding.
     public var dimension: Int { pooling.modeCount * model.configuration.hiddenSize }
 
+    /// An encoder from its parts; throws `InvalidArgument` when `maxSequenceLength` is below 2
+    /// or above the model's position table.
     public init(tokenizer: WordPieceTokenizer, model: BertModel, pooling: BertPooling = BertPooling(),
                 normalizes: Bool = true, maxSequenceLength: Int? = nil, lowercasesInput: Bool = false) throws {
         let limit = maxSequenceLength ?? model.configuration.maxPositions

@@ -2,7 +2,9 @@ import Foundation
 
 /// Errors finding the built-in corpus.
 public enum BuiltinCorpusError: Error, CustomStringConvertible {
+    /// The corpus resource could not be found or read; the reason says which.
     case missing(String)
+    /// What could not be found.
     public var description: String {
         switch self { case .missing(let reason): "built-in corpus: \(reason)" }
     }

@@ -8,9 +8,12 @@ import FlashCore
 /// then shift every step, so the window is recomputed in full each step — exactly what the
 /// cacheless path computes, which keeps both paths' greedy outputs identical.
 public struct Generator {
+    /// The model generating.
     public let model: TransformerModel
+    /// Whether the prompt is processed once and later tokens run against a `KVCache`.
     public let useCache: Bool
 
+    /// A generator for `model`, with the KV cache unless `useCache` is false.
     public init(model: TransformerModel, useCache: Bool = true) {
         self.model = model
         self.useCache = useCache

@@ -5,11 +5,15 @@ import FlashCore
 public final class KVCache {
     /// Per layer, [1, capacity, kvHeads, headDim].
     public let keys: [Tensor]
+    /// Per layer, [1, capacity, kvHeads, headDim].
     public let values: [Tensor]
+    /// Positions the cache can hold.
     public let capacity: Int
     /// Positions filled so far.
     public internal(set) var length = 0
 
+    /// An empty cache for `capacity` positions of a model shaped like `config`; throws
+    /// `InvalidArgument` unless `capacity` is positive.
     public init(config: TransformerConfig, capacity: Int) throws {
         try InvalidArgument.require(capacity > 0, "capacity", expected: "> 0", got: "\(capacity)")
         let shape = [1, capacity, config.kvHeads, config.headDim]

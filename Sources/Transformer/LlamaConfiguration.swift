@@ -3,17 +3,27 @@ import ModelFormats
 /// A LLaMA-family decoder's shape, as its GGUF metadata describes it (keys prefixed by
 /// `general.architecture`, e.g. `llama.block_count`).
 public struct LlamaConfiguration: Sendable, Equatable, Codable {
+    /// Tokens in the vocabulary.
     public var vocabularySize: Int
+    /// Model width (`embedding_length`).
     public var hiddenSize: Int
+    /// Hidden width of the SwiGLU feed-forward (`feed_forward_length`).
     public var intermediateSize: Int
+    /// Decoder blocks (`block_count`).
     public var layers: Int
+    /// Query heads (`attention.head_count`).
     public var heads: Int
+    /// Key/value heads (`attention.head_count_kv`; fewer than `heads` for grouped-query attention).
     public var keyValueHeads: Int
+    /// Width of one head.
     public var headDimension: Int
     /// Dimensions per head that rotary embedding rotates (the rest pass through).
     public var ropeDimensions: Int
+    /// Rotary base θ (`rope.freq_base`).
     public var ropeBase: Double
+    /// ε of every RMSNorm (`attention.layer_norm_rms_epsilon`).
     public var rmsEpsilon: Float
+    /// Longest context the model was trained for (`context_length`).
     public var contextLength: Int
 
     /// Reads the configuration from `file`, checking that the shapes agree with each other.

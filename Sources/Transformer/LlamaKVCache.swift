@@ -5,7 +5,9 @@ import FlashCore
 /// token costs one new row per layer instead of recomputing the prefix. Attention reads the
 /// filled prefix through `keys(layer:)`/`values(layer:)`, views that share the storage.
 public final class LlamaKVCache {
+    /// Positions the cache can hold.
     public let capacity: Int
+    /// Decoder layers (one key and one value tensor each).
     public let layers: Int
     /// Floats per position: kvHeads × headDim.
     public let rowSize: Int
@@ -17,6 +19,7 @@ public final class LlamaKVCache {
     let keys: [UnsafeMutablePointer<Float>]
     let values: [UnsafeMutablePointer<Float>]
 
+    /// An empty cache for `capacity` positions of a model shaped like `configuration`.
     public init(configuration: LlamaConfiguration, capacity: Int) {
         self.capacity = capacity
         layers = configuration.layers

@@ -21,7 +21,9 @@ public final class LlamaModel: @unchecked Sendable {
         let gate, up, down: QuantizedMatrix
     }
 
+    /// The model's shape, from the GGUF metadata.
     public let configuration: LlamaConfiguration
+    /// The GGUF file the weights are read from in place (memory-mapped).
     public let file: GGUFFile
     let embedding: QuantizedMatrix
     let layers: [Layer]

@@ -16,40 +16,62 @@ import FlashCore
 /// Linear weights are stored [in, out] (y = x·W). The fused QKV output columns are the query
 /// heads, then the key heads, then the value heads, each head D wide.
 public struct ParameterLayout: Sendable {
+    /// What a tensor is, which decides weight decay (only matrices, and embeddings on request).
     public enum Kind: String, Sendable {
+        /// Token/position embeddings, linear weights, norm weights, and biases (norm shifts included).
         case embedding, matrix, norm, bias
     }
 
     /// One named tensor in the flat buffer.
     public struct Entry: Sendable {
+        /// The tensor's name, e.g. `layers.0.attention.qkv.weight`.
         public let name: String
+        /// Its shape ([in, out] for linear weights).
         public let shape: [Int]
+        /// Index of its first value in the parameter buffer.
         public let offset: Int
+        /// Embedding, matrix, norm or bias.
         public let kind: Kind
+        /// Number of values.
         public var count: Int { shape.reduce(1, *) }
     }
 
     /// Offsets of one layer's tensors (nil when absent).
     public struct LayerOffsets: Sendable {
+        /// The first norm's weight and bias.
         public var norm1Weight = 0, norm1Bias: Int? = nil
+        /// The fused Q, K, V projection.
         public var qkvWeight = 0, qkvBias: Int? = nil
+        /// The attention output projection.
         public var projWeight = 0, projBias: Int? = nil
+        /// The second norm's weight and bias.
         public var norm2Weight = 0, norm2Bias: Int? = nil
+        /// SwiGLU's gate projection (nil for ReLU/GELU).
         public var gateWeight: Int? = nil, gateBias: Int? = nil
+        /// The MLP's up projection.
         public var upWeight = 0, upBias: Int? = nil
+        /// The MLP's down projection.
         public var downWeight = 0, downBias: Int? = nil
     }
 
+    /// Every tensor, in buffer order.
     public private(set) var entries: [Entry] = []
+    /// Total parameters: the buffer's length in floats.
     public private(set) var count = 0
+    /// Offset of the token embedding [V, C].
     public private(set) var tokenEmbedding = 0
+    /// Offset of the learned position embedding [context, C]; nil with other position encodings.
     public private(set) var positionEmbedding: Int?
+    /// Offsets of each layer's tensors.
     public private(set) var layers: [LayerOffsets] = []
+    /// Offset of the final norm's weight; nil with post-norm placement.
     public private(set) var finalNormWeight: Int?
+    /// Offset of the final norm's bias; nil without biases or a final norm.
     public private(set) var finalNormBias: Int?
     /// The output head [C, V]; nil when tied (the head is then token_embedding transposed).
     public private(set) var head: Int?
 
+    /// The layout of a model shaped like `config`.
     public init(_ config: TransformerConfig) {
         let c = config.width, f = config.mlpWidth, v = config.vocabularySize
         let qkvWidth = (config.heads + 2 * config.kvHeads) * config.headDim

@@ -3,10 +3,13 @@ import Foundation
 /// SplitMix64: a small, fast, seedable generator whose whole state is one UInt64, so a run's
 /// random stream can be saved in a checkpoint and resumed exactly.
 public struct TrainerRandom: RandomNumberGenerator, Codable, Equatable, Sendable {
+    /// The whole state: advanced by a constant each draw, then mixed.
     public var state: UInt64
 
+    /// A generator whose stream is determined by `seed`.
     public init(seed: UInt64) { state = seed }
 
+    /// The next 64 random bits.
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

@@ -3,6 +3,7 @@ import FlashCore
 /// The architecture of a decoder-only transformer language model. JSON-serialisable: it is
 /// saved with every checkpoint, and the estimates module counts parameters/FLOPs/memory from it.
 public struct TransformerConfig: Codable, Equatable, Sendable {
+    /// How the model knows where each token is.
     public enum PositionEncoding: String, Codable, Sendable, CaseIterable {
         /// A learned absolute position embedding added to the token embedding (GPT-2).
         case learned
@@ -13,17 +14,23 @@ public struct TransformerConfig: Codable, Equatable, Sendable {
         /// No position information beyond the causal mask.
         case none
     }
+    /// The normalisation layer.
     public enum Norm: String, Codable, Sendable, CaseIterable {
+        /// LayerNorm: subtract the mean, divide by the standard deviation, scale (and shift with `bias`).
         case layerNorm
+        /// RMSNorm: divide by the root mean square, scale (LLaMA).
         case rmsNorm
     }
+    /// Where the norms sit relative to the residual connection.
     public enum NormPlacement: String, Codable, Sendable, CaseIterable {
         /// x + F(Norm(x)), with a final norm before the output head (GPT-2, LLaMA).
         case pre
         /// Norm(x + F(x)), as in the original transformer; no final norm.
         case post
     }
+    /// The MLP's nonlinearity.
     public enum Activation: String, Codable, Sendable, CaseIterable {
+        /// max(0, x).
         case relu
         /// GELU, tanh approximation (GPT-2).
         case gelu
@@ -31,7 +38,9 @@ public struct TransformerConfig: Codable, Equatable, Sendable {
         case swiglu
     }
 
+    /// Transformer blocks.
     public var layers: Int
+    /// Query heads per block.
     public var heads: Int
     /// Key/value heads: `heads` for multi-head, 1 for multi-query, a divisor for grouped-query.
     public var kvHeads: Int
@@ -41,22 +50,31 @@ public struct TransformerConfig: Codable, Equatable, Sendable {
     public var mlpWidth: Int
     /// Longest sequence the model is trained on (and the size of a learned position table).
     public var context: Int
+    /// Tokens in the vocabulary.
     public var vocabularySize: Int
+    /// How positions enter the model.
     public var positionEncoding: PositionEncoding
     /// Rotary base θ.
     public var ropeTheta: Float
     /// Linear position interpolation: positions are divided by this factor (1 = off).
     public var ropeScaling: Float
+    /// LayerNorm or RMSNorm.
     public var norm: Norm
+    /// Pre- or post-norm.
     public var normPlacement: NormPlacement
+    /// ε added to the variance in every norm.
     public var normEpsilon: Float
+    /// The MLP's nonlinearity.
     public var activation: Activation
     /// Biases on the linear layers (and LayerNorm's shift).
     public var bias: Bool
     /// Output head shares the token embedding matrix.
     public var tiedEmbeddings: Bool
+    /// Dropout probability during training (embeddings, attention weights, residual branches; 0: off).
     public var dropout: Float
 
+    /// A configuration; `kvHeads` defaults to `heads` and `mlpWidth` to 4 · `width`. Call
+    /// `validate()` to check it.
     public init(
         layers: Int, heads: Int, kvHeads: Int? = nil, width: Int, mlpWidth: Int? = nil,
         context: Int, vocabularySize: Int, positionEncoding: PositionEncoding = .learned,

@@ -19,6 +19,7 @@ public struct TrainingMemoryAccounting: Equatable, Sendable {
     /// transposes, and the backward pass's activation gradients (residual stream, norm output, QKV, attention output, MLP hidden).
     public var scratch: Int
 
+    /// All of the above.
     public var total: Int { parameters + gradients + layerActivations + outputActivations + scratch }
 }
 

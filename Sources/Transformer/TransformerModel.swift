@@ -20,7 +20,9 @@ public final class TransformerModel {
         case training(lossScale: Float, dropoutSeed: UInt64)
     }
 
+    /// The architecture.
     public let config: TransformerConfig
+    /// Where each parameter tensor lives in `parameters`.
     public let layout: ParameterLayout
     /// All parameters, `parameterCount` Float32 values.
     public let parameters: UnsafeMutablePointer<Float>

@@ -4,8 +4,8 @@ import XCTest
 /// GEMM against a plain Float64 triple loop, over ragged shapes, every transpose combination,
 /// α/β cases, strided storage and thread counts.
 final class GEMMTests: XCTestCase {
-    /// Sizes that hit every edge of the blocking: 1, less than a micro-tile (8×32), exact
-    /// tiles, one past, and more than one kc = 256 slice.
+    /// Sizes that hit every edge of the blocking: 1, less than a micro-tile (8×32 on AVX-512,
+    /// 6×16 on AVX2), exact tiles, one past, and more than one kc slice where kc < 300.
     static let sizes = [1, 3, 7, 16, 63, 64, 65, 127, 129, 300]
 
     /// A matrix stored row-major with `columns` ≤ `stride`; the padding holds NaN so that any
@@ -125,6 +125,18 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// The build's own blocking: a ragged row panel, a column block and one ragged tile past
+    /// nc, and two kc slices plus a remainder (kc and nc come from this machine's caches).
+    func testShapesAroundThisBuildsBlocks() throws {
+        let (mr, nr) = (GEMMBlocking.tile.rows, GEMMBlocking.tile.columns)
+        let (m, n, k) = (3 * mr + 1, GEMMBlocking.nc + nr + 3, 2 * GEMMBlocking.kc + 5)
+        for (ta, tb) in [(false, false), (false, true), (true, false)] {
+            let problem = Problem(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: -0.5, beta: 2,
+                                  seed: UInt64(m + n + k))
+            problem.check(try problem.run(threads: nil))
+        }
+    }
+
     func testAlphaBetaCases() throws {
         let shapes = [(65, 129, 63), (7, 3, 300), (64, 64, 64), (1, 1, 1)]
         let cases: [(alpha: Float, beta: Float, fill: Float?)] = [
@@ -178,7 +190,8 @@ final class GEMMTests: XCTestCase {
 
     /// Each element of C is computed by one thread in an order that depends only on k.
     func testBitIdenticalForAnyThreadCount() throws {
-        for (m, n, k) in [(300, 129, 300), (64, 1100, 70), (1100, 65, 300), (257, 257, 257), (1, 3000, 300)] {
+        for (m, n, k) in [(300, 129, 300), (64, 1100, 70), (1100, 65, 300), (257, 257, 257), (1, 3000, 300),
+                          (130, 333, 2 * GEMMBlocking.kc + 5)] {
             for (ta, tb) in [(false, false), (true, true), (false, true)] {
                 let problem = Problem(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 0.5, beta: 0.25,
                                       seed: UInt64(m * 7 + n))

@@ -67,6 +67,8 @@ public enum Transpose {
     /// Side of the square tiles: 32 rows of 32 floats stay in L1 while being read and written.
     static let tile = 32
 
+    /// Writes the transpose of the `rows` × `columns` matrix `source` into `destination`
+    /// (`columns` × `rows`), in cache-sized tiles split over `threads` (default: all cores).
     public static func copy(_ source: UnsafePointer<Float>, rows: Int, columns: Int,
                             into destination: UnsafeMutablePointer<Float>, threads: Int? = nil) {
         // Parallel over tiles of source rows: each worker writes its own columns of the destination.

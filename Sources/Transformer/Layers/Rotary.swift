@@ -6,12 +6,16 @@ import FlashCore
 /// at position p is rotated by the angle (p / scaling)·θ^(−2i/D). Linear position
 /// interpolation divides positions by `scaling`.
 public struct RotaryTable: Sendable {
+    /// Width of one head (the table covers its D/2 pairs).
     public let headDim: Int
+    /// Positions the table covers.
     public let positions: Int
     /// cos and sin, [positions, headDim/2] each.
     let cosines: [Float]
     let sines: [Float]
 
+    /// The cosines and sines for `positions` positions of heads `headDim` wide, base `theta`,
+    /// positions divided by `scaling`.
     public init(headDim: Int, positions: Int, theta: Float, scaling: Float) {
         self.headDim = headDim
         self.positions = positions
@@ -61,6 +65,7 @@ public struct RotaryTable: Sendable {
 /// slope_h = 2^(−8(h+1)/n); otherwise the slopes of the nearest lower power of two followed by
 /// every other slope of twice that many (the reference implementation's rule).
 public enum ALiBi {
+    /// The slope of each of `heads` heads, by the rule above.
     public static func slopes(heads: Int) -> [Float] {
         func powerOfTwoSlopes(_ n: Int) -> [Float] {
             (0..<n).map { Float(Foundation.pow(2.0, -8.0 * Double($0 + 1) / Double(n))) }

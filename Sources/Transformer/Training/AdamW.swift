@@ -6,13 +6,20 @@ import FlashCore
 /// p ← p − (lr/(1−β₁ᵗ))·m / (√v/√(1−β₂ᵗ) + ε). Weight decay λ applies to weight matrices only —
 /// never to norms or biases, and to embeddings only when `decayEmbeddings` is set.
 public final class AdamW {
+    /// The optimizer's hyper-parameters.
     public struct Options: Codable, Equatable, Sendable {
+        /// Decay of the first moment (β₁).
         public var beta1: Float
+        /// Decay of the second moment (β₂).
         public var beta2: Float
+        /// Added to the denominator (ε).
         public var epsilon: Float
+        /// Decoupled weight decay λ, applied as p·(1 − lr·λ).
         public var weightDecay: Float
+        /// Whether embeddings decay too (weight matrices always do; norms and biases never).
         public var decayEmbeddings: Bool
 
+        /// GPT-style defaults (β₂ = 0.95, λ = 0.1) unless given.
         public init(beta1: Float = 0.9, beta2: Float = 0.95, epsilon: Float = 1e-8, weightDecay: Float = 0.1, decayEmbeddings: Bool = false) {
             self.beta1 = beta1
             self.beta2 = beta2
@@ -22,11 +29,13 @@ public final class AdamW {
         }
     }
 
+    /// The hyper-parameters.
     public let options: Options
     /// Values of optimizer state per moment (the parameter count, or the shard's under ZeRO-1).
     public let count: Int
-    /// First and second moment estimates, `count` values each, for `ranges` in order.
+    /// The first moment estimates m, `count` values (for `ranges`, in order).
     public let firstMoment: UnsafeMutablePointer<Float>
+    /// The second moment estimates v, `count` values.
     public let secondMoment: UnsafeMutablePointer<Float>
     /// Updates taken so far (t in the bias corrections).
     public var step = 0
@@ -139,11 +148,16 @@ public enum GradientClipping {
 
 /// Linear warm-up from 0 to `peak` over `warmup` steps, then cosine decay to `minimum` at `total`.
 public struct LearningRateSchedule: Codable, Equatable, Sendable {
+    /// Learning rate at the end of the warm-up.
     public var peak: Float
+    /// Learning rate at `total` and after.
     public var minimum: Float
+    /// Steps of linear warm-up from 0.
     public var warmup: Int
+    /// Step at which the cosine decay reaches `minimum`.
     public var total: Int
 
+    /// A schedule with these values.
     public init(peak: Float, minimum: Float, warmup: Int, total: Int) {
         self.peak = peak
         self.minimum = minimum

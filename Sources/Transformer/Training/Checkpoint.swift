@@ -14,12 +14,17 @@ import ModelFormats
 public enum Checkpoint {
     /// What `training.json` holds.
     public struct TrainingState: Codable, Sendable {
+        /// Steps completed.
         public var step: Int
+        /// The run's options.
         public var options: TrainingOptions
+        /// The data sampler's generator, so the next batch is the one the run would have drawn.
         public var random: TrainerRandom
+        /// AdamW's update count (t in its bias corrections).
         public var optimizerStep: Int
         /// Where the training text came from (nil: the built-in corpus).
         public var dataPath: String?
+        /// Which tokenizer `tokenizer.json` holds, as the `flash` command names it (`char` or `bpe`).
         public var tokenizerKind: String
         /// Data-parallel groups of the run that wrote it (nil: one); `options.batch` is per
         /// group, so the global batch is options.batch × dataParallelSize.

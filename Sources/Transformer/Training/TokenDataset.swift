@@ -3,11 +3,16 @@ import FlashCore
 /// A tokenised corpus split into training and validation parts (the last
 /// `validationFraction` of the tokens), sampled as random windows of `context + 1` tokens.
 public struct TokenDataset: Sendable {
+    /// Which part to sample from.
     public enum Split: Sendable { case training, validation }
 
+    /// The tokens batches are drawn from.
     public let training: [Int32]
+    /// The held-out tokens validation losses are computed on.
     public let validation: [Int32]
 
+    /// Splits `tokens`, keeping the last `validationFraction` for validation; throws
+    /// `InvalidArgument` when the training part is shorter than one window of `context + 1`.
     public init(tokens: [Int], validationFraction: Double, context: Int) throws {
         try InvalidArgument.require(validationFraction >= 0 && validationFraction < 1, "validationFraction", expected: "in [0, 1)", got: "\(validationFraction)")
         let validationCount = Int(Double(tokens.count) * validationFraction)

@@ -5,22 +5,30 @@ import Distributed
 /// Everything about a training run except the model's architecture. Saved with checkpoints
 /// so that `--resume` continues the same run.
 public struct TrainingOptions: Codable, Equatable, Sendable {
+    /// Optimizer steps in the run.
     public var steps: Int
+    /// Sequences per micro-batch.
     public var batch: Int
     /// Micro-batches of `batch` sequences per optimizer step (gradient accumulation).
     public var accumulate: Int
+    /// Peak learning rate, reached after `warmup` steps.
     public var learningRate: Float
+    /// Learning rate the cosine decay ends at (default: a tenth of the peak).
     public var minimumLearningRate: Float
+    /// Steps of linear warm-up.
     public var warmup: Int
+    /// AdamW's hyper-parameters.
     public var optimizer: AdamW.Options
     /// Largest global gradient norm; larger gradients are scaled down (0 = no clipping).
     public var gradientClip: Float
+    /// Seed of the data sampler and of dropout.
     public var seed: UInt64
     /// Fraction of the tokens held out for validation.
     public var validationFraction: Double
     /// Batches averaged for one validation loss.
     public var evaluationBatches: Int
 
+    /// Options with these values (nanoGPT-like defaults).
     public init(steps: Int = 1000, batch: Int = 8, accumulate: Int = 1, learningRate: Float = 1e-3, minimumLearningRate: Float? = nil,
                 warmup: Int = 100, optimizer: AdamW.Options = AdamW.Options(), gradientClip: Float = 1, seed: UInt64 = 1337,
                 validationFraction: Double = 0.1, evaluationBatches: Int = 4) {
@@ -37,6 +45,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         self.evaluationBatches = evaluationBatches
     }
 
+    /// Throws `InvalidArgument` naming the first option out of range.
     public func validate() throws {
         for (name, value) in [("steps", steps), ("batch", batch), ("accumulate", accumulate), ("evaluationBatches", evaluationBatches)] {
             try InvalidArgument.require(value > 0, name, expected: "> 0", got: "\(value)")
@@ -53,6 +62,7 @@ public enum TrainingError: Error, CustomStringConvertible {
     /// The loss or the gradient norm became NaN or infinite; parameters were not updated.
     case nonFinite(step: Int, loss: Float, gradientNorm: Double)
 
+    /// What diverged, and what to try.
     public var description: String {
         switch self {
         case .nonFinite(let step, let loss, let norm):
@@ -63,10 +73,15 @@ public enum TrainingError: Error, CustomStringConvertible {
 
 /// One optimizer step's numbers.
 public struct StepResult: Sendable {
+    /// The step's number, from 1.
     public var step: Int
+    /// Mean cross-entropy of the step's tokens, in nats.
     public var loss: Float
+    /// Learning rate used for the update.
     public var learningRate: Float
+    /// Global gradient norm before clipping.
     public var gradientNorm: Double
+    /// Tokens the step trained on.
     public var tokens: Int
 }
 
@@ -78,9 +93,13 @@ public struct StepResult: Sendable {
 /// each rank takes its B sequences of every P·B-sequence global batch, so P ranks see exactly
 /// the tokens one process with batch P·B sees, and the gradients are summed across ranks.
 public final class Trainer {
+    /// The model being trained (updated in place).
     public let model: TransformerModel
+    /// The optimizer and its moments.
     public let optimizer: AdamW
+    /// Where the batches come from.
     public let data: TokenDataset
+    /// The run's options.
     public let options: TrainingOptions
     /// The learning-rate schedule (settable: the demo sizes its run after timing the first steps).
     public var schedule: LearningRateSchedule
@@ -99,7 +118,8 @@ public final class Trainer {
     /// of C consecutive ranks.
     public let contextParallel: Int
 
-    /// A trainer; with a `communicator` of more than one rank, data parallel (rank 0's
+    /// A trainer at step 0, its schedule and sampler set from `options` (throws
+    /// `InvalidArgument` for invalid options); with a `communicator` of more than one rank, data parallel (rank 0's
     /// parameters are broadcast to all ranks here, a collective call) and, with `zeroStage` 1,
     /// with AdamW's moments sharded over the ranks. With `contextParallel` C > 1 each sequence
     /// is split over C ranks (see `ContextParallelism`).

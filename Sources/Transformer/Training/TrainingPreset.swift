@@ -1,6 +1,7 @@
 /// The model sizes `flash train --preset` offers (and `flash bench train` and
 /// `flash estimate --preset` reuse): GPT-2-style shapes small enough to train on a CPU.
 public enum TrainingPreset: String, CaseIterable, Codable, Sendable {
+    /// The preset sizes, smallest first.
     case tiny, small, nanogpt
 
     /// (layers, heads, width, context, batch)
