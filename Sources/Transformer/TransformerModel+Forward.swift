@@ -123,12 +123,15 @@ extension TransformerModel {
         }
         let output = headsView(b.attentionOutput[l], batch: batch, time: time, heads: config.heads)
         let descriptor = attentionDescriptor(layer: l, dropoutSeed: dropoutSeed)
-        let result: (output: Tensor, logSumExp: Tensor)
+        // Ring attention merges partial LSEs and has no residual; its backward recomputes P from
+        // the LSE alone.
+        let result: (output: Tensor, logSumExp: Tensor, logSumExpResidual: Tensor?)
         if let contextParallel {
-            result = try contextParallel.forward(query: query, key: key, value: value, descriptor: descriptor)
+            let ring = try contextParallel.forward(query: query, key: key, value: value, descriptor: descriptor)
+            result = (ring.output, ring.logSumExp, nil)
         } else {
             let full = try Attention.forward(query: query, key: key, value: value, descriptor: descriptor, output: output)
-            result = (full.output, full.logSumExp)
+            result = (full.output, full.logSumExp, full.logSumExpResidual)
         }
         b.logSumExp[l] = result.logSumExp
         b.logSumExpResidual[l] = result.logSumExpResidual

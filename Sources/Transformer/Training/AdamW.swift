@@ -33,7 +33,7 @@ public final class AdamW {
     public let options: Options
     /// Values of optimizer state per moment (the parameter count, or the shard's under ZeRO-1).
     public let count: Int
-    /// First and second moment estimates, `count` values each, for `ranges` in order.
+    /// The first moment estimates m, `count` values (for `ranges`, in order).
     public let firstMoment: UnsafeMutablePointer<Float>
     /// The second moment estimates v, `count` values.
     public let secondMoment: UnsafeMutablePointer<Float>

@@ -118,7 +118,8 @@ public final class Trainer {
     /// of C consecutive ranks.
     public let contextParallel: Int
 
-    /// A trainer; with a `communicator` of more than one rank, data parallel (rank 0's
+    /// A trainer at step 0, its schedule and sampler set from `options` (throws
+    /// `InvalidArgument` for invalid options); with a `communicator` of more than one rank, data parallel (rank 0's
     /// parameters are broadcast to all ranks here, a collective call) and, with `zeroStage` 1,
     /// with AdamW's moments sharded over the ranks. With `contextParallel` C > 1 each sequence
     /// is split over C ranks (see `ContextParallelism`).
