@@ -4,17 +4,7 @@ import FlashCore
 /// Attention-specific vector math; the general functions (exp, tanh, max, dot, softmax) are
 /// FlashCore's `VectorMath`.
 enum AttentionMath {
-    typealias Vector = FloatVector
-
-    /// One native vector from `p` (any alignment).
-    @inline(__always)
-    static func load(_ p: UnsafePointer<Float>) -> Vector { UnsafeRawPointer(p).loadUnaligned(as: Vector.self) }
-
-    @inline(__always)
-    static func load(_ p: UnsafeMutablePointer<Float>) -> Vector { UnsafeRawPointer(p).loadUnaligned(as: Vector.self) }
-
-    @inline(__always)
-    static func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self) }
+    typealias Vector = SIMD16<Float>
 
     /// The log-sum-exp m + log l of a row with max m and sum l = Σ e^(s − m), as an unevaluated
     /// sum high + low of two Floats (Knuth's TwoSum: `low` is the exact rounding error of
@@ -37,13 +27,12 @@ enum AttentionMath {
     /// Transparent (mandatory inlining): with a mere `@inline(__always)` the optimiser kept it
     /// out of line in the large tile loops, a call per 16 logits that passes the vector in four
     /// XMM registers and clears the upper halves (vzeroupper) each time.
-    /// Generic over the vector width (the kernels call it with `FloatVector`).
     @_transparent
-    static func softmaxExp<V: SIMD>(_ x: V) -> V where V.Scalar == Float {
+    static func softmaxExp(_ x: Vector) -> Vector {
         let underflow = x .< -87.3
         let clamped = x.replacing(with: -87.3, where: underflow)
         let (p, n) = VectorMath.expReduced(clamped)
         let exponent = (n &+ 127) &<< 23
-        return (p * unsafeBitCast(exponent, to: V.self)).replacing(with: 0, where: underflow)
+        return (p * unsafeBitCast(exponent, to: Vector.self)).replacing(with: 0, where: underflow)
     }
 }

@@ -213,6 +213,7 @@ extension FlashAttentionKernel {
         sequence s: Int, head h: Int, queryTile qt: Int, keyStart j0: Int, keyCount columns: Int,
         updateKeyValue: Bool, updateQuery: Bool
     ) {
+        typealias Vector = SIMD16<Float>
         let br = tiles.queryRows, width = packs.width
         let i0 = qt * br, queryCount = min(br, problem.queryLengths[s] - i0)
         let rowBase = packs.rowOffsets[s * problem.queryHeads + h] + i0
@@ -245,12 +246,12 @@ extension FlashAttentionKernel {
             while c < br {
                 // (s − high) is exact for the logits that matter, so P keeps its low bits even
                 // when the logits are ~10³ (see `AttentionMath.splitLogSumExp`).
-                let p = AttentionMath.softmaxExp((AttentionMath.load(line + c) - AttentionMath.load(lse + c))
-                                                 - AttentionMath.load(lseLow + c))
-                let dp = AttentionMath.load(gradientLine + c)
-                AttentionMath.store(p * (dp - AttentionMath.load(rowDots + c)) * AttentionMath.load(scratch.derivative + c), gradientLine + c)
-                AttentionMath.store(p, line + c)
-                c += FloatVector.scalarCount
+                let p = AttentionMath.softmaxExp((VectorMath.load(line + c, count: 16) - VectorMath.load(lse + c, count: 16))
+                                                 - VectorMath.load(lseLow + c, count: 16))
+                let dp = VectorMath.load(gradientLine + c, count: 16)
+                VectorMath.store(p * (dp - VectorMath.load(rowDots + c, count: 16)) * VectorMath.load(scratch.derivative + c, count: 16), to: gradientLine + c, count: 16)
+                VectorMath.store(p, to: line + c, count: 16)
+                c += 16
             }
             if dropout {
                 problem.applyDropout(line, count: queryCount, sequence: s, head: h, query: i0, key: j0 + jr, line: .alongQueries)

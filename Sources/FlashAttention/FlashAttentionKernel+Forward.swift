@@ -80,7 +80,7 @@ extension FlashAttentionKernel {
         _ problem: AttentionProblem, sequence s: Int, heads: Range<Int>, queryStart i0: Int, queryCount: Int,
         keyTiles: Range<Int>, tiles: AttentionTiles, scratch: ForwardScratch, packed: PackedKeyValues? = nil
     ) {
-        typealias Vector = FloatVector
+        typealias Vector = SIMD16<Float>
         let d = problem.headDim, width = scratch.width, stacked = heads.count * queryCount
         let rows = scratch.rows
         let keyHead = heads.lowerBound / problem.groupSize
@@ -110,6 +110,7 @@ extension FlashAttentionKernel {
         scratch.maxima.update(repeating: -.infinity, count: rows)
         scratch.sums.update(repeating: 0, count: rows)
         scratch.accumulator.update(repeating: 0, count: rows * width)
+        let vectors = rows / 16
         let keyInPlace = problem.key.readableInPlace(headDim: d, width: width)
         let valueInPlace = problem.value.readableInPlace(headDim: d, width: width)
         for kt in keyTiles {
@@ -169,29 +170,24 @@ extension FlashAttentionKernel {
                     if stacked < rows { (line + stacked).update(repeating: -.infinity, count: rows - stacked) }
                 }
             }
-            // The online-softmax step, one native vector of queries at a time (rows is a
-            // multiple of 16, so of every ISA's lane count).
-            var offset = 0
-            while offset < rows {
-                let oldMax = AttentionMath.load(scratch.maxima + offset)
+            for c in 0..<vectors {
+                let offset = c * 16
+                let oldMax = VectorMath.load(scratch.maxima + offset, count: 16)
                 var newMax = oldMax
                 for jr in 0..<columns {
-                    let s = AttentionMath.load(scratch.scores + jr * rows + offset)
-                    newMax = newMax.replacing(with: s, where: newMax .< s)
+                    newMax = VectorMath.maximum(newMax, VectorMath.load(scratch.scores + jr * rows + offset, count: 16))
                 }
                 let safeMax = newMax.replacing(with: 0, where: newMax .== -.infinity)
-                // e^(m_old − m_new) ≤ 1; m_old = −Inf (no key seen yet) gives 0.
-                let rescale = AttentionMath.softmaxExp(oldMax - safeMax)
+                let rescale = VectorMath.exp(oldMax - safeMax)
                 var sum = Vector()
                 for jr in 0..<columns {
-                    let p = AttentionMath.softmaxExp(AttentionMath.load(scratch.scores + jr * rows + offset) - safeMax)
-                    AttentionMath.store(p, scratch.scores + jr * rows + offset)
+                    let p = AttentionMath.softmaxExp(VectorMath.load(scratch.scores + jr * rows + offset, count: 16) - safeMax)
+                    VectorMath.store(p, to: scratch.scores + jr * rows + offset, count: 16)
                     sum += p
                 }
-                AttentionMath.store(AttentionMath.load(scratch.sums + offset) * rescale + sum, scratch.sums + offset)
-                AttentionMath.store(newMax, scratch.maxima + offset)
-                AttentionMath.store(rescale, scratch.rescale + offset)
-                offset += Vector.scalarCount
+                VectorMath.store(VectorMath.load(scratch.sums + offset, count: 16) * rescale + sum, to: scratch.sums + offset, count: 16)
+                VectorMath.store(newMax, to: scratch.maxima + offset, count: 16)
+                VectorMath.store(rescale, to: scratch.rescale + offset, count: 16)
             }
             for r in 0..<stacked where scratch.rescale[r] != 1 {
                 VectorMath.scale(scratch.accumulator + r * width, count: width, by: scratch.rescale[r])
