@@ -12,17 +12,18 @@ if ! command -v mpirun > /dev/null || ! ldconfig -p | grep -q 'libmpi\.so\.40' |
 fi
 python3 -m pip install --quiet --disable-pip-version-check matplotlib pytest openai jsonschema pyyaml openapi-spec-validator
 
-# The build compiles the documentation's snippets (Snippets/*.swift) and the release `flash`
-# binary that the end-to-end and multi-rank tests drive; each snippet then runs and checks what it
-# prints (they end in preconditions).
-swift build -c release
+# One build, with the tests (so testable imports work and nothing is compiled twice): it also
+# compiles the documentation's snippets (Snippets/*.swift) and the release `flash` binary that the
+# end-to-end and multi-rank tests drive. Each snippet then runs and checks what it prints (they
+# end in preconditions).
+swift build -c release --build-tests
 for snippet in Snippets/*.swift; do
     name=$(basename "$snippet" .swift)
     echo "test: snippet $name"
     ".build/release/$name" > /dev/null
 done
 # The Swift suite.
-swift test -c release
+swift test -c release --skip-build
 # The chart scripts on the committed sample JSON (no benchmark runs here).
 python3 -m pytest -q scripts/tests
 # DocC for every library: any warning (a broken symbol link, a missing snippet or image) fails.
