@@ -29,32 +29,37 @@ static inline __m512 spread4(__m128 s) {
     return _mm512_permutexvar_ps(index, _mm512_castps128_ps512(s));
 }
 
+/// Loads 16·t bytes (a whole register when t = 4). Full groups use plain loads: masked loads
+/// that miss the cache stall the stream of weight rows (measured 6× slower on Zen 4).
+static inline __m512i load_blocks(const void *p, int t) {
+    if (t == 4) return _mm512_loadu_si512(p);
+    return _mm512_maskz_loadu_epi8(((__mmask64)1 << (16 * t)) - 1, p);
+}
+
 /// One group of t ≤ 4 blocks: lanes 4i..4i+3 hold block i's integer sum of products.
 static inline __m512i q4_group(const uint8_t *q, const int8_t *x, int t) {
     const __m512i low = _mm512_set1_epi8(0x0F);
-    __mmask64 k = t == 4 ? ~(__mmask64)0 : (((__mmask64)1 << (16 * t)) - 1);
-    __m512i v = _mm512_maskz_loadu_epi8(k, q);
-    __m512i xl = _mm512_maskz_loadu_epi8(k, x);
-    __m512i xh = _mm512_maskz_loadu_epi8(k, x + 16 * t);
-    __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, low), xl);
-    return _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(v, 4), low), xh);
+    __m512i v = load_blocks(q, t);
+    __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, low), load_blocks(x, t));
+    return _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(v, 4), low), load_blocks(x + 16 * t, t));
 }
 
 static inline __m512i q8_group(const int8_t *q, const int8_t *x, int t) {
     // Signed weights as unsigned u = w + 128 (xor of the sign bit); the 128·Σq_x this adds is
-    // removed through s_x per block.
+    // removed through s_x per block. Lanes past t: u = 128 against x = 0.
     const __m512i bias = _mm512_set1_epi8((char)0x80);
-    __mmask64 k = t == 4 ? ~(__mmask64)0 : (((__mmask64)1 << (16 * t)) - 1);
-    __m512i wl = _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, q), bias);
-    __m512i wh = _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, q + 16 * t), bias);
-    __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wl, _mm512_maskz_loadu_epi8(k, x));
-    return _mm512_dpbusd_epi32(s, wh, _mm512_maskz_loadu_epi8(k, x + 16 * t));
+    __m512i wl = _mm512_xor_si512(load_blocks(q, t), bias);
+    __m512i wh = _mm512_xor_si512(load_blocks(q + 16 * t, t), bias);
+    __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wl, load_blocks(x, t));
+    return _mm512_dpbusd_epi32(s, wh, load_blocks(x + 16 * t, t));
 }
 
 static inline __m128 load_half4(const uint16_t *p, int t) {
+    if (t == 4) return _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)p));
     return _mm_cvtph_ps(_mm_maskz_loadu_epi16((__mmask8)((1u << t) - 1), p));
 }
 static inline __m128 load_float4(const float *p, int t) {
+    if (t == 4) return _mm_loadu_ps(p);
     return _mm_maskz_loadu_ps((__mmask8)((1u << t) - 1), p);
 }
 
@@ -66,7 +71,7 @@ static inline __attribute__((always_inline)) float dot_row(int kind, const void 
     __m512 acc = _mm512_setzero_ps();
     __m128 offsets = _mm_setzero_ps();
     for (int32_t g = 0; g < blocks; g += 4) {
-        int t = blocks - g < 4 ? blocks - g : 4;
+        int t = blocks - g < 4 ? blocks - g : 4;  // constant 4 in all but the last group
         __m512i sums = kind == 2 ? q8_group((const int8_t *)quants + 32 * g, xq + 32 * g, t)
                                  : q4_group((const uint8_t *)quants + 16 * g, xq + 32 * g, t);
         __m128 d = load_half4(scales + g, t);
