@@ -70,11 +70,16 @@ struct GenerationRun: Sendable {
                 let text = assemblers[sample].append(tokenizer.textBytes(of: token))
                 var entries: [LogprobEntry] = []
                 if let logprob {
-                    let spelling = tokenizer.spelling(of: token)
-                    entries.append(LogprobEntry(token: spelling, bytes: Array(spelling.utf8), logprob: logprob.logprob,
+                    // `bytes`: the token's own bytes (part of a character for a split one), else its spelling's.
+                    func describe(_ id: Int) -> (String, [UInt8]) {
+                        let spelling = tokenizer.spelling(of: id), raw = tokenizer.textBytes(of: id)
+                        return (spelling, raw.isEmpty ? Array(spelling.utf8) : raw)
+                    }
+                    let (spelling, bytes) = describe(token)
+                    entries.append(LogprobEntry(token: spelling, bytes: bytes, logprob: logprob.logprob,
                                                 top: top.map { alt in
-                                                    let s = tokenizer.spelling(of: alt.token)
-                                                    return (s, Array(s.utf8), alt.logprob)
+                                                    let (s, b) = describe(alt.token)
+                                                    return (s, b, alt.logprob)
                                                 }))
                 }
                 if assemblers[sample].stopped {

@@ -266,11 +266,20 @@ struct BearerAuthentication: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let apiKey, request.uri.path != "/health" else { return try await next(request, context) }
-        if request.headers[.authorization] == "Bearer \(apiKey)" { return try await next(request, context) }
+        if Self.matches(request.headers[.authorization], "Bearer \(apiKey)") { return try await next(request, context) }
         let error = APIError(status: .unauthorized, message: "missing or wrong API key: send 'Authorization: Bearer KEY'",
                              type: "invalid_request_error", code: "invalid_api_key")
         var response = OpenAIServer.json(.unauthorized, .object([("error", OpenAIServer.errorJSON(error))]))
         response.headers[.wwwAuthenticate] = "Bearer"
         return response
+    }
+
+    /// Compares in time independent of where the strings differ, so response timing does not
+    /// reveal how much of a guessed key was right.
+    static func matches(_ given: String?, _ expected: String) -> Bool {
+        let a = Array((given ?? "").utf8), b = Array(expected.utf8)
+        var difference = a.count ^ b.count
+        for i in b.indices { difference |= Int((i < a.count ? a[i] : 0) ^ b[i]) }
+        return difference == 0
     }
 }

@@ -93,8 +93,12 @@ final class CompletionEndpointTests: XCTestCase {
             let events = sseEvents(response.body.text)
             var text = ""
             for event in events.dropLast(2) {
-                let piece = ((ByteBuffer(string: event).json["choices"] as! [[String: Any]])[0]["text"] as! String)
-                XCTAssertFalse(piece.contains("\u{FFFD}"), "a streamed piece holds a broken character: \(piece.debugDescription)")
+                let choice = (ByteBuffer(string: event).json["choices"] as! [[String: Any]])[0]
+                let piece = choice["text"] as! String
+                // The last piece may end in U+FFFD: max_tokens can cut a character, as in `flash generate`.
+                if choice["finish_reason"] is NSNull {
+                    XCTAssertFalse(piece.contains("\u{FFFD}"), "a streamed piece holds a broken character: \(piece.debugDescription)")
+                }
                 text += piece
             }
             XCTAssertEqual(text, expected.text)
@@ -215,7 +219,8 @@ final class CompletionEndpointTests: XCTestCase {
             XCTAssertEqual(content.count, 3)
             for entry in content {
                 XCTAssertEqual((entry["top_logprobs"] as! [Any]).count, 2)
-                XCTAssertEqual(Array((entry["token"] as! String).utf8).map(Int.init), entry["bytes"] as! [Int])
+                let bytes = (entry["bytes"] as! [Int]).map(UInt8.init)
+                XCTAssertEqual(String(decoding: bytes, as: UTF8.self), entry["token"] as? String)
             }
         }
     }

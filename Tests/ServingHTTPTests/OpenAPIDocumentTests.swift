@@ -1,5 +1,7 @@
 import Foundation
 import XCTest
+import Hummingbird
+import HummingbirdTesting
 import ServingHTTP
 
 /// docs/openapi.yaml documents every route the server registers (and no other). Response
@@ -32,5 +34,24 @@ final class OpenAPIDocumentTests: XCTestCase {
         let served = Set(OpenAIServer.routes.map { "\($0.method) \($0.path)" })
         XCTAssertEqual(served.count, 6)
         XCTAssertEqual(documented, served)
+    }
+
+    /// Each documented route reaches a handler of ours (an unrouted path gets the router's own
+    /// 404, whose body is not an OpenAI error), and an undocumented one does not.
+    func testEveryDocumentedRouteIsRouted() async throws {
+        let app = Application(router: try ServingFixtures.server().makeRouter())
+        let routes = try Self.documentedRoutes().sorted()
+        try await app.test(.router) { client in
+            for route in routes {
+                let parts = route.split(separator: " ")
+                let method: HTTPRequest.Method = parts[0] == "GET" ? .get : .post
+                try await client.execute(uri: String(parts[1]), method: method, headers: [.contentType: "application/json"],
+                                         body: method == .post ? ByteBuffer(string: "{}") : nil) { response in
+                    let handled = response.status != .notFound || (response.body.json["error"] as? [String: Any])?["code"] as? String == "model_not_found"
+                    XCTAssertTrue(handled, "\(route) is not routed: \(response.status)")
+                }
+            }
+            try await client.execute(uri: "/v1/undocumented", method: .get) { XCTAssertEqual($0.status, .notFound) }
+        }
     }
 }

@@ -198,7 +198,7 @@ final class ServerBehaviourTests: XCTestCase {
         let embedder = try ServingFixtures.embedder()
         let server = try ServingFixtures.server(embedder: embedder)
         let app = Application(router: server.makeRouter())
-        let direct = try embedder.encoder.embed(["The cat sits.", "Ein Hund."])
+        let direct = try embedder.encoder.embed(["The cat sits.", "Ein Hund."], threads: 2)
         try await request(app, .post, "/v1/embeddings", body: "{\"input\": [\"The cat sits.\", \"Ein Hund.\"], \"model\": \"m\"}") { response in
             XCTAssertEqual(response.status, .ok)
             let data = response.body.json["data"] as! [[String: Any]]
