@@ -63,31 +63,62 @@ let package = Package(
         .library(name: "Transformer", targets: ["Transformer"]),
         .library(name: "ModelFormats", targets: ["ModelFormats"]),
         .library(name: "Estimates", targets: ["Estimates"]),
+        .library(name: "Serving", targets: ["Serving"]),
+        .library(name: "ServingHTTP", targets: ["ServingHTTP"]),
+        .library(name: "Distributed", targets: ["Distributed"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // `swift package generate-documentation`: the DocC catalogs in Sources/*/*.docc.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
     ],
     targets: [
         // The C compiler's own view of the vector target (macros only), for the test that checks
         // the ISA chosen above.
         .target(name: "CompilerTarget", cSettings: march == "none" ? [] : [.unsafeFlags(["-march=\(march)"])]),
+        // The integer block dot products of the quantised products (vpdpbusd / vpmaddubsw),
+        // which Swift cannot reach (README, "Quantised products with 8-bit activations"); the
+        // Swift code uses it only on AVX2/AVX-512 builds and has a portable loop otherwise.
+        .target(name: "QuantizedDotKernels",
+                cSettings: march == "none" ? [] : [.unsafeFlags(["-march=\(march)", "-O3"])]),
         // Compute core: tensors, element types, GEMM, parallel loops, vector math.
         .target(name: "FlashCore", swiftSettings: kernelSettings),
         // Attention: descriptor, standard and flash kernels (forward, backward, decode), masks.
         .target(name: "FlashAttention", dependencies: ["FlashCore"], swiftSettings: kernelSettings),
         // Model file formats: safetensors, GGUF, tokenizers.
-        .target(name: "ModelFormats", dependencies: ["FlashCore"], swiftSettings: optimise),
+        .target(name: "ModelFormats", dependencies: ["FlashCore", "QuantizedDotKernels"], swiftSettings: optimise),
+        // Distributed: the communicator protocol, Open MPI loaded at run time (dlopen, so nothing
+        // links against libmpi), an in-process communicator over threads for tests.
+        .target(name: "Distributed", swiftSettings: optimise),
         // Transformer: layers (forward/backward pairs), models, optimizer, trainer, sampler, KV cache.
-        .target(name: "Transformer", dependencies: ["FlashCore", "FlashAttention", "ModelFormats"],
+        .target(name: "Transformer", dependencies: ["FlashCore", "FlashAttention", "ModelFormats", "Distributed"],
                 resources: [.copy("Corpus")], swiftSettings: optimise),
         // Estimates: parameter/FLOP/memory counts and the attention IO model.
         .target(name: "Estimates", dependencies: ["FlashCore", "FlashAttention", "Transformer"], swiftSettings: optimise),
+        // Serving: block manager (paged KV cache, prefix caching), scheduler, engine.
+        .target(name: "Serving", dependencies: ["FlashCore", "FlashAttention", "Transformer", "ModelFormats"], swiftSettings: optimise),
+        // OpenAI-compatible HTTP server over a generation engine (Hummingbird 2, Prometheus metrics).
+        .target(name: "ServingHTTP",
+                dependencies: [
+                    "FlashCore", "Transformer", "ModelFormats",
+                    .product(name: "Hummingbird", package: "hummingbird"),
+                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                    .product(name: "Metrics", package: "swift-metrics"),
+                    .product(name: "Prometheus", package: "swift-prometheus"),
+                    .product(name: "Logging", package: "swift-log"),
+                    .product(name: "NIOCore", package: "swift-nio"),
+                ],
+                swiftSettings: optimise),
         .executableTarget(
             name: "flash",
             dependencies: [
-                "FlashCore", "FlashAttention", "Transformer", "ModelFormats", "Estimates",
+                "FlashCore", "FlashAttention", "Transformer", "ModelFormats", "Estimates", "Serving", "ServingHTTP", "Distributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimise),
@@ -97,6 +128,11 @@ let package = Package(
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "FlashCore", "Transformer", "Estimates"], swiftSettings: vectorFlags),
+        .testTarget(name: "ServingHTTPTests",
+                    dependencies: ["ServingHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")],
+                    swiftSettings: vectorFlags),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Transformer", "ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "EstimatesTests", dependencies: ["Estimates", "Transformer"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
     ],

@@ -160,6 +160,7 @@ def main():
     def fmt(value, spec):
         return "-" if value is None else format(value, spec)
 
+    print(f"ISA of the flash build: {next((row['isa'] for row in flash_rows if 'isa' in row), 'unknown')}")
     print(f"threads={args.threads}; ratios > 1 mean flash is faster / uses less memory")
     header = (f"{'pass':17} {'B':>2} {'H':>3} {'Hkv':>3} {'Nq':>6} {'Nk':>6} {'D':>4} {'causal':>6} {'flash ms':>9} {'std ms':>9} "
               f"{'torch ms':>9} {'flash GF/s':>10} {'vs torch':>8} {'vs std':>7} {'MiB flash':>9} {'MiB std':>8} {'MiB torch':>9}")

@@ -75,10 +75,12 @@ def main():
     command = [args.flash, "bench", "embed", "--json", "--model", args.model, "--threads", str(args.threads),
                "--seconds", str(args.seconds), "--batch"] + [str(b) for b in batches]
     recorder = bench_json.Run("embed", args.flash)
-    flash = {row["batch"]: row["sentences_per_second"] for row in json.loads(subprocess.check_output(command))}
+    flash_rows = json.loads(subprocess.check_output(command))
+    flash = {row["batch"]: row["sentences_per_second"] for row in flash_rows}
+    isa = next((row["isa"] for row in flash_rows if "isa" in row), "unknown")
     reference = bench_sentence_transformers(args.model, args.threads, args.seconds, batches)
 
-    rows = [{"batch": b, "threads": args.threads, "flash_sentences_per_second": flash[b],
+    rows = [{"batch": b, "threads": args.threads, "isa": isa, "flash_sentences_per_second": flash[b],
              "sentence_transformers_sentences_per_second": reference[b], "ratio": flash[b] / reference[b]}
             for b in batches]
     if args.json == "-":
@@ -86,6 +88,7 @@ def main():
         return
     if args.json:
         recorder.write(args.json, rows, [args.threads])
+    print(f"ISA of the flash build: {isa}")
     print(f"all-MiniLM-L6-v2, 32 sentences of 6-35 words, {args.threads} threads (best pass of ~{args.seconds:g} s)")
     print(f"{'batch':>5} {'flash sent/s':>13} {'s-t sent/s':>11} {'ratio':>6}")
     for r in rows:

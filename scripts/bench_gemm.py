@@ -5,12 +5,13 @@ For each thread count (1 and all cores, or --threads) and each case (the set of
 `flash bench gemm`, or --shape), runs `flash bench gemm --json` on that case and then numpy's
 matmul in a child process whose BLAS thread count is fixed by environment variables set
 before numpy is imported. Interleaving case by case keeps both under the same load on a
-shared machine. Prints GFLOP/s, the ratio flash/numpy and flash's % of the fp32 FMA peak that
-`flash bench gemm` measures.
+shared machine. Prints the vector ISA the flash binary was built for, GFLOP/s, the ratio
+flash/numpy and flash's % of the fp32 FMA peak that `flash bench gemm` measures (`FMAPeak`).
 
     python3 scripts/bench_gemm.py            # uses .build/release/flash (builds it if missing)
     python3 scripts/bench_gemm.py --threads 2 --json results.json
     python3 scripts/bench_gemm.py --cpu-time   # 1-thread rows timed by thread CPU time (shared machine)
+    python3 scripts/bench_gemm.py --flash .build-v3/release/flash --shape 2048 384 1536 --shape 2048 1536 384
 """
 import argparse
 import json
@@ -23,6 +24,8 @@ import bench_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLASH = os.path.join(ROOT, ".build", "release", "flash")
+# Environment variables that change which OpenBLAS kernels and blocking numpy gets.
+OPENBLAS_TUNING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def numpy_worker(cases, cpu_time):
@@ -75,7 +78,7 @@ CASES = [(256, 256, 256, False), (512, 512, 512, False), (1024, 1024, 1024, Fals
 
 def run_flash(threads, case, cpu_time):
     if not os.path.exists(FLASH):
-        subprocess.run(["swift", "build", "-c", "release", "--product", "flash"], cwd=ROOT, check=True)
+        sys.exit(f"no flash binary at {FLASH}: build with `swift build -c release` (or pass --flash)")
     m, n, k, transpose_b = case
     command = [FLASH, "bench", "gemm", "--json", "--threads", str(threads),
                "--m", str(m), "--n", str(n), "--k", str(k)] + (["--transpose-b"] if transpose_b else []) \
@@ -87,9 +90,13 @@ def run_flash(threads, case, cpu_time):
 
 
 def main():
+    global FLASH
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="*", help="thread counts (default: 1 and all cores)")
-    parser.add_argument("--shape", type=int, nargs=3, metavar=("M", "N", "K"), help="one case instead of the set")
+    parser.add_argument("--shape", type=int, nargs=3, metavar=("M", "N", "K"), action="append",
+                        help="a case instead of the set (repeatable)")
+    parser.add_argument("--transpose-b", action="store_true", help="B stored n×k in the --shape cases")
+    parser.add_argument("--flash", default=FLASH, help="the flash binary (default .build/release/flash)")
     parser.add_argument("--json", metavar="OUT", help="also write all rows, with machine, ISA, threads and date, to this file")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time the 1-thread rows by thread CPU time (both sides), leaving out waits for a core")
@@ -98,11 +105,17 @@ def main():
     if args.numpy_worker:
         print(json.dumps(numpy_worker(json.load(sys.stdin), args.cpu_time)))
         return
+    FLASH = args.flash
     cores = os.cpu_count() or 1
     thread_counts = args.threads or ([1, cores] if cores > 1 else [1])
-    cases = [tuple(args.shape) + (False,)] if args.shape else CASES
+    cases = [tuple(shape) + (args.transpose_b,) for shape in args.shape] if args.shape else CASES
     run = bench_json.Run("gemm", FLASH)
     rows = []
+    isa = next((item["isa"] for item in run_flash(1, (8, 8, 8, False), False) if "isa" in item), "unknown")
+    print(f"ISA of the flash build: {isa} ({FLASH})")
+    tuning = {name: os.environ[name] for name in OPENBLAS_TUNING if name in os.environ}
+    if tuning:
+        print(f"note: numpy runs with {tuning} (unset them for OpenBLAS's own choice)")
     print(f"{'m':>6} {'n':>6} {'k':>6} op {'threads':>7} {'flash':>8} {'numpy':>8} {'ratio':>6} {'% peak':>7}",
           flush=True)
     for threads in thread_counts:
@@ -116,7 +129,7 @@ def main():
             theirs = run_numpy([{key: ours[key] for key in ("m", "n", "k", "transpose_a", "transpose_b")}],
                                threads, cpu_time)[0]
             op = ("T" if ours["transpose_a"] else "N") + ("T" if ours["transpose_b"] else "N")
-            block.append(dict(m=ours["m"], n=ours["n"], k=ours["k"], op=op, threads=threads, cpu_time=cpu_time,
+            block.append(dict(m=ours["m"], n=ours["n"], k=ours["k"], op=op, threads=threads, cpu_time=cpu_time, isa=isa,
                               flash_gflops=ours["gflops"], numpy_gflops=theirs["gflops"],
                               ratio=ours["gflops"] / theirs["gflops"], peak_gflops=peak))
         # Each flash run measures the peak; the best of them is the least disturbed by other load.

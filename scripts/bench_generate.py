@@ -99,6 +99,7 @@ def main():
                 peer = best(peer, run_llama_cpp(args))
             except ImportError:
                 have_peer = False
+    print(f"ISA of the flash build: {flash.get('isa', 'unknown')}")
     print(f"model {os.path.basename(args.gguf)}, threads {args.threads}, prompt {args.prompt_tokens}, decode {args.decode_tokens}")
     print(f"flash      prefill {flash['prefill_tokens_per_second']:8.1f} tok/s   decode {flash['decode_tokens_per_second']:7.1f} tok/s")
     if not have_peer:

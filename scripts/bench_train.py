@@ -176,8 +176,10 @@ def main():
     if args.json == "-":
         print(json.dumps(rows, indent=2))
         return
+    isa = next((f["isa"] for row in rows for f in (row["flash"] or {}).values() if "isa" in f), "unknown")
     if args.json:
         recorder.write(args.json, rows, [args.threads], note=f"steps {args.steps}, warmup {args.warmup}, vocab {args.vocab}")
+    print(f"ISA of the flash build: {isa}")
     print(f"threads={args.threads} steps={args.steps} warmup={args.warmup} vocab={args.vocab}; ratio = flash/torch")
     print(f"{'preset':8} {'attention':9} {'torch tok/s':>12} {'flash tok/s':>12} {'ratio':>6} {'torch peak MiB':>15} "
           f"{'flash peak MiB':>15} {'mem ratio':>9}")

@@ -15,9 +15,10 @@ extension MemoryEstimate {
         // Per layer and token: layer input, norm A, QKV, attention output, mid-block residual,
         // norm B (4·C + QKV + C); MLP up and activation, plus the gate for SwiGLU (ReLU keeps its
         // pre-activation too); two norm statistics of 2 floats each, also for RMSNorm; the
-        // attention API's Float32 log-sum-exp per head (returned by standard attention as well).
+        // attention API's Float32 log-sum-exp per head and its rounding error (the residual that
+        // keeps the backward's P accurate; returned by standard attention as well).
         let statistics = 2 * 2 * a
-        let logSumExp = h * a
+        let logSumExp = 2 * h * a
         let perToken = a * (5 * c + qkv + (swiglu ? 3 : 2) * f) + statistics + logSumExp
         let layer = s * perToken
         // Outside the layers: the stack's output, the final norm's output and statistics (allocated
@@ -31,8 +32,8 @@ extension MemoryEstimate {
         // During one layer's attention backward: the dQ, dK, dV tensors the API returns, and
         // the kernel's own buffers. Standard: P and dP for every (sequence, head), N² each, all
         // allocated at once (masked entries included). Flash: Q, Qᵀ, dO, dOᵀ and dQ packed per
-        // query head at the padded head width, rows padded to whole query tiles, plus LSE and
-        // D = rowsum(dO∘O). Per-thread tile scratch (kilobytes) is left out.
+        // query head at the padded head width, rows padded to whole query tiles, plus LSE (two
+        // floats: value and residual) and D = rowsum(dO∘O). Per-thread tile scratch (kilobytes) is left out.
         let apiGradients = s * a * qkv
         let kernel: Double
         switch setup.attention {
@@ -42,7 +43,7 @@ extension MemoryEstimate {
             let tiles = AttentionTiles.forHeadDimension(config.headDim)
             let rows = Double((setup.sequenceLength + tiles.queryRows - 1) / tiles.queryRows * tiles.queryRows)
             let width = Double(AttentionTiles.paddedHeadDimension(config.headDim))
-            kernel = h * rows * (5 * width + 2) * a
+            kernel = h * rows * (5 * width + 3) * a
         }
         return (layer, s * logSumExp, stored, scratch, apiGradients + kernel)
     }

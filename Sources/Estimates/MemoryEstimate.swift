@@ -56,6 +56,17 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
         gradients = parametersPerDevice * Double(setup.gradientPrecision.bytes)
         let master = setup.optimizerPrecision.bytes > setup.parameterPrecision.bytes ? setup.optimizerPrecision.bytes : 0
         optimizerStates = parametersPerDevice * Double(setup.optimizer.statesPerParameter * setup.optimizerPrecision.bytes + master)
+        let dp = setup.parallelism.data
+        if setup.zeroStage == 1 && dp > 1 {
+            if setup.memoryModel == .projectTrainer {
+                // What the busiest rank (rank 0) allocates: its piece of every gradient bucket
+                // (Trainer+DataParallel), two Float32 moments each.
+                let owned = ParameterLayout(config).zeroShards(rank: 0, ranks: dp).reduce(0) { $0 + $1.owned.count }
+                optimizerStates = Double(2 * 4 * owned)
+            } else {
+                optimizerStates /= Double(dp)
+            }
+        }
 
         let perSequence = setup.memoryModel == .projectTrainer
             ? MemoryEstimate.projectTrainerPerSequence(setup)

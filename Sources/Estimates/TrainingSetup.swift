@@ -92,6 +92,8 @@ public struct TrainingSetup: Sendable {
     public var parallelism: Parallelism
     /// Whose buffers the memory estimate counts: the textbook minimum or this project's trainer.
     public var memoryModel: MemoryModel
+    /// ZeRO stage: 0, or 1 (optimizer states sharded over the data-parallel ranks).
+    public var zeroStage = 0
 
     /// A setup for `model`; unspecified precisions follow `parameterPrecision`, the sequence
     /// length defaults to the model's context.
@@ -126,6 +128,7 @@ public struct TrainingSetup: Sendable {
                               ("parallelism.pipeline", parallelism.pipeline)] {
             try InvalidArgument.require(value > 0, name, expected: "> 0", got: "\(value)")
         }
+        try InvalidArgument.require(zeroStage == 0 || zeroStage == 1, "zeroStage", expected: "0 or 1", got: "\(zeroStage)")
         try InvalidArgument.require(trainingTokens >= 0 && trainingTokens.isFinite, "trainingTokens",
                                     expected: "a finite number ≥ 0", got: "\(trainingTokens)")
         if model.positionEncoding == .learned {

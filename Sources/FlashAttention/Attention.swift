@@ -47,12 +47,13 @@ public enum Attention {
 
     /// `backward`, also returning the bytes each operand moved (see `forwardCountingTraffic`).
     public static func backwardCountingTraffic(
-        query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor,
+        query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor, logSumExpResidual: Tensor? = nil,
         outputGradient: Tensor, descriptor: AttentionDescriptor = AttentionDescriptor()
     ) throws -> (AttentionGradients, AttentionTraffic) {
         let counter = TrafficCounter()
         let result = try backward(query: query, key: key, value: value, output: output, logSumExp: logSumExp,
-                                  outputGradient: outputGradient, descriptor: descriptor, into: nil, traffic: counter)
+                                  logSumExpResidual: logSumExpResidual, outputGradient: outputGradient,
+                                  descriptor: descriptor, into: nil, traffic: counter)
         return (result, counter.result)
     }
 
@@ -64,9 +65,11 @@ public enum Attention {
         problem.traffic = traffic
         let out = try prepareOutput(output, shape: query.shape)
         let lse = try Tensor(zeros: [query.shape[0], query.shape[2], query.shape[1]])
+        let residual = try Tensor(zeros: lse.shape)
         let useDecode = descriptor.implementation == .flash && query.shape[1] <= decodeMaximumQueries
-        try run(problem, descriptor.implementation, decode: useDecode, output: .batched(out), logSumExp: .batched(lse, lse: true))
-        return AttentionOutput(output: out, logSumExp: lse)
+        try run(problem, descriptor.implementation, decode: useDecode, output: .batched(out),
+                logSumExp: LogSumExpRows(value: .batched(lse, lse: true), residual: .batched(residual, lse: true)))
+        return AttentionOutput(output: out, logSumExp: lse, logSumExpResidual: residual)
     }
 
     /// The split-KV decode kernel directly (see `FlashAttentionKernel.decode`): the same result
@@ -78,8 +81,10 @@ public enum Attention {
         let problem = try descriptor.problem(query: query, key: key, value: value)
         let out = try prepareOutput(output, shape: query.shape)
         let lse = try Tensor(zeros: [query.shape[0], query.shape[2], query.shape[1]])
-        FlashAttentionKernel.decode(problem, output: .batched(out), logSumExp: .batched(lse, lse: true))
-        return AttentionOutput(output: out, logSumExp: lse)
+        let residual = try Tensor(zeros: lse.shape)
+        FlashAttentionKernel.decode(problem, output: .batched(out),
+                                    logSumExp: LogSumExpRows(value: .batched(lse, lse: true), residual: .batched(residual, lse: true)))
+        return AttentionOutput(output: out, logSumExp: lse, logSumExpResidual: residual)
     }
 
     /// Packed variable-length batch (like flash_attn_varlen_func): `query` is [totalQ, Hq, D]
@@ -96,37 +101,46 @@ public enum Attention {
             cumulativeQueryLengths: cumulativeQueryLengths, cumulativeKeyLengths: cumulativeKeyLengths)
         let out = try prepareOutput(output, shape: query.shape)
         let lse = try Tensor(zeros: [query.shape[1], query.shape[0]])
+        let residual = try Tensor(zeros: lse.shape)
         let useDecode = descriptor.implementation == .flash && (problem.queryLengths.max() ?? 0) <= decodeMaximumQueries
-        try run(problem, descriptor.implementation, decode: useDecode, output: .packed(out), logSumExp: .packed(lse, lse: true))
-        return AttentionOutput(output: out, logSumExp: lse)
+        try run(problem, descriptor.implementation, decode: useDecode, output: .packed(out),
+                logSumExp: LogSumExpRows(value: .packed(lse, lse: true), residual: .packed(residual, lse: true)))
+        return AttentionOutput(output: out, logSumExp: lse, logSumExpResidual: residual)
     }
 
-    /// dQ, dK, dV given dO (`outputGradient`, shaped like O) and the forward's O and LSE.
-    /// Gradients are contiguous Float32 tensors shaped like query, key and value.
+    /// dQ, dK, dV given dO (`outputGradient`, shaped like O) and the forward's O, LSE and LSE
+    /// residual. Gradients are contiguous Float32 tensors shaped like query, key and value.
+    ///
+    /// Pass the forward's `logSumExpResidual`: P is recomputed as e^((s − LSE) − residual),
+    /// which keeps Float32 accuracy when the logits are large (~10³). Without it (nil) the
+    /// residual is taken as 0, as from an LSE saved by another program; P then loses up to
+    /// half the LSE's spacing, relative (~3·10⁻⁵ at logits of 10³).
     public static func backward(
-        query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor,
+        query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor, logSumExpResidual: Tensor? = nil,
         outputGradient: Tensor, descriptor: AttentionDescriptor = AttentionDescriptor()
     ) throws -> AttentionGradients {
         try backward(query: query, key: key, value: value, output: output, logSumExp: logSumExp,
-                     outputGradient: outputGradient, descriptor: descriptor, into: nil, traffic: nil)
+                     logSumExpResidual: logSumExpResidual, outputGradient: outputGradient,
+                     descriptor: descriptor, into: nil, traffic: nil)
     }
 
     /// `backward` writing the gradients into caller-provided Float32 views (any strides; e.g.
     /// the dQ/dK/dV slices of a fused dQKV buffer), which are fully overwritten.
     @discardableResult
     public static func backward(
-        query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor,
+        query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor, logSumExpResidual: Tensor? = nil,
         outputGradient: Tensor, descriptor: AttentionDescriptor = AttentionDescriptor(), into gradients: AttentionGradients
     ) throws -> AttentionGradients {
         try AttentionDescriptor.checkShape(gradients.query, "gradients.query", expected: query.shape, float32: true)
         try AttentionDescriptor.checkShape(gradients.key, "gradients.key", expected: key.shape, float32: true)
         try AttentionDescriptor.checkShape(gradients.value, "gradients.value", expected: value.shape, float32: true)
         return try backward(query: query, key: key, value: value, output: output, logSumExp: logSumExp,
-                            outputGradient: outputGradient, descriptor: descriptor, into: gradients, traffic: nil)
+                            logSumExpResidual: logSumExpResidual, outputGradient: outputGradient,
+                            descriptor: descriptor, into: gradients, traffic: nil)
     }
 
     private static func backward(
-        query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor,
+        query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor, logSumExpResidual: Tensor?,
         outputGradient: Tensor, descriptor: AttentionDescriptor, into destination: AttentionGradients?,
         traffic: TrafficCounter?
     ) throws -> AttentionGradients {
@@ -135,16 +149,21 @@ public enum Attention {
         try AttentionDescriptor.checkShape(output, "output", expected: query.shape, float32: false)
         try AttentionDescriptor.checkShape(outputGradient, "outputGradient", expected: query.shape, float32: false)
         try AttentionDescriptor.checkShape(logSumExp, "logSumExp", expected: [query.shape[0], query.shape[2], query.shape[1]], float32: false)
+        if let logSumExpResidual {
+            try AttentionDescriptor.checkShape(logSumExpResidual, "logSumExpResidual", expected: logSumExp.shape, float32: false)
+        }
         let gradients = try destination
             ?? AttentionGradients(query: Tensor(zeros: query.shape), key: Tensor(zeros: key.shape), value: Tensor(zeros: value.shape))
-        try runBackward(problem, descriptor.implementation, output: .batched(output), logSumExp: .batched(logSumExp, lse: true),
+        let saved = LogSumExpRows(value: .batched(logSumExp, lse: true), residual: logSumExpResidual.map { .batched($0, lse: true) })
+        try runBackward(problem, descriptor.implementation, output: .batched(output), logSumExp: saved,
                         outputGradient: .batched(outputGradient), gradients: gradients, layout: HeadRows.batched)
         return gradients
     }
 
-    /// The backward of `forwardVariableLength` (LSE [Hq, totalQ]).
+    /// The backward of `forwardVariableLength` (LSE and its residual [Hq, totalQ]; see `backward`).
     public static func backwardVariableLength(
-        query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor, outputGradient: Tensor,
+        query: Tensor, key: Tensor, value: Tensor, output: Tensor, logSumExp: Tensor, logSumExpResidual: Tensor? = nil,
+        outputGradient: Tensor,
         cumulativeQueryLengths: [Int], cumulativeKeyLengths: [Int],
         descriptor: AttentionDescriptor = AttentionDescriptor()
     ) throws -> AttentionGradients {
@@ -154,8 +173,12 @@ public enum Attention {
         try AttentionDescriptor.checkShape(output, "output", expected: query.shape, float32: false)
         try AttentionDescriptor.checkShape(outputGradient, "outputGradient", expected: query.shape, float32: false)
         try AttentionDescriptor.checkShape(logSumExp, "logSumExp", expected: [query.shape[1], query.shape[0]], float32: false)
+        if let logSumExpResidual {
+            try AttentionDescriptor.checkShape(logSumExpResidual, "logSumExpResidual", expected: logSumExp.shape, float32: false)
+        }
         let gradients = try AttentionGradients(query: Tensor(zeros: query.shape), key: Tensor(zeros: key.shape), value: Tensor(zeros: value.shape))
-        try runBackward(problem, descriptor.implementation, output: .packed(output), logSumExp: .packed(logSumExp, lse: true),
+        let saved = LogSumExpRows(value: .packed(logSumExp, lse: true), residual: logSumExpResidual.map { .packed($0, lse: true) })
+        try runBackward(problem, descriptor.implementation, output: .packed(output), logSumExp: saved,
                         outputGradient: .packed(outputGradient), gradients: gradients, layout: HeadRows.packed)
         return gradients
     }
@@ -168,7 +191,7 @@ public enum Attention {
 
     private static func run(
         _ problem: AttentionProblem, _ implementation: AttentionImplementation, decode: Bool,
-        output: HeadRows, logSumExp: HeadRows
+        output: HeadRows, logSumExp: LogSumExpRows
     ) throws {
         switch implementation {
         case .standard: try StandardAttention.forward(problem, output: output, logSumExp: logSumExp)
@@ -179,7 +202,7 @@ public enum Attention {
 
     private static func runBackward(
         _ problem: AttentionProblem, _ implementation: AttentionImplementation,
-        output: HeadRows, logSumExp: HeadRows, outputGradient: HeadRows,
+        output: HeadRows, logSumExp: LogSumExpRows, outputGradient: HeadRows,
         gradients: AttentionGradients, layout: (Tensor, Bool) -> HeadRows
     ) throws {
         let (dq, dk, dv) = (layout(gradients.query, false), layout(gradients.key, false), layout(gradients.value, false))

@@ -73,6 +73,12 @@ public struct AttentionOutput: Sendable {
     /// Per-row log-sum-exp of the (scaled, masked) logits, shape [batch, heads, Nq], Float32;
     /// −Inf for a row whose keys are all masked.
     public var logSumExp: Tensor
+    /// The rounding error of `logSumExp`, same shape: the row's m + log l (row max m, sum
+    /// l = Σ e^(s − m)) equals `logSumExp` + `logSumExpResidual` exactly in Float32 (0 for
+    /// masked rows). Pass it to `backward`: with logits of magnitude ~10³, `logSumExp` alone
+    /// (spacing ~6·10⁻⁵ there) would shift every recomputed P = e^(s − LSE) of the row by up to
+    /// that much, relative; with the residual P keeps Float32 accuracy, at one float per row.
+    public var logSumExpResidual: Tensor
 }
 
 /// The backward pass's results, each shaped and typed like the Float32 version of its input.

@@ -130,6 +130,7 @@ public enum AttentionJob {
             try requireFinite(outputGradient, "dout")
             let gradients = try Attention.backward(
                 query: query, key: key, value: value, output: forward.output, logSumExp: forward.logSumExp,
+                logSumExpResidual: forward.logSumExpResidual,
                 outputGradient: outputGradient, descriptor: descriptor)
             results["dq"] = gradients.query
             results["dk"] = gradients.key

@@ -2,7 +2,8 @@ import Foundation
 import FlashCore
 
 extension FlashAttentionKernel {
-    /// Q, dO (row-major and transposed per query tile; Qᵀ multiplied by the scale), LSE and D = rowsum(dO∘O) of every
+    /// Q, dO (row-major and transposed per query tile; Qᵀ multiplied by the scale), the LSE as
+    /// high + low parts (see `AttentionMath.splitLogSumExp`) and D = rowsum(dO∘O) of every
     /// (sequence, query head), packed once in Float32 (memory linear in N), plus the dQ
     /// accumulator. Rows are padded to whole query tiles with zeros (LSE +Inf, so P = 0 there).
     final class BackwardPacks {
@@ -10,7 +11,7 @@ extension FlashAttentionKernel {
         let rowOffsets: [Int]                    // first packed row of (sequence, head), s·Hq + h
         let memory: UnsafeMutablePointer<Float>
         let query, queryT, outputGradient, outputGradientT, queryGradient: UnsafeMutablePointer<Float>
-        let logSumExp, rowDots: UnsafeMutablePointer<Float>
+        let logSumExp, logSumExpLow, rowDots: UnsafeMutablePointer<Float>
         private let capacity: Int
 
         init(_ problem: AttentionProblem, tiles: AttentionTiles, width: Int) {
@@ -25,7 +26,7 @@ extension FlashAttentionKernel {
             }
             rowOffsets = offsets
             let matrix = total * width
-            let count = 5 * matrix + 2 * total
+            let count = 5 * matrix + 3 * total
             // A reused buffer holds stale values: zero all of it (cheap on resident pages; the
             // padding rows/columns and the dQ accumulator rely on it).
             (memory, capacity) = ReusableFloatBuffer.take(max(count, 1))
@@ -36,7 +37,8 @@ extension FlashAttentionKernel {
             outputGradientT = outputGradient + matrix
             queryGradient = outputGradientT + matrix
             logSumExp = queryGradient + matrix
-            rowDots = logSumExp + total
+            logSumExpLow = logSumExp + total
+            rowDots = logSumExpLow + total
         }
 
         deinit { ReusableFloatBuffer.giveBack(memory, capacity: capacity) }
@@ -75,7 +77,7 @@ extension FlashAttentionKernel {
     /// second, parallel over (sequence, query head, query tile), computes dQ. Both ways add the
     /// same tile products in the same order, so results are bit-identical for any thread count.
     static func backward(
-        _ problem: AttentionProblem, output: HeadRows, logSumExp: HeadRows, outputGradient: HeadRows,
+        _ problem: AttentionProblem, output: HeadRows, logSumExp: LogSumExpRows, outputGradient: HeadRows,
         queryGradient: HeadRows, keyGradient: HeadRows, valueGradient: HeadRows
     ) {
         let tiles = AttentionTiles.forHeadDimension(problem.headDim)
@@ -100,8 +102,9 @@ extension FlashAttentionKernel {
                 outputGradient.load(at: outputGradient.offset(sequence: s, token: token, head: h), count: d, into: dO)
                 output.load(at: output.offset(sequence: s, token: token, head: h), count: d, into: staging)
                 packs.rowDots[row] = VectorMath.dot(dO, staging, count: d)
-                let lse = logSumExp.load(at: logSumExp.offset(sequence: s, token: token, head: h))
-                packs.logSumExp[row] = lse == -.infinity ? .infinity : lse
+                let lse = logSumExp.load(sequence: s, token: token, head: h)
+                packs.logSumExp[row] = lse.high == -.infinity ? .infinity : lse.high
+                packs.logSumExpLow[row] = lse.low
                 let tileBase = (base + i / br * br) * width, column = i % br
                 for x in 0..<d {
                     packs.queryT[tileBase + x * br + column] = q[x] * problem.scale
@@ -112,7 +115,7 @@ extension FlashAttentionKernel {
                 traffic.add(.query, read: nq * d * problem.queryElementBytes)
                 traffic.add(.outputGradient, read: nq * d * outputGradient.tensor.elementType.byteSize)
                 traffic.add(.output, read: nq * d * output.tensor.elementType.byteSize)
-                traffic.add(.logSumExp, read: nq * 4)
+                traffic.add(.logSumExp, read: nq * (logSumExp.residual == nil ? 4 : 8))
             }
         }
 
@@ -202,7 +205,7 @@ extension FlashAttentionKernel {
     }
 
     /// One (key tile, query tile) step of the backward, in the transposed orientation:
-    /// Sᵀ = K·Qᵀ, Pᵀ = e^(Sᵀ − LSE), dPᵀ = V·dOᵀ, dSᵀ = Pᵀ∘(dPᵀ − D)·∂s/∂(q·k); then
+    /// Sᵀ = K·Qᵀ, Pᵀ = e^((Sᵀ − LSE) − LSE_low), dPᵀ = V·dOᵀ, dSᵀ = Pᵀ∘(dPᵀ − D)·∂s/∂(q·k); then
     /// dV += P_dropᵀ·dO, dK += dSᵀ·Q (into the scratch tiles) and dQ += dS·K (into the packs).
     @inline(__always)
     static func backwardStep(
@@ -210,7 +213,6 @@ extension FlashAttentionKernel {
         sequence s: Int, head h: Int, queryTile qt: Int, keyStart j0: Int, keyCount columns: Int,
         updateKeyValue: Bool, updateQuery: Bool
     ) {
-        typealias Vector = SIMD16<Float>
         let br = tiles.queryRows, width = packs.width
         let i0 = qt * br, queryCount = min(br, problem.queryLengths[s] - i0)
         let rowBase = packs.rowOffsets[s * problem.queryHeads + h] + i0
@@ -221,7 +223,7 @@ extension FlashAttentionKernel {
             let tile = br * problem.headDim * 4, copies = updateKeyValue ? 2 : 1
             traffic.add(.query, read: copies * tile)
             traffic.add(.outputGradient, read: copies * tile)
-            traffic.add(.logSumExp, read: br * 4)
+            traffic.add(.logSumExp, read: br * 8)
             traffic.add(.output, read: br * 4)
             if updateQuery { traffic.add(.queryGradient, read: tile, written: tile) }
         }
@@ -230,7 +232,7 @@ extension FlashAttentionKernel {
         TileMultiply.multiply(m: keyRows, n: br, k: width, a: scratch.valueTile, lda: width, transposedA: false,
                               b: packs.outputGradientT + rowBase * width, ldb: br, c: scratch.scoreGradients, ldc: br, accumulate: false)
         let fully = problem.tileFullyVisible(sequence: s, queries: i0, i0 + queryCount, keys: j0, j0 + columns)
-        let lse = packs.logSumExp + rowBase, rowDots = packs.rowDots + rowBase
+        let lse = packs.logSumExp + rowBase, lseLow = packs.logSumExpLow + rowBase, rowDots = packs.rowDots + rowBase
         let dropout = problem.dropoutProbability > 0
         for jr in 0..<columns {
             let line = scratch.scores + jr * br, gradientLine = scratch.scoreGradients + jr * br
@@ -241,11 +243,14 @@ extension FlashAttentionKernel {
             }
             var c = 0
             while c < br {
-                let p = AttentionMath.softmaxExp(VectorMath.load(line + c, count: 16) - VectorMath.load(lse + c, count: 16))
-                let dp = VectorMath.load(gradientLine + c, count: 16)
-                VectorMath.store(p * (dp - VectorMath.load(rowDots + c, count: 16)) * VectorMath.load(scratch.derivative + c, count: 16), to: gradientLine + c, count: 16)
-                VectorMath.store(p, to: line + c, count: 16)
-                c += 16
+                // (s − high) is exact for the logits that matter, so P keeps its low bits even
+                // when the logits are ~10³ (see `AttentionMath.splitLogSumExp`).
+                let p = AttentionMath.softmaxExp((AttentionMath.load(line + c) - AttentionMath.load(lse + c))
+                                                 - AttentionMath.load(lseLow + c))
+                let dp = AttentionMath.load(gradientLine + c)
+                AttentionMath.store(p * (dp - AttentionMath.load(rowDots + c)) * AttentionMath.load(scratch.derivative + c), gradientLine + c)
+                AttentionMath.store(p, line + c)
+                c += FloatVector.scalarCount
             }
             if dropout {
                 problem.applyDropout(line, count: queryCount, sequence: s, head: h, query: i0, key: j0 + jr, line: .alongQueries)

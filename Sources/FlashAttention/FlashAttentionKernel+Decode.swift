@@ -13,7 +13,7 @@ extension FlashAttentionKernel {
     /// O = Σ_c e^(m_c − M)·acc_c / Σ_c e^(m_c − M)·l_c, LSE = M + log Σ_c e^(m_c − M)·l_c.
     /// The query heads of a group are stacked as rows of one tile, so each K/V tile is read
     /// once per key/value head rather than once per query head.
-    static func decode(_ problem: AttentionProblem, output: HeadRows, logSumExp: HeadRows) {
+    static func decode(_ problem: AttentionProblem, output: HeadRows, logSumExp: LogSumExpRows) {
         let tiles = AttentionTiles.forHeadDimension(problem.headDim)
         let width = AttentionTiles.paddedHeadDimension(problem.headDim)
         let group = problem.groupSize
@@ -68,19 +68,16 @@ extension FlashAttentionKernel {
                         VectorMath.addScaled(partial + r * width, weight, to: row, count: width)
                     }
                 }
-                let lse: Float
                 if total > 0 {
                     VectorMath.scale(row, count: width, by: 1 / total)
-                    lse = globalMax + Foundation.log(total)
                 } else {
                     row.update(repeating: 0, count: width)
-                    lse = -.infinity
                 }
                 output.store(row, count: problem.headDim, at: output.offset(sequence: s, token: token, head: h))
-                logSumExp.store(lse, at: logSumExp.offset(sequence: s, token: token, head: h))
+                logSumExp.store(maximum: globalMax, sum: total, sequence: s, token: token, head: h)
             }
             problem.traffic?.add(.output, written: group * nq * problem.headDim * 4)
-            problem.traffic?.add(.logSumExp, written: group * nq * 4)
+            problem.traffic?.add(.logSumExp, written: group * nq * 8)
         }
     }
 }

@@ -4,7 +4,7 @@ import FlashCore
 extension FlashAttentionKernel {
     /// Forward: one work item per (sequence, query head, query tile), dynamically scheduled,
     /// most expensive first (causal tiles near the bottom see the most keys).
-    static func forward(_ problem: AttentionProblem, output: HeadRows, logSumExp: HeadRows) {
+    static func forward(_ problem: AttentionProblem, output: HeadRows, logSumExp: LogSumExpRows) {
         let tiles = AttentionTiles.forHeadDimension(problem.headDim)
         let width = AttentionTiles.paddedHeadDimension(problem.headDim)
         var items = [(sequence: Int, head: Int, tile: Int, cost: Int)]()
@@ -38,10 +38,11 @@ extension FlashAttentionKernel {
         }
     }
 
-    /// One query tile of one head: the tile loop, then O = acc/l and LSE = m + log l.
+    /// One query tile of one head: the tile loop, then O = acc/l and LSE = m + log l (split
+    /// into the Float32 LSE and its rounding error).
     private static func forwardItem(
         _ problem: AttentionProblem, _ s: Int, _ h: Int, _ i0: Int, _ rows: Int, _ tiles: AttentionTiles,
-        _ packed: PackedKeyValues, _ output: HeadRows, _ logSumExp: HeadRows, _ scratch: ForwardScratch
+        _ packed: PackedKeyValues, _ output: HeadRows, _ logSumExp: LogSumExpRows, _ scratch: ForwardScratch
     ) {
         let width = scratch.width
         let keyTileCount = (problem.keyLengths[s] + tiles.keyColumns - 1) / tiles.keyColumns
@@ -53,15 +54,14 @@ extension FlashAttentionKernel {
             let token = problem.queryStarts[s] + i0 + r
             if sum == 0 {
                 row.update(repeating: 0, count: width)
-                logSumExp.store(-.infinity, at: logSumExp.offset(sequence: s, token: token, head: h))
             } else {
                 VectorMath.scale(row, count: width, by: 1 / sum)
-                logSumExp.store(scratch.maxima[r] + Foundation.log(sum), at: logSumExp.offset(sequence: s, token: token, head: h))
             }
+            logSumExp.store(maximum: scratch.maxima[r], sum: sum, sequence: s, token: token, head: h)
             output.store(row, count: problem.headDim, at: output.offset(sequence: s, token: token, head: h))
         }
         problem.traffic?.add(.output, written: rows * problem.headDim * 4)
-        problem.traffic?.add(.logSumExp, written: rows * 4)
+        problem.traffic?.add(.logSumExp, written: rows * 8)
     }
 
     /// Up to this many stacked rows, `accumulate` uses row dot products instead of the tile multiply.
@@ -80,7 +80,7 @@ extension FlashAttentionKernel {
         _ problem: AttentionProblem, sequence s: Int, heads: Range<Int>, queryStart i0: Int, queryCount: Int,
         keyTiles: Range<Int>, tiles: AttentionTiles, scratch: ForwardScratch, packed: PackedKeyValues? = nil
     ) {
-        typealias Vector = SIMD16<Float>
+        typealias Vector = FloatVector
         let d = problem.headDim, width = scratch.width, stacked = heads.count * queryCount
         let rows = scratch.rows
         let keyHead = heads.lowerBound / problem.groupSize
@@ -110,7 +110,6 @@ extension FlashAttentionKernel {
         scratch.maxima.update(repeating: -.infinity, count: rows)
         scratch.sums.update(repeating: 0, count: rows)
         scratch.accumulator.update(repeating: 0, count: rows * width)
-        let vectors = rows / 16
         let keyInPlace = problem.key.readableInPlace(headDim: d, width: width)
         let valueInPlace = problem.value.readableInPlace(headDim: d, width: width)
         for kt in keyTiles {
@@ -170,24 +169,29 @@ extension FlashAttentionKernel {
                     if stacked < rows { (line + stacked).update(repeating: -.infinity, count: rows - stacked) }
                 }
             }
-            for c in 0..<vectors {
-                let offset = c * 16
-                let oldMax = VectorMath.load(scratch.maxima + offset, count: 16)
+            // The online-softmax step, one native vector of queries at a time (rows is a
+            // multiple of 16, so of every ISA's lane count).
+            var offset = 0
+            while offset < rows {
+                let oldMax = AttentionMath.load(scratch.maxima + offset)
                 var newMax = oldMax
                 for jr in 0..<columns {
-                    newMax = VectorMath.maximum(newMax, VectorMath.load(scratch.scores + jr * rows + offset, count: 16))
+                    let s = AttentionMath.load(scratch.scores + jr * rows + offset)
+                    newMax = newMax.replacing(with: s, where: newMax .< s)
                 }
                 let safeMax = newMax.replacing(with: 0, where: newMax .== -.infinity)
-                let rescale = VectorMath.exp(oldMax - safeMax)
+                // e^(m_old − m_new) ≤ 1; m_old = −Inf (no key seen yet) gives 0.
+                let rescale = AttentionMath.softmaxExp(oldMax - safeMax)
                 var sum = Vector()
                 for jr in 0..<columns {
-                    let p = AttentionMath.softmaxExp(VectorMath.load(scratch.scores + jr * rows + offset, count: 16) - safeMax)
-                    VectorMath.store(p, to: scratch.scores + jr * rows + offset, count: 16)
+                    let p = AttentionMath.softmaxExp(AttentionMath.load(scratch.scores + jr * rows + offset) - safeMax)
+                    AttentionMath.store(p, scratch.scores + jr * rows + offset)
                     sum += p
                 }
-                VectorMath.store(VectorMath.load(scratch.sums + offset, count: 16) * rescale + sum, to: scratch.sums + offset, count: 16)
-                VectorMath.store(newMax, to: scratch.maxima + offset, count: 16)
-                VectorMath.store(rescale, to: scratch.rescale + offset, count: 16)
+                AttentionMath.store(AttentionMath.load(scratch.sums + offset) * rescale + sum, scratch.sums + offset)
+                AttentionMath.store(newMax, scratch.maxima + offset)
+                AttentionMath.store(rescale, scratch.rescale + offset)
+                offset += Vector.scalarCount
             }
             for r in 0..<stacked where scratch.rescale[r] != 1 {
                 VectorMath.scale(scratch.accumulator + r * width, count: width, by: scratch.rescale[r])

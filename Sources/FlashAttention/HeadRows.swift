@@ -114,3 +114,29 @@ struct BroadcastLogits {
         tensor.offset + sequence * sequenceStride + head * headStride + query * queryStride + key * keyStride
     }
 }
+
+/// Where a forward pass writes its per-row log-sum-exp: the Float32 LSE and its rounding
+/// error (see `AttentionOutput.logSumExpResidual`), two tensors of the same layout.
+struct LogSumExpRows {
+    let value: HeadRows
+    /// Absent when a caller of the backward has only the LSE (then P loses its low bits
+    /// under huge logits, as documented on `Attention.backward`).
+    let residual: HeadRows?
+
+    /// Stores m + log l of row (sequence, token, head), given its max m and sum l (0 when
+    /// every key is masked: LSE −Inf, residual 0).
+    @inline(__always)
+    func store(maximum: Float, sum: Float, sequence s: Int, token: Int, head h: Int) {
+        let (high, low) = AttentionMath.splitLogSumExp(maximum: maximum, sum: sum)
+        value.store(high, at: value.offset(sequence: s, token: token, head: h))
+        if let residual { residual.store(low, at: residual.offset(sequence: s, token: token, head: h)) }
+    }
+
+    /// The saved (LSE, residual) of row (sequence, token, head); residual 0 when absent.
+    @inline(__always)
+    func load(sequence s: Int, token: Int, head h: Int) -> (high: Float, low: Float) {
+        let high = value.load(at: value.offset(sequence: s, token: token, head: h))
+        guard let residual, high.isFinite else { return (high, 0) }
+        return (high, residual.load(at: residual.offset(sequence: s, token: token, head: h)))
+    }
+}

@@ -3,9 +3,10 @@ import FlashCore
 
 extension StandardAttention {
     /// dQ, dK, dV with P and dP materialised. P is recomputed from S and the forward's LSE
-    /// (P = exp(S − LSE)); dS = P∘(dP − rowsum(dO∘O)) is formed in dP's matrix.
+    /// and its residual (P = e^((S − LSE) − residual)); dS = P∘(dP − rowsum(dO∘O)) is formed
+    /// in dP's matrix.
     static func backward(
-        _ problem: AttentionProblem, output: HeadRows, logSumExp: HeadRows, outputGradient: HeadRows,
+        _ problem: AttentionProblem, output: HeadRows, logSumExp: LogSumExpRows, outputGradient: HeadRows,
         queryGradient: HeadRows, keyGradient: HeadRows, valueGradient: HeadRows
     ) throws {
         try checkMemory(problem, matrices: 2)
@@ -41,7 +42,7 @@ extension StandardAttention {
                     traffic.add(.query, read: nq * d * problem.queryElementBytes)
                     traffic.add(.outputGradient, read: nq * d * outputGradient.tensor.elementType.byteSize)
                     traffic.add(.output, read: nq * d * output.tensor.elementType.byteSize)
-                    traffic.add(.logSumExp, read: nq * 4)
+                    traffic.add(.logSumExp, read: nq * (logSumExp.residual == nil ? 4 : 8))
                     traffic.add(.scores, read: 5 * nq * nk * 4, written: 4 * nq * nk * 4)
                     traffic.add(.queryGradient, written: nq * d * 4)
                 }
@@ -63,10 +64,10 @@ extension StandardAttention {
                     defer { derivative.deallocate() }
                     problem.prepareLogits(pRow, count: nk, sequence: s, head: h, query: i, key: 0,
                                           line: .alongKeys, fullyVisible: false, derivative: derivative)
-                    let lse = logSumExp.load(at: logSumExp.offset(sequence: s, token: qStart + i, head: h))
+                    let lse = logSumExp.load(sequence: s, token: qStart + i, head: h)
                     // A fully masked row (LSE = −Inf) has P = 0 and no gradient.
-                    let shift = lse == -.infinity ? Float.infinity : lse
-                    VectorMath.map(pRow, count: nk) { VectorMath.exp($0 - shift) }
+                    let shift = lse.high == -.infinity ? Float.infinity : lse.high
+                    VectorMath.map(pRow, count: nk) { VectorMath.exp(($0 - shift) - lse.low) }
                     if dropout {
                         problem.applyDropout(dpRow, count: nk, sequence: s, head: h, query: i, key: 0, line: .alongKeys)
                     }

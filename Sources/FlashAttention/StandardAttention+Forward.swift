@@ -3,7 +3,7 @@ import FlashCore
 
 extension StandardAttention {
     /// O = softmax(S)·V with S materialised; writes `output` and `logSumExp`.
-    static func forward(_ problem: AttentionProblem, output: HeadRows, logSumExp: HeadRows) throws {
+    static func forward(_ problem: AttentionProblem, output: HeadRows, logSumExp: LogSumExpRows) throws {
         try checkMemory(problem, matrices: 1)
         let offsets = matrixOffsets(problem)
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(offsets.last!, 1))
@@ -33,7 +33,7 @@ extension StandardAttention {
                     traffic.add(.query, read: nq * d * problem.queryElementBytes)
                     traffic.add(.scores, read: 2 * nq * nk * 4, written: 2 * nq * nk * 4)
                     traffic.add(.output, written: nq * d * 4)
-                    traffic.add(.logSumExp, written: nq * 4)
+                    traffic.add(.logSumExp, written: nq * 8)
                 }
             }
             for h in kvh * problem.groupSize..<(kvh + 1) * problem.groupSize {
@@ -45,8 +45,18 @@ extension StandardAttention {
                     let row = p + i * nk
                     problem.prepareLogits(row, count: nk, sequence: s, head: h, query: i, key: 0,
                                           line: .alongKeys, fullyVisible: false)
-                    let lse = nk == 0 ? -Float.infinity : VectorMath.softmax(row, count: nk)
-                    logSumExp.store(lse, at: logSumExp.offset(sequence: s, token: problem.queryStarts[s] + i, head: h))
+                    // P = e^(s − m)/l, keeping m and l apart for the LSE's split (see
+                    // `AttentionMath.splitLogSumExp`).
+                    let m = nk == 0 ? -Float.infinity : VectorMath.max(row, count: nk)
+                    var sum: Float = 0
+                    if m == -.infinity {
+                        row.update(repeating: 0, count: nk)
+                    } else {
+                        VectorMath.map(row, count: nk) { VectorMath.exp($0 - m) }
+                        sum = VectorMath.sum(row, count: nk)
+                        VectorMath.scale(row, count: nk, by: 1 / sum)
+                    }
+                    logSumExp.store(maximum: m, sum: sum, sequence: s, token: problem.queryStarts[s] + i, head: h)
                     if problem.dropoutProbability > 0 {
                         problem.applyDropout(row, count: nk, sequence: s, head: h, query: i, key: 0, line: .alongKeys)
                     }

@@ -39,6 +39,7 @@ public struct RegisterTile: Equatable, Sendable, CustomStringConvertible {
     /// broadcast A value.
     public var registersUsed: Int { accumulators + vectorsPerRow + 1 }
 
+    /// `rows×columns`, e.g. `8×32`.
     public var description: String { "\(rows)×\(columns)" }
 
     /// The tile for a register file of `vectorRegisters` vectors of `floatLanes` floats (see
@@ -122,7 +123,9 @@ public enum GEMMBlocking {
 
 /// The per-core data cache sizes the block sizes are derived from.
 public struct CacheSizes: Equatable, Sendable {
+    /// L1 data cache per core, bytes.
     public var l1Data: Int
+    /// L2 cache per core, bytes.
     public var l2: Int
 
     /// Used when the system does not say: a common L1d and L2 of current x86 and ARM cores.

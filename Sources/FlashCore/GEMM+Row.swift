@@ -46,7 +46,8 @@ extension GEMM {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        typealias V = SIMD16<Float>
+        typealias V = FloatVector
+        let lanes = V.scalarCount
         let block = rowColumnBlock(rows: m)
         PackingBufferPool.shared.withBuffer(capacity: m * block) { accumulators in
             var jc = columns.lowerBound
@@ -56,32 +57,41 @@ extension GEMM {
                 for i in 0..<m {
                     let acc = accumulators + i * block
                     func value(_ p: Int) -> Float { transposeA ? a[p * lda + i] : a[i * lda + p] }
-                    var p = 0
-                    while p + 4 <= k {
-                        let (a0, a1, a2, a3) = (value(p), value(p + 1), value(p + 2), value(p + 3))
-                        let b0 = b + p * ldb + jc, b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb
-                        var j = 0
-                        while j + 16 <= width {
-                            var v = UnsafeRawPointer(acc + j).load(as: V.self)
-                            v = v.addingProduct(V(repeating: a0), UnsafeRawPointer(b0 + j).loadUnaligned(as: V.self))
-                            v = v.addingProduct(V(repeating: a1), UnsafeRawPointer(b1 + j).loadUnaligned(as: V.self))
-                            v = v.addingProduct(V(repeating: a2), UnsafeRawPointer(b2 + j).loadUnaligned(as: V.self))
-                            v = v.addingProduct(V(repeating: a3), UnsafeRawPointer(b3 + j).loadUnaligned(as: V.self))
-                            UnsafeMutableRawPointer(acc + j).storeBytes(of: v, as: V.self)
-                            j += 16
+                    // Depth in slices of `kc`, each summed from zero and then added to C, as the
+                    // blocked path does: an element's arithmetic is the same for any m, which a
+                    // serving engine's batch invariance relies on (one row alone = a row of a batch).
+                    var sliceStart = 0
+                    while sliceStart < k {
+                        let sliceEnd = min(k, sliceStart + GEMMBlocking.kc)
+                        if sliceStart > 0 { acc.update(repeating: 0, count: width) }
+                        var p = sliceStart
+                        while p + 4 <= sliceEnd {
+                            let (a0, a1, a2, a3) = (value(p), value(p + 1), value(p + 2), value(p + 3))
+                            let b0 = b + p * ldb + jc, b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb
+                            var j = 0
+                            while j + lanes <= width {
+                                var v = UnsafeRawPointer(acc + j).load(as: V.self)
+                                v = v.addingProduct(V(repeating: a0), UnsafeRawPointer(b0 + j).loadUnaligned(as: V.self))
+                                v = v.addingProduct(V(repeating: a1), UnsafeRawPointer(b1 + j).loadUnaligned(as: V.self))
+                                v = v.addingProduct(V(repeating: a2), UnsafeRawPointer(b2 + j).loadUnaligned(as: V.self))
+                                v = v.addingProduct(V(repeating: a3), UnsafeRawPointer(b3 + j).loadUnaligned(as: V.self))
+                                UnsafeMutableRawPointer(acc + j).storeBytes(of: v, as: V.self)
+                                j += lanes
+                            }
+                            while j < width {
+                                acc[j] = acc[j].addingProduct(a0, b0[j]).addingProduct(a1, b1[j])
+                                    .addingProduct(a2, b2[j]).addingProduct(a3, b3[j])
+                                j += 1
+                            }
+                            p += 4
                         }
-                        while j < width {
-                            acc[j] = acc[j].addingProduct(a0, b0[j]).addingProduct(a1, b1[j])
-                                .addingProduct(a2, b2[j]).addingProduct(a3, b3[j])
-                            j += 1
+                        while p < sliceEnd {
+                            VectorMath.addScaled(b + p * ldb + jc, value(p), to: acc, count: width)
+                            p += 1
                         }
-                        p += 4
+                        combine(acc, into: c + i * ldc + jc, count: width, alpha: alpha, beta: sliceStart == 0 ? beta : 1)
+                        sliceStart = sliceEnd
                     }
-                    while p < k {
-                        VectorMath.addScaled(b + p * ldb + jc, value(p), to: acc, count: width)
-                        p += 1
-                    }
-                    combine(acc, into: c + i * ldc + jc, count: width, alpha: alpha, beta: beta)
                 }
                 jc += block
             }

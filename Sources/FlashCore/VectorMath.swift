@@ -13,6 +13,14 @@ import Foundation
 /// below (`maximum`, `minimum`, `sum(_:)`, `max(_:)`) instead, and clamp with two
 /// `replacing(with:where:)`. The vector functions are `@inline(__always)` because a SIMD16
 /// passed to a function that is not inlined travels as four 128-bit registers.
+///
+/// Why 16 lanes on every target, not the native `FloatVector`: these are streaming loops
+/// (no register tile), and on AVX2 a `SIMD16<Float>` is two ymm per operation with no spills
+/// but one constant reload per step in the `exp` loop (`objdump -d` of the x86-64-v3 build).
+/// Making the lane functions generic over the vector type (tried, issue 9) is worse: in a
+/// generic `V: SIMD` body, `.<`, `.==` and `replacing(with:where:)` resolve to the standard
+/// library's per-lane protocol implementations instead of the concrete types' vector
+/// builtins, and even after specialisation they compile to a scalar loop through the stack.
 public enum VectorMath {
     /// The vector the functions here take: 16 floats (one AVX-512 register, two AVX2 ones).
     public typealias Vector = SIMD16<Float>
@@ -98,23 +106,24 @@ public enum VectorMath {
     /// The core of `exp`, shared with attention's softmax variant: for x already limited to
     /// [−104, 88.8], splits x = n·ln2 + r with |r| ≤ ln2/2 (a two-part ln2, so r is exact) and
     /// returns e^r by a degree-6 polynomial together with the integer n; e^x = e^r·2^n.
+    /// Generic over the vector width, so kernels written in `FloatVector` share it.
     @_transparent
-    public static func expReduced(_ clamped: Vector) -> (polynomial: Vector, exponent: SIMD16<Int32>) {
+    public static func expReduced<V: SIMD>(_ clamped: V) -> (polynomial: V, exponent: V.MaskStorage) where V.Scalar == Float {
         // Adding 1.5·2^23 rounds to the nearest integer (ties to even) and leaves that integer
         // in the low mantissa bits, so n comes out both as a float and as an integer without a
         // float-to-int conversion.
         let magic: Float = 12_582_912
-        let biased = Vector(repeating: magic).addingProduct(clamped, Vector(repeating: 1.442_695_040_888_963))
+        let biased = V(repeating: magic).addingProduct(clamped, V(repeating: 1.442_695_040_888_963))
         let n = biased - magic
-        var r = clamped.addingProduct(n, Vector(repeating: -0.693_359_375))
-        r = r.addingProduct(n, Vector(repeating: 2.121_944_4e-4))
-        var p = Vector(repeating: 1.398_199_950_7e-3).addingProduct(Vector(repeating: 1.987_569_15e-4), r)
-        p = Vector(repeating: 8.333_451_907_3e-3).addingProduct(p, r)
-        p = Vector(repeating: 4.166_579_589_4e-2).addingProduct(p, r)
-        p = Vector(repeating: 1.666_666_545_9e-1).addingProduct(p, r)
-        p = Vector(repeating: 5.000_000_120_1e-1).addingProduct(p, r)
+        var r = clamped.addingProduct(n, V(repeating: -0.693_359_375))
+        r = r.addingProduct(n, V(repeating: 2.121_944_4e-4))
+        var p = V(repeating: 1.398_199_950_7e-3).addingProduct(V(repeating: 1.987_569_15e-4), r)
+        p = V(repeating: 8.333_451_907_3e-3).addingProduct(p, r)
+        p = V(repeating: 4.166_579_589_4e-2).addingProduct(p, r)
+        p = V(repeating: 1.666_666_545_9e-1).addingProduct(p, r)
+        p = V(repeating: 5.000_000_120_1e-1).addingProduct(p, r)
         p = r.addingProduct(p, r * r) + 1   // the small terms first, then 1
-        return (p, unsafeBitCast(biased, to: SIMD16<Int32>.self) &- 0x4B40_0000)
+        return (p, unsafeBitCast(biased, to: V.MaskStorage.self) &- 0x4B40_0000)
     }
 
     /// e^x for one value, by the same method as the vector form (used for loop tails so that

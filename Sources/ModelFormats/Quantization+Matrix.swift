@@ -61,20 +61,31 @@ public struct QuantizedMatrix: @unchecked Sendable {
 
     /// `y[r] = Σ_c W[r, c]·x[c]` for every row (decode: one token). Work is split over row
     /// ranges; each row's sum has a fixed order, so results do not depend on `threads`.
+    /// Q4_0/Q4_1/Q8_0 weights multiply x quantised to 8 bits per block (`Q8Activations`).
     public func multiplyVector(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, threads: Int? = nil) {
         QuantizedMatrix.multiplyVectors([(self, x, y)], threads: threads)
     }
 
     /// Several independent matrix-vector products (e.g. the query, key and value projections of
-    /// one token) in one parallel region, which saves a thread hand-off per product.
+    /// one token) in one parallel region, which saves a thread hand-off per product. Products
+    /// that share an input quantise it once.
     public static func multiplyVectors(_ products: [(matrix: QuantizedMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>)],
                                        threads: Int? = nil) {
         let chunk = 64
         var firstChunk: [Int] = [0]
         for p in products { firstChunk.append(firstChunk.last! + (p.matrix.rows + chunk - 1) / chunk) }
-        let scratches = products.map { QuantizedDot.Scratch(columns: $0.matrix.columns, type: $0.matrix.type, x: $0.x) }
-        defer { for s in scratches { s.release() } }
-        let widest = products.map { $0.matrix.needsRowBuffer ? $0.matrix.columns : 1 }.max() ?? 1
+        var quantized: [Q8Activations?] = []
+        for (i, p) in products.enumerated() {
+            guard p.matrix.packed != nil else { quantized.append(nil); continue }
+            if let j = products[..<i].firstIndex(where: { $0.x == p.x && $0.matrix.columns == p.matrix.columns && $0.matrix.packed != nil }) {
+                quantized.append(quantized[j])
+                continue
+            }
+            let q = Q8Activations(validatedRows: 1, columns: p.matrix.columns)
+            q.quantize(row: 0, from: p.x)
+            quantized.append(q)
+        }
+        let widest = products.map { $0.matrix.packed == nil ? $0.matrix.columns : 1 }.max() ?? 1
         // Chunks are handed out dynamically: on a shared machine one worker may be descheduled,
         // and a static split would make every product wait for it. A decode step runs ~150 of
         // these short regions back to back, so they go to polling workers, not Dispatch's
@@ -85,76 +96,69 @@ public struct QuantizedMatrix: @unchecked Sendable {
             let matrix = products[p].matrix, y = products[p].y
             let start = (c - firstChunk[p]) * chunk
             let rows = start..<min(matrix.rows, start + chunk)
-            if let packed = matrix.packed {
+            if let packed = matrix.packed, let x = quantized[p] {
                 // The packed rows' reference is taken once per chunk: no reference counting
                 // in the row loop.
-                let x = scratches[p].x, sums = UnsafePointer(scratches[p].blockSums!)
-                for r in rows { y[r] = packed.dot(r, x, sums) }
+                for r in rows { packed.dot(r, x, first: 0, count: 1, y + r, yStride: 1) }
             } else {
                 let buffer = UnsafeMutablePointer<Float>.allocate(capacity: widest)
                 defer { buffer.deallocate() }
-                for r in rows { y[r] = matrix.rowDot(r, scratches[p], buffer) }
+                for r in rows { y[r] = matrix.floatRowDot(r, products[p].x, buffer) }
             }
         }
     }
 
-    var needsRowBuffer: Bool {
-        switch type {
-        case .f32, .q4_0, .q4_1, .q8_0: false  // direct kernels
-        default: true
-        }
+    /// Row `r` · x in Float32 for the types without an integer kernel: the row decoded to
+    /// Float32 (F32 read in place), then one fixed-order dot product.
+    @inline(__always)
+    func floatRowDot(_ r: Int, _ x: UnsafePointer<Float>, _ buffer: UnsafeMutablePointer<Float>) -> Float {
+        VectorMath.dot(decodedRow(r, buffer), x, count: columns)
     }
 
+    /// Row `r` as Float32: in place for F32, else decoded into `buffer`.
     @inline(__always)
-    func rowDot(_ r: Int, _ scratch: QuantizedDot.Scratch, _ buffer: UnsafeMutablePointer<Float>) -> Float {
-        if let packed { return packed.dot(r, scratch.x, scratch.blockSums!) }
-        let row = data + r * rowBytes
-        switch type {
-        case .f32: return VectorMath.dot(row.assumingMemoryBound(to: Float.self), scratch.x, count: columns)
-        default:
-            Quantization.dequantize(type, row, count: columns, into: buffer)
-            return VectorMath.dot(buffer, scratch.x, count: columns)
-        }
+    func decodedRow(_ r: Int, _ buffer: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        if type == .f32 { return (data + r * rowBytes).assumingMemoryBound(to: Float.self) }
+        Quantization.dequantize(type, data + r * rowBytes, count: columns, into: buffer)
+        return UnsafePointer(buffer)
     }
 
     /// `y[t, r] = Σ_c W[r, c]·x[t, c]` for `tokens` rows of `x` (prefill). `x` rows are
-    /// `xStride` apart, `y` rows `yStride` apart. Tiles of 16 weight rows are decoded once to
-    /// Float32 and reused for every token, then a 4-token × 4-row register kernel does the sums.
+    /// `xStride` apart, `y` rows `yStride` apart. Every element is computed exactly as
+    /// `multiplyVector` computes it (x row quantised alone, the same row kernel), so a row's
+    /// result depends neither on the other rows of the batch nor on the batch size nor on
+    /// `threads`. Tiles of 16 weight rows meet chunks of 32 tokens, so both stay in L1.
     public func multiply(_ x: UnsafePointer<Float>, tokens: Int, xStride: Int,
                          into y: UnsafeMutablePointer<Float>, yStride: Int, threads: Int? = nil) {
         if tokens == 1 {
             multiplyVector(x, into: y, threads: threads)
             return
         }
-        let tile = 16
+        let tile = 16, tokenChunk = 32
         let tiles = (rows + tile - 1) / tile
+        if let packed {
+            let quantized = Q8Activations(validatedRows: tokens, columns: columns)
+            Parallel.forEach(tokens, threads: threads) { t in quantized.quantize(row: t, from: x + t * xStride) }
+            Parallel.forEachDynamic(tiles, threads: threads) { t in
+                let rowRange = (t * tile)..<min(rows, t * tile + tile)
+                for first in stride(from: 0, to: tokens, by: tokenChunk) {
+                    let count = min(tokenChunk, tokens - first)
+                    for r in rowRange { packed.dot(r, quantized, first: first, count: count, y + first * yStride + r, yStride: yStride) }
+                }
+            }
+            return
+        }
         let k = columns
         Parallel.forEachDynamic(tiles, threads: threads) { t in
             let rowStart = t * tile
             let rowCount = min(tile, rows - rowStart)
             let w = UnsafeMutablePointer<Float>.allocate(capacity: tile * k)
             defer { w.deallocate() }
-            for r in 0..<rowCount { dequantizeRow(rowStart + r, into: w + r * k) }
-            var token = 0
-            while token < tokens {
-                let tokenCount = min(4, tokens - token)
-                var r = 0
-                while r < rowCount {
-                    let rc = min(4, rowCount - r)
-                    if tokenCount == 4 && rc == 4 {
-                        QuantizedDot.kernel4x4(w + r * k, k: k, x + token * xStride, xStride: xStride,
-                                               y + token * yStride + rowStart + r, yStride: yStride)
-                    } else {
-                        for i in 0..<tokenCount {
-                            for j in 0..<rc {
-                                y[(token + i) * yStride + rowStart + r + j] =
-                                    VectorMath.dot(w + (r + j) * k, x + (token + i) * xStride, count: k)
-                            }
-                        }
-                    }
-                    r += 4
+            let decoded = (0..<rowCount).map { decodedRow(rowStart + $0, w + $0 * k) }
+            for token in 0..<tokens {
+                for r in 0..<rowCount {
+                    y[token * yStride + rowStart + r] = VectorMath.dot(decoded[r], x + token * xStride, count: k)
                 }
-                token += 4
             }
         }
     }

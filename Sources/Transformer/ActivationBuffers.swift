@@ -25,6 +25,8 @@ final class ActivationBuffers {
     var mlpUp: [TensorStorage] = []
     var mlpActivation: [TensorStorage] = []
     var logSumExp: [Tensor?] = []
+    /// The LSE's rounding error per row (`AttentionOutput.logSumExpResidual`), for an accurate P.
+    var logSumExpResidual: [Tensor?] = []
 
     let finalNorm: TensorStorage
     let finalStats: TensorStorage
@@ -69,6 +71,7 @@ final class ActivationBuffers {
             mlpUp.append(allocate(rows * f))
             mlpActivation.append(allocate(rows * f))
             logSumExp.append(nil)
+            logSumExpResidual.append(nil)
         }
         layerInput.append(allocate(rows * c))
         finalNorm = allocate(rows * c)

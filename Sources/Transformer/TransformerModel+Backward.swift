@@ -4,8 +4,10 @@ import FlashAttention
 
 extension TransformerModel {
     /// Differentiates the last training forward pass and adds the parameter gradients into
-    /// `gradients` (call `zeroGradients()` before a step's first micro-batch).
-    public func backward() throws {
+    /// `gradients` (call `zeroGradients()` before a step's first micro-batch). `layerDone(l)`
+    /// is called as soon as block l's parameter gradients are final (blocks L−1 down to 0), so
+    /// data parallelism can start reducing them while the blocks below are differentiated.
+    public func backward(layerDone: ((Int) -> Void)? = nil) throws {
         guard let pass = lastPass, case .training(_, let seed) = pass.mode, let b = buffers, b.hasGradients else {
             throw InvalidArgument("backward()", expected: "a preceding forward pass in training mode", got: "none")
         }
@@ -35,6 +37,7 @@ extension TransformerModel {
         }
         for l in stride(from: config.layers - 1, through: 0, by: -1) {
             try layerBackward(l, batch: pass.batch, time: pass.time, dropoutSeed: dropoutSeed)
+            layerDone?(l)
         }
         let dEmbedding = b.residualGradient.floats
         if let dropoutSeed {
@@ -43,7 +46,7 @@ extension TransformerModel {
         }
         Embedding.backward(tokens: b.tokens, outputGradient: dEmbedding, tokenGradient: g + layout.tokenEmbedding,
                            positionGradient: layout.positionEmbedding.map { g + $0 }, batch: pass.batch, time: pass.time,
-                           width: c, threads: t)
+                           width: c, positions: contextParallel?.positions, threads: t)
     }
 
     /// Backward through block `l`. On entry `residualGradient` holds ∂L/∂y (the block's
@@ -90,18 +93,21 @@ extension TransformerModel {
                         inputGradient: b.attentionGradient.floats, weightGradient: g + o.projWeight,
                         biasGradient: o.projBias.map { g + $0 }, rows: rows, inFeatures: c, outFeatures: c, scratch: b.transposeScratch.floats, threads: t)
         let (query, key, value) = attentionViews(l, batch: batch, time: time)
-        let gradients = try Attention.backward(
-            query: query, key: key, value: value,
-            output: headsView(b.attentionOutput[l], batch: batch, time: time, heads: config.heads),
-            logSumExp: b.logSumExp[l]!,
-            outputGradient: headsView(b.attentionGradient, batch: batch, time: time, heads: config.heads),
-            descriptor: attentionDescriptor(layer: l, dropoutSeed: dropoutSeed))
+        let attentionOutput = headsView(b.attentionOutput[l], batch: batch, time: time, heads: config.heads)
+        let attentionGradient = headsView(b.attentionGradient, batch: batch, time: time, heads: config.heads)
+        let descriptor = attentionDescriptor(layer: l, dropoutSeed: dropoutSeed)
+        let gradients = try contextParallel.map {
+            try $0.backward(query: query, key: key, value: value, output: attentionOutput, logSumExp: b.logSumExp[l]!,
+                            outputGradient: attentionGradient, descriptor: descriptor)
+        } ?? Attention.backward(query: query, key: key, value: value, output: attentionOutput, logSumExp: b.logSumExp[l]!,
+                                logSumExpResidual: b.logSumExpResidual[l],
+                                outputGradient: attentionGradient, descriptor: descriptor)
         let dQKV = b.qkvGradient.floats
         scatter(gradients.query, into: dQKV, rowStride: qkvWidth, column: 0, rows: rows)
         scatter(gradients.key, into: dQKV, rowStride: qkvWidth, column: config.heads * config.headDim, rows: rows)
         scatter(gradients.value, into: dQKV, rowStride: qkvWidth, column: (config.heads + config.kvHeads) * config.headDim, rows: rows)
         rotary?.apply(dQKV, rowStride: qkvWidth, column: 0, heads: config.heads + config.kvHeads,
-                      batch: batch, time: time, positionOffset: 0, inverse: true, threads: t)
+                      batch: batch, time: time, positionOffset: 0, positions: contextParallel?.positions, inverse: true, threads: t)
         if pre {
             Linear.backward(input: b.normA[l].floats, weight: p + o.qkvWeight, outputGradient: dQKV,
                             inputGradient: b.normGradient.floats, weightGradient: g + o.qkvWeight,

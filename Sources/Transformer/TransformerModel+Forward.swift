@@ -53,7 +53,8 @@ extension TransformerModel {
         let p = parameters, t = threads
 
         Embedding.forward(tokens: b.tokens, tokenTable: p + layout.tokenEmbedding, positionTable: layout.positionEmbedding.map { p + $0 },
-                          output: b.layerInput[0].floats, batch: batch, time: time, width: c, positionOffset: positionOffset, threads: t)
+                          output: b.layerInput[0].floats, batch: batch, time: time, width: c, positionOffset: positionOffset,
+                          positions: contextParallel?.positions, threads: t)
         if let dropoutSeed {
             Dropout.apply(b.layerInput[0].floats, output: b.layerInput[0].floats, count: rows * c, probability: config.dropout,
                           seed: self.dropoutSeed(dropoutSeed, layer: -1, site: 0), threads: t)
@@ -106,7 +107,8 @@ extension TransformerModel {
                        rows: rows, inFeatures: c, outFeatures: qkvWidth, threads: t)
         // Query and key heads are adjacent columns, so one pass rotates both.
         rotary?.apply(qkv, rowStride: qkvWidth, column: 0, heads: config.heads + config.kvHeads,
-                      batch: batch, time: time, positionOffset: positionOffset, inverse: false, threads: t)
+                      batch: batch, time: time, positionOffset: positionOffset, positions: contextParallel?.positions,
+                      inverse: false, threads: t)
         var (query, key, value) = attentionViews(l, batch: batch, time: time)
         if let cache {
             let kvWidth = config.kvHeads * config.headDim
@@ -120,9 +122,19 @@ extension TransformerModel {
             value = try cache.values[l].sliced(axis: 1, 0..<(positionOffset + time))
         }
         let output = headsView(b.attentionOutput[l], batch: batch, time: time, heads: config.heads)
-        let result = try Attention.forward(query: query, key: key, value: value,
-                                           descriptor: attentionDescriptor(layer: l, dropoutSeed: dropoutSeed), output: output)
+        let descriptor = attentionDescriptor(layer: l, dropoutSeed: dropoutSeed)
+        // Ring attention merges partial LSEs and has no residual; its backward recomputes P from
+        // the LSE alone.
+        let result: (output: Tensor, logSumExp: Tensor, logSumExpResidual: Tensor?)
+        if let contextParallel {
+            let ring = try contextParallel.forward(query: query, key: key, value: value, descriptor: descriptor)
+            result = (ring.output, ring.logSumExp, nil)
+        } else {
+            let full = try Attention.forward(query: query, key: key, value: value, descriptor: descriptor, output: output)
+            result = (full.output, full.logSumExp, full.logSumExpResidual)
+        }
         b.logSumExp[l] = result.logSumExp
+        b.logSumExpResidual[l] = result.logSumExpResidual
         if result.output.storage !== output.storage || result.output.offset != output.offset || !result.output.isContiguous {
             // The attention API may hand back its own tensor; keep ours authoritative.
             copy(result.output, into: b.attentionOutput[l].floats)

@@ -26,7 +26,7 @@ public struct TrainingMemoryAccounting: Equatable, Sendable {
 extension TransformerModel {
     /// What the model holds now. Activation fields are 0 before the first forward pass or
     /// after `releaseActivations()`; `scratch` holds the gradient buffers only after a
-    /// training-mode pass. Equals `allocatedBytes` plus the log-sum-exp tensors.
+    /// training-mode pass. Equals `allocatedBytes` plus the log-sum-exp tensors (and their residuals).
     public var memoryAccounting: TrainingMemoryAccounting {
         var accounting = TrainingMemoryAccounting(parameters: 4 * layout.count, gradients: 4 * layout.count,
                                                   layerActivations: 0, outputActivations: 0, scratch: 0)
@@ -36,6 +36,7 @@ extension TransformerModel {
         accounting.layerActivations = bytes(Array(b.layerInput[0..<layers])) + bytes(b.normA) + bytes(b.statsA) + bytes(b.qkv)
             + bytes(b.attentionOutput) + bytes(b.residual) + bytes(b.normB) + bytes(b.statsB) + bytes(b.mlpGate)
             + bytes(b.mlpUp) + bytes(b.mlpActivation) + bytes(b.logSumExp.map { $0?.storage })
+            + bytes(b.logSumExpResidual.map { $0?.storage })
         // Tokens and targets are two Int32 per row, allocated outside TensorStorage.
         accounting.outputActivations = bytes([b.layerInput[layers], b.finalNorm, b.finalStats, b.logits, b.losses]) + 8 * b.rows
         accounting.scratch = bytes([b.branch, b.transposeScratch, b.residualGradient, b.residualGradient2, b.normGradient, b.qkvGradient,

@@ -32,6 +32,9 @@ public final class TransformerModel {
     public var attentionImplementation: AttentionImplementation = .flash
     /// Threads for every kernel; nil means `Parallel.defaultThreads`.
     public var threads: Int?
+    /// When set, each sequence is split over a ring of ranks: the model sees this rank's shard
+    /// (positions from `contextParallel.positions`) and attention runs as ring attention.
+    public var contextParallel: ContextParallelism?
 
     let rotary: RotaryTable?
     let alibiSlopes: [Float]?

@@ -87,7 +87,7 @@ struct AttentionBenchCase {
             let forward = try Attention.forward(query: query, key: key, value: value, descriptor: descriptor)
             if let outputGradient {
                 _ = try Attention.backward(query: query, key: key, value: value, output: forward.output, logSumExp: forward.logSumExp,
-                                           outputGradient: outputGradient, descriptor: descriptor)
+                                           logSumExpResidual: forward.logSumExpResidual, outputGradient: outputGradient, descriptor: descriptor)
             }
         }
         var result = AttentionBenchResult(self)
@@ -132,6 +132,7 @@ struct AttentionBenchResult: Codable {
     var ms: Double?
     var gflops: Double?
     var peakBytes: Int?
+    var isa = Bench.isa
 
     init(_ benchCase: AttentionBenchCase) {
         impl = benchCase.implementation.rawValue

@@ -80,6 +80,7 @@ struct BenchAttention: ParsableCommand {
             encoder.keyEncodingStrategy = .convertToSnakeCase
             print(String(decoding: try encoder.encode(results), as: UTF8.self))
         } else {
+            print(Bench.isaLine)
             AttentionBenchResult.printTable(results)
         }
     }

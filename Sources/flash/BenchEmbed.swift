@@ -61,6 +61,7 @@ struct BenchEmbed: ParsableCommand {
         let tokens = try sentences.reduce(0) { $0 + (try encoder.tokenize($1).count) }
         let threadCount = threads ?? Parallel.defaultThreads
         var results: [[String: Any]] = []
+        if !json { print(Bench.isaLine) }
         if !json { print("model \(directory), \(sentences.count) sentences, \(tokens) tokens, \(threadCount) threads") }
         for size in batch {
             func pass() throws {
@@ -79,7 +80,7 @@ struct BenchEmbed: ParsableCommand {
                 best = min(best, Date().timeIntervalSince(passStart))
             } while Date().timeIntervalSince(start) < seconds
             let perSecond = Double(sentences.count) / best
-            results.append(["batch": size, "sentences_per_second": perSecond, "threads": threadCount,
+            results.append(["batch": size, "sentences_per_second": perSecond, "threads": threadCount, "isa": Bench.isa,
                             "tokens_per_second": Double(tokens) / best])
             if !json {
                 print("batch \(size): \(String(format: "%.1f", perSecond)) sentences/s, \(String(format: "%.0f", Double(tokens) / best)) tokens/s")

@@ -4,7 +4,7 @@ import FlashCore
 import Foundation
 
 /// `flash bench gemm`: GEMM throughput in GFLOP/s on 1 thread and on all threads, next to the
-/// machine's fp32 FMA peak measured by a micro-benchmark. scripts/bench_gemm.py runs numpy
+/// machine's fp32 FMA peak (`FMAPeak`, in the build's native vector width). scripts/bench_gemm.py runs numpy
 /// (OpenBLAS) on the same cases and prints the ratios.
 struct BenchGEMM: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,7 +16,8 @@ struct BenchGEMM: ParsableCommand {
             1024×64×1024, each on 1 thread and on all threads (or --threads). Times are the \
             best of 10 samples of at least 10 ms after a warm-up. --json prints a list: one \
             object per case (m, n, k, threads, transpose_a, transpose_b, cpu_time, gflops, \
-            seconds), then one per thread count (threads, peak_gflops).
+            seconds, isa), then one per thread count (threads, peak_gflops, isa). The first \
+            line of the table names the vector ISA the binary was built for.
             """)
 
     @Option(help: "Rows of C (with --n and --k: run this one case).") var m: Int?
@@ -42,11 +43,13 @@ struct BenchGEMM: ParsableCommand {
         let cpu_time: Bool
         let gflops: Double
         let seconds: Double
+        var isa = Bench.isa
     }
 
     struct Peak: Encodable {
         let threads: Int
         let peak_gflops: Double
+        var isa = Bench.isa
     }
 
     func validate() throws {
@@ -74,9 +77,10 @@ struct BenchGEMM: ParsableCommand {
                 Case(m: 128, n: 1024, k: 64), Case(m: 1024, n: 64, k: 1024),
             ]
         }
+        if !json { print(Bench.isaLine) }
         var peaks: [Peak] = []
         for t in threadCounts {
-            peaks.append(Peak(threads: t, peak_gflops: Self.measurePeak(threads: t)))
+            peaks.append(Peak(threads: t, peak_gflops: FMAPeak.measure(threads: t)))
             if !json { print(String(format: "fp32 FMA peak, %d thread(s): %.1f GFLOP/s", t, peaks.last!.peak_gflops)) }
         }
         if !json { print("     m      n      k  op     threads  GFLOP/s  % of peak") }
@@ -137,44 +141,6 @@ struct BenchGEMM: ParsableCommand {
             best = min(best, (now() - begin) / Double(repetitions))
         }
         return best
-    }
-
-    /// The fp32 FMA peak: each thread runs 12 independent chains of `SIMD16<Float>` FMAs
-    /// (more than latency × throughput = 4 × 1 on Zen 4, 4 × 2 on Intel), so the FMA units
-    /// never wait. Best of 5 runs of 4M FMAs per chain-set.
-    static func measurePeak(threads: Int) -> Double {
-        let iterations = 1 << 18
-        var best = Double.infinity
-        for _ in 0..<5 {
-            let begin = now()
-            Parallel.forEach(threads, threads: threads) { worker in
-                blackHole(fmaChains(iterations: iterations, seed: Float(worker) * 1e-3))
-            }
-            best = min(best, now() - begin)
-        }
-        let flops = Double(threads) * Double(iterations) * 12 * 16 * 2
-        return flops / best / 1e9
-    }
-
-    @inline(never)
-    static func fmaChains(iterations: Int, seed: Float) -> Float {
-        typealias V = SIMD16<Float>
-        let x = V(repeating: 0.5 + seed), y = V(repeating: 0.999)
-        var c0 = V(repeating: 1), c1 = V(repeating: 2), c2 = V(repeating: 3), c3 = V(repeating: 4)
-        var c4 = V(repeating: 5), c5 = V(repeating: 6), c6 = V(repeating: 7), c7 = V(repeating: 8)
-        var c8 = V(repeating: 9), c9 = V(repeating: 10), c10 = V(repeating: 11), c11 = V(repeating: 12)
-        for _ in 0..<iterations {
-            c0 = x.addingProduct(c0, y); c1 = x.addingProduct(c1, y); c2 = x.addingProduct(c2, y)
-            c3 = x.addingProduct(c3, y); c4 = x.addingProduct(c4, y); c5 = x.addingProduct(c5, y)
-            c6 = x.addingProduct(c6, y); c7 = x.addingProduct(c7, y); c8 = x.addingProduct(c8, y)
-            c9 = x.addingProduct(c9, y); c10 = x.addingProduct(c10, y); c11 = x.addingProduct(c11, y)
-        }
-        return (c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11).sum()
-    }
-
-    @inline(never)
-    static func blackHole(_ value: Float) {
-        if value == 12345.678 { print("") }
     }
 
     /// The clock `now()` reads: monotonic wall time, or the calling thread's CPU time.

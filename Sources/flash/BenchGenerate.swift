@@ -55,8 +55,9 @@ struct BenchGenerate: ParsableCommand {
             print("{\"model\": \"\((path as NSString).lastPathComponent)\", \"prompt_tokens\": \(promptTokens), "
                 + "\"decode_tokens\": \(decodeTokens), \"threads\": \(threadCount), "
                 + "\"prefill_tokens_per_second\": \(String(format: "%.2f", prefill)), "
-                + "\"decode_tokens_per_second\": \(String(format: "%.2f", decode))}")
+                + "\"decode_tokens_per_second\": \(String(format: "%.2f", decode)), \"isa\": \"\(Bench.isa)\"}")
         } else {
+            print(Bench.isaLine)
             print("model      \((path as NSString).lastPathComponent), threads \(threadCount)")
             print(String(format: "prefill    %d tokens: %.1f tokens/s", promptTokens, prefill))
             print(String(format: "decode     %d tokens: %.1f tokens/s", decodeTokens, decode))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import FlashAttention
 import FlashCore
 import Foundation
@@ -17,6 +18,11 @@ struct BenchTrain: ParsableCommand {
             runs in its own process so that peak_bytes (getrusage ru_maxrss) is that pair's own; \
             tracked_bytes counts what the model and optimizer allocate (parameters, gradients, \
             AdamW moments, activations).
+
+            Under mpirun (one --preset and --attention): data-parallel training with --batch \
+            sequences per rank (--zero, --context-parallel as in flash train); rank 0 prints the \
+            job's tokens/s, the seconds per step the communication thread spent in collectives, and \
+            the share of the step the compute thread waited for them (what overlap did not hide).
             """)
 
     @Option(help: "Preset: small or nanogpt (default: both).") var preset: TrainingPreset?
@@ -27,6 +33,8 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Sequences per step (default: the preset's, 8).") var batch: Int?
     @Option(help: "Threads (default: all cores).") var threads: Int?
     @Flag(help: "Print JSON (one object for one pair, else a list).") var json = false
+    @Option(help: "ZeRO stage under mpirun (0 or 1).") var zero = 0
+    @Option(name: .customLong("context-parallel"), help: "Ranks per sequence under mpirun.") var contextParallel = 1
 
     struct Result: Codable {
         var preset: String
@@ -37,6 +45,14 @@ struct BenchTrain: ParsableCommand {
         var peak_bytes: Int
         var tracked_bytes: Int
         var loss: Double
+        var isa = Bench.isa
+        var world_size: Int = 1
+        var zero: Int = 0
+        var context_parallel: Int = 1
+        /// Seconds per step the communication thread spent in collectives.
+        var communication_seconds_per_step: Double = 0
+        /// Share of the step the compute thread waited for communication.
+        var communication_wait_share: Double = 0
     }
 
     func validate() throws {
@@ -48,8 +64,14 @@ struct BenchTrain: ParsableCommand {
     }
 
     func run() throws {
+        let communicator = try MPICommunicator.worldIfLaunched()
+        defer { communicator?.finalize() }
+        if communicator != nil && (preset == nil || attention == nil) {
+            throw CommandFailure("under mpirun, give one --preset and one --attention (each pair would otherwise start child processes)")
+        }
         if let preset, let attention {
-            let result = try measure(preset: preset, attention: attention)
+            let result = try measure(preset: preset, attention: attention, communicator: communicator)
+            if communicator?.rank ?? 0 != 0 { return }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
@@ -76,6 +98,7 @@ struct BenchTrain: ParsableCommand {
     }
 
     func printTable(_ results: [Result]) {
+        print(Bench.isaLine)
         print("preset   attention  batch context threads   params   tokens/s  ms/step  peak MiB  tracked MiB")
         for r in results {
             print(r.preset.padding(toLength: 8, withPad: " ", startingAt: 0), r.attention.padding(toLength: 9, withPad: " ", startingAt: 0),
@@ -104,7 +127,7 @@ struct BenchTrain: ParsableCommand {
         return try JSONDecoder().decode(Result.self, from: output)
     }
 
-    func measure(preset: TrainingPreset, attention: AttentionImplementation) throws -> Result {
+    func measure(preset: TrainingPreset, attention: AttentionImplementation, communicator: Communicator? = nil) throws -> Result {
         if let threads { Parallel.defaultThreads = threads }
         let shape = preset.shape
         let batch = self.batch ?? shape.batch
@@ -116,20 +139,26 @@ struct BenchTrain: ParsableCommand {
         var random = TrainerRandom(seed: 1)
         let tokens = (0..<max(100_000, 4 * batch * shape.context)).map { _ in random.nextInt(below: vocab) }
         let data = try TokenDataset(tokens: tokens, validationFraction: 0, context: shape.context)
+        let distributed = (communicator?.size ?? 1) > 1 ? communicator : nil
         let trainer = try Trainer(model: model, data: data, options: TrainingOptions(
-            steps: warmup + steps, batch: batch, learningRate: 3e-4, warmup: 0, seed: 1))
+            steps: warmup + steps, batch: batch, learningRate: 3e-4, warmup: 0, seed: 1),
+            communicator: distributed, zeroStage: zero, contextParallel: contextParallel)
         for _ in 0..<warmup { try trainer.trainStep() }
+        _ = (trainer.takeCommunicationWait(), trainer.takeCommunicationTime())
+        try distributed?.barrier()
         let start = Date()
         var loss: Float = 0
         for _ in 0..<steps { loss = try trainer.trainStep().loss }
         let elapsed = Date().timeIntervalSince(start)
+        let waited = trainer.takeCommunicationWait(), busy = trainer.takeCommunicationTime()
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Result(preset: preset.rawValue, attention: attention.rawValue, batch: batch, context: shape.context,
                       threads: threads ?? Parallel.defaultThreads, layers: shape.layers, heads: shape.heads, width: shape.width,
                       vocab: vocab, params: model.parameterCount, steps: steps,
-                      tokens_per_second: Double(steps * batch * shape.context) / elapsed, ms_per_step: 1000 * elapsed / Double(steps),
+                      tokens_per_second: Double(steps * trainer.tokensPerStep) / elapsed, ms_per_step: 1000 * elapsed / Double(steps),
                       peak_bytes: usage.ru_maxrss * 1024, tracked_bytes: model.allocatedBytes + trainer.optimizer.allocatedBytes,
-                      loss: Double(loss))
+                      loss: Double(loss), world_size: trainer.worldSize, zero: zero, context_parallel: contextParallel,
+                      communication_seconds_per_step: busy / Double(steps), communication_wait_share: waited / elapsed)
     }
 }

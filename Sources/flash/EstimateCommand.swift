@@ -33,6 +33,9 @@ struct EstimateCommand: ParsableCommand {
     @Option(help: "Attention implementation: standard, flash.") var attention = "flash"
     @Option(help: "Activation recomputation: none, selective, full.") var recompute = "none"
     @Option(help: "Data-parallel degree.") var dp = 1
+    @Option(help: "ZeRO stage: 0, or 1 (optimizer states sharded over the --dp ranks, as `flash train --zero 1`).") var zero = 0
+    @Option(name: .customLong("context-parallel"), help: "Ranks per sequence (ring attention) for the communication estimate.") var contextParallel = 1
+    @Option(name: .customLong("link-gbps"), help: "Link bandwidth per rank in Gbit/s: adds the communication per step of data parallelism, ZeRO-1 and ring attention.") var linkGbps: Double?
     @Option(help: "Tensor-parallel degree.") var tp = 1
     @Option(help: "Pipeline-parallel degree.") var pp = 1
     @Option(help: "Whose buffers the memory counts: textbook (the minimum a backward pass needs) or trainer (this project's trainer, byte for byte; Float32 AdamW only). Default: trainer with a flash train preset, else textbook.")
@@ -51,8 +54,30 @@ struct EstimateCommand: ParsableCommand {
         do {
             let estimate = try makeEstimate()
             let name = trainingPreset?.rawValue
-            if json { try EstimateFormat.printJSON(try EstimateReport.json(estimate, preset: selectedPreset(), presetName: name)) }
-            else { try EstimateReport.printTables(estimate, preset: selectedPreset(), presetName: name) }
+            let communication = try linkGbps.map { gbps -> CommunicationEstimate in
+                guard gbps > 0, gbps.isFinite else { throw InvalidArgument("--link-gbps", expected: "a positive bandwidth", got: "\(gbps)") }
+                guard contextParallel >= 1 else { throw InvalidArgument("--context-parallel", expected: "≥ 1", got: "\(contextParallel)") }
+                let s = estimate.setup
+                return CommunicationEstimate(config: s.model, ranks: s.parallelism.data * contextParallel, contextParallel: contextParallel,
+                                             microBatch: s.microBatch, sequenceLength: s.sequenceLength, bandwidth: gbps * 1e9 / 8)
+            }
+            if json {
+                var object = try EstimateReport.json(estimate, preset: selectedPreset(), presetName: name)
+                if let c = communication {
+                    object["communication"] = ["gradient_bytes_per_rank": c.gradientBytes, "ring_attention_bytes_per_rank": c.ringBytes,
+                                               "seconds_per_step": c.seconds, "link_gbps": linkGbps!, "context_parallel": contextParallel]
+                }
+                try EstimateFormat.printJSON(object)
+            } else {
+                try EstimateReport.printTables(estimate, preset: selectedPreset(), presetName: name)
+                if let c = communication {
+                    print(String(format: "\nCommunication per step and rank at %.3g Gbit/s (%d data-parallel × %d context-parallel ranks):",
+                                 linkGbps!, estimate.setup.parallelism.data, contextParallel))
+                    print("gradients (all-reduce, or ZeRO-1 reduce-scatter + all-gather)  " + EstimateFormat.gibibytes(c.gradientBytes))
+                    print("ring attention (K/V forward, K/V/dK/dV backward)               " + EstimateFormat.gibibytes(c.ringBytes))
+                    print(String(format: "time if not overlapped                                        %.4g s", c.seconds))
+                }
+            }
         } catch let error as InvalidArgument {
             throw Self.naming(error)
         }
@@ -70,7 +95,7 @@ struct EstimateCommand: ParsableCommand {
         let training = trainingPreset != nil
         let parameterPrecision = try EstimateFormat.choice(paramPrecision ?? (training ? "fp32" : "bf16"), "--param-precision",
                                                            as: NumericPrecision.self)
-        let setup = TrainingSetup(
+        var setup = TrainingSetup(
             model: config, microBatch: batch ?? trainingPreset?.shape.batch ?? 1, sequenceLength: seq ?? config.context, trainingTokens: tokens,
             parameterPrecision: parameterPrecision,
             gradientPrecision: try gradPrecision.map { try EstimateFormat.choice($0, "--grad-precision", as: NumericPrecision.self) },
@@ -81,6 +106,7 @@ struct EstimateCommand: ParsableCommand {
             recomputation: try EstimateFormat.choice(recompute, "--recompute", as: Recomputation.self),
             parallelism: Parallelism(data: dp, tensor: tp, pipeline: pp),
             memoryModel: try EstimateFormat.choice(memoryModel ?? (training ? "trainer" : "textbook"), "--memory-model", as: MemoryModel.self))
+        setup.zeroStage = zero
         let hardware = self.hardware ?? (training ? "cpu" : "a100")
         guard let device = Hardware.named(hardware) else {
             throw InvalidArgument("--hardware", expected: "one of " + Hardware.all.map(\.name).joined(separator: ", "), got: hardware)
@@ -95,7 +121,7 @@ struct EstimateCommand: ParsableCommand {
         "layers": "--layers", "heads": "--heads", "kvHeads": "--kv-heads", "width": "--width",
         "mlpWidth": "--mlp-width", "context": "--context", "vocabularySize": "--vocab",
         "width/heads": "--width/--heads", "dropout": "--dropout", "microBatch": "--batch",
-        "sequenceLength": "--seq", "trainingTokens": "--tokens", "parallelism.data": "--dp",
+        "sequenceLength": "--seq", "trainingTokens": "--tokens", "parallelism.data": "--dp", "zeroStage": "--zero",
         "parallelism.tensor": "--tp", "parallelism.pipeline": "--pp", "peakFLOPS": "--peak-tflops",
         "utilisation": "--mfu", "memoryBudget": "--memory-gib", "parameterPrecision": "--param-precision",
         "gradientPrecision": "--grad-precision", "optimizerPrecision": "--optimizer-precision",

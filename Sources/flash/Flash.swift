@@ -2,7 +2,7 @@ import ArgumentParser
 import FlashCore
 
 @main
-struct Flash: ParsableCommand {
+struct Flash: AsyncParsableCommand {
     /// The release this source tree is; `flash --version` prints it with the vector ISA the
     /// binary was compiled for (a binary built with FLASH_MARCH=x86-64-v3 says AVX2+FMA even on
     /// an AVX-512 machine).
@@ -16,6 +16,7 @@ struct Flash: ParsableCommand {
             Demo.self,
             TrainCommand.self,
             GenerateCommand.self,
+            ServeCommand.self,
             AttentionCommand.self,
             EmbedCommand.self,
             EstimateCommand.self,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import FlashCore
 import ModelFormats
+import Serving
 import Transformer
 
 /// Options of a GGUF generation run (`flash generate --gguf`).
@@ -32,38 +33,50 @@ func runGGUFGeneration(_ options: GGUFGenerationOptions) throws {
     let capacity = min(c.contextLength, promptTokens.count + options.maxTokens)
     try InvalidArgument.require(promptTokens.count <= c.contextLength, "--prompt",
                                 expected: "at most \(c.contextLength) tokens (the context length)", got: "\(promptTokens.count) tokens")
-    var sampler = try Sampler(temperature: options.temperature, topK: options.topK == 0 ? nil : options.topK,
-                              topP: options.topP, seed: options.seed)
+    _ = try Sampler(temperature: options.temperature, topK: options.topK == 0 ? nil : options.topK,
+                    topP: options.topP, seed: options.seed)  // validates the sampling options
     let stderr = FileHandle.standardError
     func note(_ s: String) { stderr.write(Data((s + "\n").utf8)) }
     note("flash: \(c.layers) layers, hidden \(c.hiddenSize), heads \(c.heads)/\(c.keyValueHeads) kv, vocab \(c.vocabularySize), "
         + "\(model.tiedOutput ? "tied" : "separate") output; prompt \(promptTokens.count) tokens; threads \(options.threads ?? Parallel.defaultThreads)")
 
-    let cache = model.makeCache(capacity: max(capacity, 1))
-    let prefillStart = Date()
-    var logits = try model.forward(promptTokens, cache: cache)
-    let prefillSeconds = Date().timeIntervalSince(prefillStart)
-
+    // The serving engine's scheduler with this one request: the same paged forward pass and
+    // the same per-row arithmetic as `flash serve`, so a greedy run here is token for token
+    // what the server answers, whatever else it is doing.
+    guard options.maxTokens > 0 else {
+        FileHandle.standardOutput.write(Data("\n".utf8))
+        return
+    }
+    let scheduler = try Scheduler(model: model, configuration: ServingConfiguration(
+        blockSize: 16, blockCount: ServingConfiguration.blocks(forTokens: max(capacity, 1)), maxRunning: 1,
+        maxBatchTokens: promptTokens.count, maxWaiting: 1, prefixCaching: false, threads: options.threads))
     // Bytes of an unfinished UTF-8 character wait for the rest before printing.
     var pending: [UInt8] = []
     var generated = 0
-    let decodeStart = Date()
-    while generated < options.maxTokens {
-        let token = sampler.sample(logits)
-        generated += 1
-        if tokenizer.endOfGenerationTokens.contains(token) { break }
-        pending += tokenizer.bytes(of: token, skipSpecial: true)
-        let complete = completeUTF8Prefix(pending)
-        if complete > 0 {
-            FileHandle.standardOutput.write(Data(pending[..<complete]))
-            pending.removeFirst(complete)
-        }
-        if generated == options.maxTokens || cache.count >= cache.capacity { break }
-        logits = try model.forward([token], cache: cache)
-    }
+    let prefillStart = Date()
+    var decodeStart: Date?
+    try scheduler.add(id: 0, request: GenerationRequest(
+        promptTokens: promptTokens, maxTokens: options.maxTokens,
+        sampling: SamplingParameters(temperature: options.temperature, topP: options.topP,
+                                     topK: options.topK == 0 ? nil : options.topK, seed: options.seed),
+        stopTokens: Set(tokenizer.endOfGenerationTokens)),
+        deliver: { event in
+            if decodeStart == nil { decodeStart = Date() }
+            guard case .token(let t) = event else { return }
+            generated += 1
+            pending += tokenizer.bytes(of: t.token, skipSpecial: true)
+            let complete = completeUTF8Prefix(pending)
+            if complete > 0 {
+                FileHandle.standardOutput.write(Data(pending[..<complete]))
+                pending.removeFirst(complete)
+            }
+        }, complete: {})
+    while scheduler.hasWork { try scheduler.step() }
     if !pending.isEmpty { FileHandle.standardOutput.write(Data(String(decoding: pending, as: UTF8.self).utf8)) }
     FileHandle.standardOutput.write(Data("\n".utf8))
-    let decodeSeconds = Date().timeIntervalSince(decodeStart)
+    let end = Date()
+    let prefillSeconds = (decodeStart ?? end).timeIntervalSince(prefillStart)
+    let decodeSeconds = end.timeIntervalSince(decodeStart ?? end)
     let decoded = max(generated - 1, 0)  // the first token came from the prefill's logits
     note(String(format: "prefill: %d tokens in %.3f s (%.1f tokens/s); decode: %d tokens in %.3f s (%.1f tokens/s)",
                 promptTokens.count, prefillSeconds, Double(promptTokens.count) / max(prefillSeconds, 1e-9),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Distributed
 import FlashAttention
 import FlashCore
 import ModelFormats
@@ -27,6 +28,12 @@ struct TrainCommand: ParsableCommand {
             --resume continues the run saved in --out bit for bit (its saved options and data \
             source; --threads, --log and --eval-every may change). A NaN/Inf loss stops the run \
             and keeps the last good checkpoint.
+
+            Distributed: `mpirun -np P flash train … [--zero 1] [--context-parallel C]` trains on P \
+            ranks (Open MPI, loaded at run time): P/C data-parallel groups of C ranks that split \
+            each sequence (ring attention). --batch is sequences per group: P ranks × B sequences \
+            (C = 1) see exactly the tokens one process with P·B sees. Rank 0 alone prints, logs and \
+            writes checkpoints; --resume works for any rank count that divides the saved global batch.
             """)
 
     @Option(help: "Training text: a file or a folder of text files (default: the built-in corpus).") var data: String?
@@ -63,6 +70,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Threads (default: all cores).") var threads: Int?
     @Flag(help: "Continue the run saved in --out.") var resume = false
     @Option(help: "Append one JSON line per step to FILE.") var log: String?
+    @Option(help: "ZeRO stage under mpirun: 0 (every rank keeps AdamW's moments) or 1 (moments sharded over the data-parallel ranks).") var zero = 0
+    @Option(name: .customLong("context-parallel"), help: "Ranks that split each sequence (ring attention, zigzag order); must divide the number of ranks, and 2 × it the context.") var contextParallel = 1
 
     func validate() throws {
         for (name, value) in [("--layers", layers), ("--heads", heads), ("--kv-heads", kvHeads), ("--width", width),
@@ -79,6 +88,27 @@ struct TrainCommand: ParsableCommand {
         if !(validationFraction >= 0 && validationFraction < 1) { throw ValidationError("--validation-fraction must be in [0, 1)") }
         if !["char", "bpe"].contains(tokenizer) { throw ValidationError("--tokenizer must be char or bpe, got \(tokenizer)") }
         if bpeVocab < 256 { throw ValidationError("--bpe-vocab must be ≥ 256, got \(bpeVocab)") }
+        if zero != 0 && zero != 1 { throw ValidationError("--zero must be 0 or 1, got \(zero)") }
+        if contextParallel < 1 { throw ValidationError("--context-parallel must be ≥ 1, got \(contextParallel)") }
+    }
+
+    /// Refuses to start unless every rank was given the same run: a hash of the model, the
+    /// options, the data's tokens and the parallel layout, compared with rank 0's.
+    static func checkRanksAgree(_ communicator: Communicator?, config: TransformerConfig, options: TrainingOptions,
+                                tokens: TokenDataset, layout: String) throws {
+        guard let communicator, communicator.size > 1 else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var signature = String(decoding: try encoder.encode(config), as: UTF8.self)
+        signature += String(decoding: try encoder.encode(options), as: UTF8.self) + layout
+        var data: UInt64 = 0xcbf2_9ce4_8422_2325
+        for token in tokens.training + tokens.validation { data = (data ^ UInt64(UInt32(bitPattern: token))) &* 0x100_0000_01b3 }
+        signature += " data \(tokens.training.count)+\(tokens.validation.count) \(data)"
+        do {
+            try communicator.requireIdentical(stableHash(signature), "the configuration (model flags, training options, data, --zero, --context-parallel)")
+        } catch let error as CommunicationError {
+            throw CommandFailure("\(error.description); start every rank with the same arguments and data")
+        }
     }
 
     static func makeTokenizer(kind: String, text: String, bpeVocabulary: Int) throws -> AnyTokenizer {
@@ -91,6 +121,14 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         if let threads { Parallel.defaultThreads = threads }
+        let communicator = try MPICommunicator.worldIfLaunched()
+        let world = communicator?.size ?? 1, rank = communicator?.rank ?? 0
+        guard world % contextParallel == 0 else {
+            throw CommandFailure("--context-parallel \(contextParallel) must divide the number of ranks (\(world))")
+        }
+        let layout = " world \(world) zero \(zero) context-parallel \(contextParallel)"
+        let dataParallel: Communicator? = world > 1 ? communicator : nil
+        let primary = rank == 0
         let session: TrainingSession
         if resume {
             let state = try Checkpoint.loadTrainingState(from: out)
@@ -102,11 +140,20 @@ struct TrainCommand: ParsableCommand {
                                            context: model.config.context)
             model.attentionImplementation = attention
             model.threads = threads
-            let trainer = try Trainer(model: model, data: dataset, options: state.options)
+            // The checkpoint fixes the global batch; it must split evenly over this run's ranks.
+            var options = state.options
+            let globalBatch = options.batch * (state.dataParallelSize ?? 1), groups = world / contextParallel
+            guard globalBatch % groups == 0 else {
+                throw CommandFailure("--resume: the checkpoint's global batch of \(globalBatch) sequences does not split over \(groups) data-parallel groups")
+            }
+            options.batch = globalBatch / groups
+            try Self.checkRanksAgree(dataParallel, config: model.config, options: options, tokens: dataset, layout: layout)
+            let trainer = try Trainer(model: model, data: dataset, options: options, communicator: dataParallel, zeroStage: zero,
+                                      contextParallel: contextParallel)
             try Checkpoint.restore(trainer, from: out)
-            TrainingSession.standardError("resuming \(out) at step \(trainer.step) of \(state.options.steps)\n")
+            if primary { TrainingSession.standardError("resuming \(out) at step \(trainer.step) of \(state.options.steps)\n") }
             session = TrainingSession(trainer: trainer, tokenizer: tokenizer, evalEvery: evalEvery, checkpointDirectory: out,
-                                      dataPath: source, logPath: log)
+                                      dataPath: source, logPath: log, primary: primary)
         } else {
             let text = try data.map(TrainingText.read) ?? BuiltinCorpus.text()
             let tokenizer = try Self.makeTokenizer(kind: self.tokenizer, text: text, bpeVocabulary: bpeVocab)
@@ -123,25 +170,33 @@ struct TrainCommand: ParsableCommand {
             let options = TrainingOptions(steps: steps, batch: batch ?? shape.batch, accumulate: accumulate, learningRate: lr,
                                           warmup: warmup, optimizer: AdamW.Options(weightDecay: weightDecay),
                                           gradientClip: gradClip, seed: seed, validationFraction: validationFraction)
-            let trainer = try Trainer(model: model, data: dataset, options: options)
-            TrainingSession.standardError("""
+            try Self.checkRanksAgree(dataParallel, config: config, options: options, tokens: dataset, layout: layout)
+            let trainer = try Trainer(model: model, data: dataset, options: options, communicator: dataParallel, zeroStage: zero,
+                                      contextParallel: contextParallel)
+            if primary { TrainingSession.standardError("""
                 model: \(config.layers) layers × \(config.heads) heads × \(config.width) wide, context \(config.context), \
                 vocabulary \(config.vocabularySize) (\(self.tokenizer)), \(model.parameterCount) parameters
                 data: \(dataset.training.count) training + \(dataset.validation.count) validation tokens; \
-                \(trainer.tokensPerStep) tokens per step, attention \(attention.rawValue), threads \(threads ?? Parallel.defaultThreads)
+                \(trainer.tokensPerStep) tokens per step, attention \(attention.rawValue), threads \(threads ?? Parallel.defaultThreads)\
+                \(world > 1 ? "\n\(world / contextParallel) data-parallel groups × \(options.batch) sequences (global batch \(trainer.globalBatch)), ZeRO-\(zero)" : "")\
+                \(contextParallel > 1 ? ", each sequence split over \(contextParallel) ranks (ring attention)" : "")
 
-                """)
+                """) }
             session = TrainingSession(trainer: trainer, tokenizer: tokenizer, evalEvery: evalEvery, checkpointDirectory: out,
-                                      dataPath: data.map { URL(fileURLWithPath: $0).standardizedFileURL.path }, logPath: log)
+                                      dataPath: data.map { URL(fileURLWithPath: $0).standardizedFileURL.path }, logPath: log,
+                                      primary: primary)
         }
+        defer { communicator?.finalize() }
         if session.trainer.step >= session.trainer.options.steps {
-            print("\(out) is already at step \(session.trainer.step) of \(session.trainer.options.steps): nothing to do")
+            if primary { print("\(out) is already at step \(session.trainer.step) of \(session.trainer.options.steps): nothing to do") }
             return
         }
         let summary = try session.run()
         try session.saveCheckpoint()
         let validation = summary.lastValidation.map { String(format: ", validation loss %.4f", $0) } ?? ""
-        print("trained to step \(session.trainer.step): " + String(format: "loss %.4f", summary.lastLoss ?? .nan) + validation
-              + String(format: "; %.0f tokens/s; checkpoint in ", summary.tokensPerSecond) + out)
+        if primary {
+            print("trained to step \(session.trainer.step): " + String(format: "loss %.4f", summary.lastLoss ?? .nan) + validation
+                  + String(format: "; %.0f tokens/s; checkpoint in ", summary.tokensPerSecond) + out)
+        }
     }
 }

@@ -13,8 +13,22 @@ struct TrainingSession {
     let checkpointDirectory: String?
     let dataPath: String?
     let logPath: String?
+    /// Whether this process prints, logs and writes checkpoints (rank 0 of a distributed job).
+    var primary = true
     /// Stop after this many seconds (the demo's budget); nil: run every step.
     var timeLimit: Double? = nil
+
+    init(trainer: Trainer, tokenizer: AnyTokenizer, evalEvery: Int, checkpointDirectory: String?, dataPath: String?,
+         logPath: String?, primary: Bool = true, timeLimit: Double? = nil) {
+        self.trainer = trainer
+        self.tokenizer = tokenizer
+        self.evalEvery = evalEvery
+        self.checkpointDirectory = checkpointDirectory
+        self.dataPath = dataPath
+        self.logPath = logPath
+        self.primary = primary
+        self.timeLimit = timeLimit
+    }
 
     struct Summary {
         var firstLoss: Float?
@@ -40,18 +54,22 @@ struct TrainingSession {
         return "bpe"
     }
 
+    /// Writes a checkpoint (rank 0). Every rank must call it: under ZeRO-1 the optimizer's
+    /// moments are gathered from all ranks first.
     func saveCheckpoint() throws {
         guard let checkpointDirectory else { return }
+        let moments = try trainer.fullOptimizerMoments()
+        guard primary else { return }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try Checkpoint.save(model: trainer.model, tokenizerJSON: encoder.encode(tokenizer), trainer: trainer,
+        try Checkpoint.save(model: trainer.model, tokenizerJSON: encoder.encode(tokenizer), trainer: trainer, moments: moments,
                             dataPath: dataPath, tokenizerKind: tokenizerKind,
                             to: checkpointDirectory)
     }
 
     func run() throws -> Summary {
         var summary = Summary()
-        let log: FileHandle? = try logPath.map { path in
+        let log: FileHandle? = try (primary ? logPath : nil).map { path in
             if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             guard let handle = FileHandle(forWritingAtPath: path) else {
                 throw InvalidArgument("--log", expected: "a writable file", got: path)
@@ -65,14 +83,14 @@ struct TrainingSession {
         var tokens = 0
         summary.firstValidation = try trainer.evaluate()
         summary.lastValidation = summary.firstValidation
-        if let v = summary.firstValidation { Self.standardError(String(format: "step %d: validation loss %.4f\n", trainer.step, v)) }
+        if let v = summary.firstValidation, primary { Self.standardError(String(format: "step %d: validation loss %.4f\n", trainer.step, v)) }
         var lastGoodCheckpointStep: Int? = nil
         while trainer.step < trainer.options.steps {
             let result: StepResult
             do {
                 result = try trainer.trainStep()
             } catch let error as TrainingError {
-                Self.standardError("\n")
+                if primary { Self.standardError("\n") }
                 let kept = checkpointDirectory.map { dir in
                     lastGoodCheckpointStep.map { "the last good checkpoint (step \($0)) is kept in \(dir)" } ?? "no checkpoint was written"
                 } ?? "no --out directory was given"
@@ -94,7 +112,8 @@ struct TrainingSession {
             // On a terminal the progress line rewrites itself every step; into a file or pipe
             // (CI logs) it is written as whole lines, about twenty per run plus each validation.
             let interactive = isatty(STDERR_FILENO) != 0
-            if interactive || evaluateNow || result.step % max(1, total / 20) == 0 {
+            let communicationWait = trainer.takeCommunicationWait()
+            if primary && (interactive || evaluateNow || result.step % max(1, total / 20) == 0) {
                 var line = String(format: "step %d/%d | loss %.4f | lr %.2e | %.0f tok/s | ETA ", result.step, total, result.loss,
                                   result.learningRate, rate) + Self.duration(remaining)
                 if let validation { line += String(format: " | val %.4f", validation) }
@@ -104,6 +123,10 @@ struct TrainingSession {
                 var record: [String: Any] = ["step": result.step, "train_loss": Double(result.loss), "lr": Double(result.learningRate),
                                              "tokens_per_second": rate, "elapsed_seconds": elapsed]
                 record["val_loss"] = validation.map { Double($0) } ?? NSNull()
+                record["world_size"] = trainer.worldSize
+                record["global_batch"] = trainer.globalBatch
+                record["grad_norm"] = result.gradientNorm
+                record["communication_wait_seconds"] = communicationWait
                 log.write(try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]))
                 log.write(Data("\n".utf8))
             }
@@ -115,7 +138,7 @@ struct TrainingSession {
             summary.tokensPerSecond = rate
             if let timeLimit, elapsed >= timeLimit { break }
         }
-        if isatty(STDERR_FILENO) != 0 { Self.standardError("\n") }
+        if primary && isatty(STDERR_FILENO) != 0 { Self.standardError("\n") }
         return summary
     }
 }

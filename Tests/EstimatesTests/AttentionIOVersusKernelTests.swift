@@ -17,7 +17,9 @@ final class AttentionIOVersusKernelTests: XCTestCase {
             let (q, k, v) = (try random(), try random(), try random())
             let (_, traffic) = try Attention.forwardCountingTraffic(
                 query: q, key: k, value: v, descriptor: AttentionDescriptor(causal: causal, implementation: .flash))
-            let problem = AttentionProblem(batch: 1, heads: 2, queryLength: n, keyLength: n, headDim: d, elementBytes: 4, causal: causal)
+            // Per row the kernel writes the Float32 LSE and its residual (8 bytes of statistics).
+            let problem = AttentionProblem(batch: 1, heads: 2, queryLength: n, keyLength: n, headDim: d, elementBytes: 4,
+                                           statisticBytes: 8, causal: causal)
             let model = try AttentionIO.flash(problem, tiling: .cpuKernel(headDim: d))
             let read = Double(traffic.bytesRead.values.reduce(0, +)), written = Double(traffic.bytesWritten.values.reduce(0, +))
             XCTAssertEqual(model.forward.bytesRead, read, "n=\(n) d=\(d) causal=\(causal)")

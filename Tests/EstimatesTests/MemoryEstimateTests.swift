@@ -106,3 +106,21 @@ final class MemoryEstimateTests: XCTestCase {
         XCTAssertEqual(try MemoryEstimate.largestMicroBatch(fitting: 1000, setup: setup(.flash)), 0)
     }
 }
+
+/// The communication estimate against its formulas, worked by hand for one configuration.
+final class CommunicationEstimateTests: XCTestCase {
+    func testBytesPerRank() {
+        // 2 layers, width 16, 2 heads of 8, 1 KV head, vocabulary 10, context 16, tied, biases.
+        let config = TransformerConfig(layers: 2, heads: 2, kvHeads: 1, width: 16, mlpWidth: 32, context: 16, vocabularySize: 10)
+        let count = ParameterLayout(config).count
+        let dp = CommunicationEstimate(config: config, ranks: 4, microBatch: 3, sequenceLength: 16, bandwidth: 1e9)
+        XCTAssertEqual(dp.gradientBytes, 2 * 3.0 / 4 * 4 * Double(count))
+        XCTAssertEqual(dp.ringBytes, 0)
+        XCTAssertEqual(dp.seconds, dp.gradientBytes / 1e9)
+        // C = 2: forward 1 hop of K,V (8 tokens × 8 floats each), backward 2 hops of K,V,dK,dV:
+        // (2 + 8)·8·8·4 bytes per layer and sequence, × 2 layers × 3 sequences.
+        let ring = CommunicationEstimate(config: config, ranks: 2, contextParallel: 2, microBatch: 3, sequenceLength: 16, bandwidth: 1e9)
+        XCTAssertEqual(ring.ringBytes, Double((2 + 8) * 8 * 8 * 4 * 2 * 3))
+        XCTAssertEqual(CommunicationEstimate(config: config, ranks: 1, microBatch: 1, sequenceLength: 16, bandwidth: 1).seconds, 0)
+    }
+}

@@ -63,8 +63,9 @@ final class MemoryVersusTrainerTests: XCTestCase {
             XCTAssertEqual(estimate.modelStates + estimate.activations + estimate.backwardBuffers,
                            Double(held.total + trainer.optimizer.allocatedBytes), label, file: file, line: line)
             // The accounting agrees with the trainer's own counter, which leaves out only the
-            // attention API's log-sum-exp tensors (Float32, [batch, heads, time] per layer).
-            let logSumExp = 4 * config.layers * batch * config.heads * config.context
+            // attention API's log-sum-exp tensors and their residuals (Float32, [batch, heads, time]
+            // each, per layer).
+            let logSumExp = 2 * 4 * config.layers * batch * config.heads * config.context
             XCTAssertEqual(held.total, trainer.model.allocatedBytes + logSumExp, label, file: file, line: line)
         }
     }

@@ -151,10 +151,10 @@ extension XCTestCase {
         assertFlashAccurate(flash.logSumExp.floats(), standard: standard.logSumExp.floats(), reference: reference.lse, "LSE", c, file: file, line: line)
         guard backward else { return }
         let flashGradients = try Attention.backward(
-            query: inputs.query, key: inputs.key, value: inputs.value, output: flash.output, logSumExp: flash.logSumExp,
+            query: inputs.query, key: inputs.key, value: inputs.value, output: flash.output, logSumExp: flash.logSumExp, logSumExpResidual: flash.logSumExpResidual,
             outputGradient: inputs.outputGradient, descriptor: flashDescriptor)
         let standardGradients = try Attention.backward(
-            query: inputs.query, key: inputs.key, value: inputs.value, output: standard.output, logSumExp: standard.logSumExp,
+            query: inputs.query, key: inputs.key, value: inputs.value, output: standard.output, logSumExp: standard.logSumExp, logSumExpResidual: standard.logSumExpResidual,
             outputGradient: inputs.outputGradient, descriptor: standardDescriptor)
         let expected = inputs.reference.backward(query: inputs.q, key: inputs.k, value: inputs.v, outputGradient: inputs.dO)
         assertFlashAccurate(flashGradients.query.floats(), standard: standardGradients.query.floats(), reference: expected.query, "dQ", c, file: file, line: line)

@@ -29,7 +29,7 @@ final class AttentionTrafficTests: XCTestCase {
             XCTAssertEqual(traffic.bytesRead[.key], n * row + tileLoads * tiles.keyColumns * row)
             XCTAssertEqual(traffic.bytesRead[.value], traffic.bytesRead[.key])
             XCTAssertEqual(traffic.bytesWritten[.output], n * row)
-            XCTAssertEqual(traffic.bytesWritten[.logSumExp], n * 4)
+            XCTAssertEqual(traffic.bytesWritten[.logSumExp], n * 8)  // LSE and its residual, Float32
             XCTAssertNil(traffic.bytesRead[.scores])
         }
     }

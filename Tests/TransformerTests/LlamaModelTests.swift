@@ -8,12 +8,18 @@ import Transformer
 /// SmolLM2-135M (GGUF, Q4_1) against Hugging Face transformers run on the same file
 /// (scripts/make_llama_fixtures.py), and internal consistency of the KV cache.
 final class LlamaModelTests: XCTestCase {
-    /// Logit tolerance. transformers decodes the same blocks to the same Float32 weights, so the
-    /// two differ only by Float32 rounding in different summation orders: about 1e-7 relative
-    /// per operation, grown through 30 residual layers to ~1e-4 relative, on logits of size
-    /// ≤ 30. 0.01 leaves a wide margin while still catching any real defect (a wrong rotary
-    /// pairing, norm or head mapping moves logits by whole units).
-    static let logitTolerance: Float = 0.01
+    /// Logit tolerance against transformers. transformers decodes the same blocks to the same
+    /// Float32 weights and multiplies Float32 activations; our Q4_0/Q4_1/Q8_0 products (all of
+    /// SmolLM2's, as llama.cpp's) round each block of 32 activations to 8 bits first. That
+    /// moves each product's output by at most Σ_blocks d/2·Σ|w| (the bound LlamaQuantizationTests
+    /// checks), typically a few tenths of a percent of it; through 30 layers it moves logits of
+    /// size ≤ 30 by up to ~0.8 (observed 0.79), the size of llama.cpp's own distance from
+    /// transformers (up to 0.7 in the fixture). 1.0 still catches any real defect: a wrong
+    /// rotary pairing, norm or head mapping moves logits by whole units and the top-1 tokens.
+    static let logitTolerance: Float = 1.0
+    /// Tolerance against llama.cpp, which rounds activations the same way (not bit-identically:
+    /// its other operations, e.g. the F16 KV cache, round differently).
+    static let llamaCppTolerance: Float = 1.0
 
     func testConfigurationComesFromTheMetadata() throws {
         let (_, model, tokenizer) = try LlamaFixtures.model()
@@ -29,7 +35,7 @@ final class LlamaModelTests: XCTestCase {
         let (_, model, _) = try LlamaFixtures.model()
         let fixture = try LlamaFixtures.json("logits")
         let vocabulary = model.configuration.vocabularySize
-        var worst: Float = 0
+        var worst: Float = 0, worstLlamaCpp: Float = 0
         for c in fixture["cases"] as! [[String: Any]] {
             let ids = c["ids"] as! [Int]
             let topIDs = c["top_ids"] as! [[Int]]
@@ -45,7 +51,11 @@ final class LlamaModelTests: XCTestCase {
                     XCTAssertEqual(row[id], expected, accuracy: Self.logitTolerance, "logit of \(id) at position \(position)")
                 }
             }
-            // Greedy continuation, one token at a time through the KV cache.
+            // Greedy continuation, one token at a time through the KV cache. 8-bit activations
+            // (like llama.cpp's) flip near-ties, after which free-running text diverges, so the
+            // reference continuation is checked teacher-forced: fed through the model, each of its
+            // tokens must be our argmax or within the logit tolerance of it; and our own greedy
+            // text must match transformers' or llama.cpp's up to the first such near-tie.
             let expected = c["greedy"] as! [Int]
             var next = Self.argmax(Array(logits.suffix(vocabulary)))
             var generated = [next]
@@ -53,20 +63,35 @@ final class LlamaModelTests: XCTestCase {
                 next = Self.argmax(try model.forward([next], cache: cache))
                 generated.append(next)
             }
-            XCTAssertEqual(generated, expected, "greedy continuation of \"\(c["prompt"]!)\"")
-            // llama.cpp (second, optional reference) multiplies with activations rounded to 8 bits
-            // per block of 32, which moves its logits by up to ~0.7 from the Float32 ones (the
-            // fixture shows it); its top-1 tokens must still agree at every position.
+            let forced = try model.forward(ids + expected.dropLast(), cache: model.makeCache(capacity: ids.count + expected.count),
+                                           allLogits: true)
+            var firstTie = expected.count
+            for (i, token) in expected.enumerated() {
+                let row = forced[((ids.count - 1 + i) * vocabulary)..<((ids.count + i) * vocabulary)]
+                let best = row.max()!
+                if row[row.startIndex + token] != best { firstTie = min(firstTie, i) }
+                XCTAssertLessThanOrEqual(best - row[row.startIndex + token], Self.logitTolerance,
+                                         "transformers' greedy token \(i) of \"\(c["prompt"]!)\" is not near our argmax")
+            }
+            let llamaGreedy = c["llamacpp_greedy"] as? [Int] ?? []
+            XCTAssertTrue(generated.prefix(firstTie) == expected.prefix(firstTie) || generated == llamaGreedy,
+                          "greedy continuation of \"\(c["prompt"]!)\": \(generated)")
+            print("greedy \"\(c["prompt"]!)\": transformers' tokens \(firstTie == expected.count ? "all our argmax" : "our argmax up to \(firstTie)"), "
+                  + "same text as transformers: \(generated == expected), as llama.cpp: \(generated == llamaGreedy)")
+            // llama.cpp (second reference) multiplies with activations rounded to 8 bits per block
+            // of 32 as we do; its top-1 tokens must agree at every position.
             if let llamaTop1 = c["llamacpp_top1"] as? [Int], let llamaLogits = c["llamacpp_top_logits"] as? [[NSNumber]] {
                 for position in 0..<ids.count {
                     let row = logits[(position * vocabulary)..<((position + 1) * vocabulary)]
                     XCTAssertEqual(Self.argmax(Array(row)), llamaTop1[position], "llama.cpp top-1 at position \(position)")
                     for (id, expected) in zip(topIDs[position], llamaLogits[position]) {
-                        XCTAssertEqual(row[position * vocabulary + id], expected.floatValue, accuracy: 1.5, "llama.cpp logit of \(id)")
+                        worstLlamaCpp = max(worstLlamaCpp, abs(row[position * vocabulary + id] - expected.floatValue))
+                        XCTAssertEqual(row[position * vocabulary + id], expected.floatValue, accuracy: Self.llamaCppTolerance, "llama.cpp logit of \(id)")
                     }
                 }
             }
         }
+        print("largest logit difference from llama.cpp: \(worstLlamaCpp)")
         print("largest logit difference from transformers: \(worst)")
     }
 

@@ -27,24 +27,50 @@ final class LlamaQuantizationTests: XCTestCase {
             XCTAssertLessThan(worst, 1e-6, "\(name) decode")
 
             // W·x: Float32 sums of 256 terms of size ≤ ~5 stay within 1e-4 of the Float64 value.
+            // Q4_0/Q4_1/Q8_0 multiply x rounded to 8 bits per block (x̂ = d·q, |x − x̂| ≤ d/2):
+            // within 1e-3 of W·x̂ in Float64, and within Σ_blocks d/2·Σ|w| (+1e-3) of gguf-py's W·x.
+            let reference = try Self.productWithQ8Activations(type, decoded, rows: rows, x: x)
             var y = [Float](repeating: 0, count: rows)
             matrix.multiplyVector(x, into: &y, threads: 2)
-            for r in 0..<rows { XCTAssertEqual(Double(y[r]), product[r], accuracy: 1e-3, "\(name) row \(r)") }
+            for r in 0..<rows {
+                XCTAssertEqual(Double(y[r]), reference?.product[r] ?? product[r], accuracy: 1e-3, "\(name) row \(r)")
+                XCTAssertEqual(Double(y[r]), product[r], accuracy: (reference?.bound[r] ?? 0) + 1e-3, "\(name) row \(r)")
+            }
 
-            // The tiled product over 5 tokens (4×4 kernel plus the 1-token edge) gives the same.
+            // The batched product over 5 tokens gives the mat-vec's bits for each.
             let tokens = 5
             let xs = (0..<tokens).flatMap { _ in x }
             var ys = [Float](repeating: .nan, count: tokens * rows)
             matrix.multiply(xs, tokens: tokens, xStride: columns, into: &ys, yStride: rows, threads: 2)
             for t in 0..<tokens {
-                for r in 0..<rows { XCTAssertEqual(Double(ys[t * rows + r]), product[r], accuracy: 1e-3, "\(name) token \(t) row \(r)") }
+                for r in 0..<rows { XCTAssertEqual(ys[t * rows + r], y[r], "\(name) token \(t) row \(r)") }
             }
         }
     }
 
+    /// For the types multiplied with 8-bit activations: W·x̂ in Float64 with x̂ = x rounded as
+    /// the products round it, and per row the bound Σ_blocks (d_x/2)·Σ_block |w| on |W·x − W·x̂|.
+    static func productWithQ8Activations(_ type: GGMLType, _ w: [Float], rows: Int, x: [Float]) throws
+        -> (product: [Double], bound: [Double])? {
+        guard [.q4_0, .q4_1, .q8_0].contains(type) else { return nil }
+        let columns = x.count
+        let q = try Q8Activations(rows: 1, columns: columns)
+        q.quantize(row: 0, from: x)
+        let rounded = (0..<columns).map { Double(q.scale(row: 0, block: $0 / 32)) * Double(q.value(row: 0, element: $0)) }
+        var product = [Double](repeating: 0, count: rows), bound = product
+        for r in 0..<rows {
+            for c in 0..<columns {
+                product[r] += Double(w[r * columns + c]) * rounded[c]
+                bound[r] += Double(q.scale(row: 0, block: c / 32)) / 2 * abs(Double(w[r * columns + c]))
+            }
+        }
+        return (product, bound)
+    }
+
     func testTiledProductMatchesFloat64OnLargerShapes() throws {
         // 37 rows × 64 columns of Q8_0 (values exactly representable) times 9 tokens: checks
-        // every tile and kernel edge against a Float64 product of the decoded matrix.
+        // every tile and kernel edge against a Float64 product of the decoded matrix and the
+        // 8-bit activations.
         var rng = SystemRandomNumberGenerator()
         let rows = 37, columns = 64, tokens = 9
         var data: [UInt8] = []
@@ -59,11 +85,8 @@ final class LlamaQuantizationTests: XCTestCase {
         var y = [Float](repeating: .nan, count: tokens * rows)
         matrix.multiply(x, tokens: tokens, xStride: columns, into: &y, yStride: rows, threads: 3)
         for t in 0..<tokens {
-            for r in 0..<rows {
-                var s = 0.0
-                for c in 0..<columns { s += Double(w[r * columns + c]) * Double(x[t * columns + c]) }
-                XCTAssertEqual(Double(y[t * rows + r]), s, accuracy: 1e-3)
-            }
+            let reference = try XCTUnwrap(Self.productWithQ8Activations(.q8_0, w, rows: rows, x: Array(x[(t * columns)..<((t + 1) * columns)])))
+            for r in 0..<rows { XCTAssertEqual(Double(y[t * rows + r]), reference.product[r], accuracy: 1e-3) }
         }
     }
 }

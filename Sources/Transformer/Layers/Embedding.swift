@@ -4,16 +4,19 @@ import FlashCore
 /// Token embedding lookup plus, for learned absolute positions, a position embedding.
 public enum Embedding {
     /// output[b·T + t, :] = tokenTable[tokens[b·T + t], :] + positionTable[positionOffset + t, :]
+    /// (or positionTable[positions[t], :] when `positions` gives each of the T rows' position,
+    /// as for a context-parallel shard of a sequence).
     public static func forward(
         tokens: UnsafePointer<Int32>, tokenTable: UnsafePointer<Float>, positionTable: UnsafePointer<Float>?,
         output: UnsafeMutablePointer<Float>, batch: Int, time: Int, width: Int, positionOffset: Int = 0,
-        threads: Int? = nil
+        positions: [Int]? = nil, threads: Int? = nil
     ) {
         Parallel.forEach(batch * time, threads: threads) { row in
             let y = output + row * width
             y.update(from: tokenTable + Int(tokens[row]) * width, count: width)
             if let positionTable {
-                VectorMath.add(positionTable + (positionOffset + row % time) * width, to: y, count: width)
+                let position = positions?[row % time] ?? positionOffset + row % time
+                VectorMath.add(positionTable + position * width, to: y, count: width)
             }
         }
     }
@@ -23,7 +26,7 @@ public enum Embedding {
     public static func backward(
         tokens: UnsafePointer<Int32>, outputGradient: UnsafePointer<Float>,
         tokenGradient: UnsafeMutablePointer<Float>, positionGradient: UnsafeMutablePointer<Float>?,
-        batch: Int, time: Int, width: Int, threads: Int? = nil
+        batch: Int, time: Int, width: Int, positions: [Int]? = nil, threads: Int? = nil
     ) {
         let block = 64
         Parallel.forEach((width + block - 1) / block, threads: threads) { blockIndex in
@@ -33,7 +36,7 @@ public enum Embedding {
                 let dToken = tokenGradient + Int(tokens[row]) * width
                 for c in start..<end { dToken[c] += dy[c] }
                 if let positionGradient {
-                    let dPosition = positionGradient + (row % time) * width
+                    let dPosition = positionGradient + (positions?[row % time] ?? row % time) * width
                     for c in start..<end { dPosition[c] += dy[c] }
                 }
             }

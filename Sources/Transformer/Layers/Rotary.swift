@@ -38,14 +38,14 @@ public struct RotaryTable: Sendable {
     /// heads starting at column `column`), row b·time + t at position `positionOffset + t`.
     /// `inverse` rotates by the negative angle: the backward pass (a rotation's transpose).
     public func apply(_ buffer: UnsafeMutablePointer<Float>, rowStride: Int, column: Int, heads: Int,
-                      batch: Int, time: Int, positionOffset: Int, inverse: Bool, threads: Int? = nil) {
+                      batch: Int, time: Int, positionOffset: Int, positions: [Int]? = nil, inverse: Bool, threads: Int? = nil) {
         let half = headDim / 2
         let sign: Float = inverse ? -1 : 1
         cosines.withUnsafeBufferPointer { cosBuffer in
             sines.withUnsafeBufferPointer { sinBuffer in
                 let cosBase = cosBuffer.baseAddress!, sinBase = sinBuffer.baseAddress!
                 Parallel.forEach(batch * time, threads: threads) { row in
-                    let p = positionOffset + row % time
+                    let p = positions?[row % time] ?? positionOffset + row % time
                     let c = cosBase + p * half, s = sinBase + p * half
                     for h in 0..<heads {
                         let x = buffer + row * rowStride + column + h * headDim

@@ -31,34 +31,51 @@ public final class AdamW {
 
     /// The hyper-parameters.
     public let options: Options
-    /// Parameters updated: the layout's buffer length.
+    /// Values of optimizer state per moment (the parameter count, or the shard's under ZeRO-1).
     public let count: Int
-    /// First and second moment estimates, `count` values each.
+    /// The first moment estimates m, `count` values (for `ranges`, in order).
     public let firstMoment: UnsafeMutablePointer<Float>
     /// The second moment estimates v, `count` values.
     public let secondMoment: UnsafeMutablePointer<Float>
     /// Updates taken so far (t in the bias corrections).
     public var step = 0
-    /// Contiguous ranges of the buffer and whether each decays, cut into work items.
-    let chunks: [(start: Int, count: Int, decays: Bool)]
+    /// The ranges of the parameter buffer this optimizer updates.
+    public let ranges: [Range<Int>]
+    /// Contiguous pieces of the updated ranges, each within one tensor (so each knows whether
+    /// it decays), with the index of its first value in the moment buffers; cut into work items.
+    let chunks: [(start: Int, count: Int, decays: Bool, moment: Int)]
 
-    /// An optimizer for a model with `layout`, its moments at zero.
-    public init(layout: ParameterLayout, options: Options = Options()) {
+    /// An optimizer over the whole buffer.
+    public convenience init(layout: ParameterLayout, options: Options = Options()) {
+        self.init(layout: layout, options: options, ranges: [0..<layout.count])
+    }
+
+    /// An optimizer over `ranges` of the buffer only (ZeRO-1: the rank's shard), with moments
+    /// for those values alone. Weight decay is still decided per tensor.
+    public init(layout: ParameterLayout, options: Options = Options(), ranges: [Range<Int>]) {
         self.options = options
-        count = layout.count
+        self.ranges = ranges
+        count = ranges.reduce(0) { $0 + $1.count }
         firstMoment = .allocate(capacity: max(count, 1))
         secondMoment = .allocate(capacity: max(count, 1))
         firstMoment.update(repeating: 0, count: count)
         secondMoment.update(repeating: 0, count: count)
-        var chunks: [(Int, Int, Bool)] = []
+        var chunks: [(Int, Int, Bool, Int)] = []
         let piece = 1 << 15
-        for entry in layout.entries {
-            let decays = entry.kind == .matrix || (options.decayEmbeddings && entry.kind == .embedding)
-            var start = 0
-            while start < entry.count {
-                chunks.append((entry.offset + start, min(piece, entry.count - start), decays))
-                start += piece
+        var moment = 0
+        for range in ranges {
+            for entry in layout.entries {
+                let low = max(range.lowerBound, entry.offset), high = min(range.upperBound, entry.offset + entry.count)
+                if low >= high { continue }
+                let decays = entry.kind == .matrix || (options.decayEmbeddings && entry.kind == .embedding)
+                var start = low
+                while start < high {
+                    let n = min(piece, high - start)
+                    chunks.append((start, n, decays, moment + start - range.lowerBound))
+                    start += n
+                }
             }
+            moment += range.count
         }
         self.chunks = chunks
     }
@@ -71,7 +88,7 @@ public final class AdamW {
     /// Bytes of optimizer state.
     public var allocatedBytes: Int { 2 * 4 * count }
 
-    /// One update of `parameters` from `gradients` at learning rate `learningRate`.
+    /// One update of `parameters` (within `ranges`) from `gradients` at learning rate `learningRate`.
     public func update(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, learningRate: Float, threads: Int? = nil) {
         step += 1
         let b1 = options.beta1, b2 = options.beta2, eps = options.epsilon
@@ -82,13 +99,14 @@ public final class AdamW {
         let m = firstMoment, v = secondMoment
         Parallel.forEach(chunks.count, threads: threads) { index in
             let chunk = chunks[index]
-            for i in chunk.start..<(chunk.start + chunk.count) {
+            for e in 0..<chunk.count {
+                let i = chunk.start + e, j = chunk.moment + e
                 let g = gradients[i]
                 var p = parameters[i]
                 if chunk.decays { p *= decayFactor }
-                m[i] = b1 * m[i] + (1 - b1) * g
-                v[i] = b2 * v[i] + (1 - b2) * g * g
-                p -= stepSize * m[i] / (v[i].squareRoot() / correction2Root + eps)
+                m[j] = b1 * m[j] + (1 - b1) * g
+                v[j] = b2 * v[j] + (1 - b2) * g * g
+                p -= stepSize * m[j] / (v[j].squareRoot() / correction2Root + eps)
                 parameters[i] = p
             }
         }

@@ -26,10 +26,16 @@ public enum Checkpoint {
         public var dataPath: String?
         /// Which tokenizer `tokenizer.json` holds, as the `flash` command names it (`char` or `bpe`).
         public var tokenizerKind: String
+        /// Data-parallel groups of the run that wrote it (nil: one); `options.batch` is per
+        /// group, so the global batch is options.batch × dataParallelSize.
+        public var dataParallelSize: Int?
     }
 
-    /// Writes the model (and, when given, the trainer's state) to `directory`.
+    /// Writes the model (and, when given, the trainer's state) to `directory`. Under ZeRO-1 the
+    /// moments are spread over the ranks: pass `moments` from `Trainer.fullOptimizerMoments()`
+    /// (called on every rank); otherwise they are read from the trainer.
     public static func save(model: TransformerModel, tokenizerJSON: Data, trainer: Trainer? = nil,
+                            moments: (first: [Float], second: [Float])? = nil,
                             dataPath: String? = nil, tokenizerKind: String = "", to directory: String) throws {
         let fm = FileManager.default
         let target = URL(fileURLWithPath: directory).standardizedFileURL
@@ -48,11 +54,13 @@ public enum Checkpoint {
         try Safetensors.write(tensors, metadata: ["format": "flash-transformer"], to: temporary.appendingPathComponent("model.safetensors").path)
         if let trainer {
             let n = model.parameterCount
-            try Safetensors.write(["first_moment": tensor(trainer.optimizer.firstMoment, shape: [n]),
-                                   "second_moment": tensor(trainer.optimizer.secondMoment, shape: [n])],
+            let (first, second) = try moments ?? trainer.fullOptimizerMoments()
+            try Safetensors.write(["first_moment": Tensor(shape: [n], values: first),
+                                   "second_moment": Tensor(shape: [n], values: second)],
                                   to: temporary.appendingPathComponent("optimizer.safetensors").path)
             let state = TrainingState(step: trainer.step, options: trainer.options, random: trainer.random,
-                                      optimizerStep: trainer.optimizer.step, dataPath: dataPath, tokenizerKind: tokenizerKind)
+                                      optimizerStep: trainer.optimizer.step, dataPath: dataPath, tokenizerKind: tokenizerKind,
+                                      dataParallelSize: trainer.dataParallelSize)
             try encoder.encode(state).write(to: temporary.appendingPathComponent("training.json"))
         }
         // Swap: old → previous, temporary → target, drop previous. Between the two renames the
@@ -115,12 +123,14 @@ public enum Checkpoint {
         let state = try loadTrainingState(from: directory)
         let (tensors, _) = try Safetensors.read(path: URL(fileURLWithPath: directory).appendingPathComponent("optimizer.safetensors").path)
         let n = trainer.model.parameterCount
-        for (name, destination) in [("first_moment", trainer.optimizer.firstMoment), ("second_moment", trainer.optimizer.secondMoment)] {
+        var moments: [[Float]] = []
+        for name in ["first_moment", "second_moment"] {
             guard let t = tensors[name], t.shape == [n] else {
                 throw InvalidArgument("optimizer.safetensors", expected: "\(name) with \(n) values", got: "\(tensors[name]?.shape ?? [])")
             }
-            destination.update(from: t.floats(), count: n)
+            moments.append(t.floats())
         }
+        try trainer.loadOptimizerMoments(first: moments[0], second: moments[1])
         trainer.optimizer.step = state.optimizerStep
         trainer.step = state.step
         trainer.random = state.random

@@ -1,5 +1,6 @@
 import Foundation
 import FlashCore
+import Distributed
 
 /// Everything about a training run except the model's architecture. Saved with checkpoints
 /// so that `--resume` continues the same run.
@@ -87,6 +88,10 @@ public struct StepResult: Sendable {
 /// Runs AdamW steps on a model over a token dataset. Everything random is drawn from
 /// `random` (data windows) or derived from (seed, step) (dropout), so a run is repeatable
 /// and a checkpointed run resumes bit for bit.
+///
+/// With a `communicator` of P ranks the trainer is data parallel (see Trainer+DataParallel):
+/// each rank takes its B sequences of every P·B-sequence global batch, so P ranks see exactly
+/// the tokens one process with batch P·B sees, and the gradients are summed across ranks.
 public final class Trainer {
     /// The model being trained (updated in place).
     public let model: TransformerModel
@@ -102,22 +107,70 @@ public final class Trainer {
     public internal(set) var step = 0
     /// The data sampler's generator.
     public internal(set) var random: TrainerRandom
+    /// The data-parallel group (nil: one process).
+    public let communicator: Communicator?
+    /// 0: every rank keeps the full AdamW state; 1: ZeRO-1, each rank keeps its shard's.
+    public let zeroStage: Int
+    /// Buckets, the communication thread and ZeRO staging (nil for one process).
+    let parallel: DataParallelState?
 
-    /// A trainer at step 0, its schedule and sampler set from `options`; throws
-    /// `InvalidArgument` for invalid options.
-    public init(model: TransformerModel, data: TokenDataset, options: TrainingOptions) throws {
+    /// Ranks that split each sequence (ring attention); the world is P/C data-parallel groups
+    /// of C consecutive ranks.
+    public let contextParallel: Int
+
+    /// A trainer at step 0, its schedule and sampler set from `options` (throws
+    /// `InvalidArgument` for invalid options); with a `communicator` of more than one rank, data parallel (rank 0's
+    /// parameters are broadcast to all ranks here, a collective call) and, with `zeroStage` 1,
+    /// with AdamW's moments sharded over the ranks. With `contextParallel` C > 1 each sequence
+    /// is split over C ranks (see `ContextParallelism`).
+    public init(model: TransformerModel, data: TokenDataset, options: TrainingOptions,
+                communicator: Communicator? = nil, zeroStage: Int = 0, contextParallel: Int = 1) throws {
         try options.validate()
+        try InvalidArgument.require(zeroStage == 0 || zeroStage == 1, "zero", expected: "0 or 1", got: "\(zeroStage)")
+        let size = communicator?.size ?? 1
+        try InvalidArgument.require(contextParallel >= 1 && size % contextParallel == 0, "--context-parallel",
+                                    expected: "a divisor of the number of ranks (\(size))", got: "\(contextParallel)")
+        if contextParallel > 1 {
+            // Ring attention cannot apply masks tied to a per-call diagonal or dropout
+            // coordinates tied to the whole sequence (see RingAttention).
+            try InvalidArgument.require(model.config.positionEncoding != .alibi, "--position",
+                                        expected: "learned, rotary or none with --context-parallel", got: "alibi")
+            try InvalidArgument.require(model.config.dropout == 0, "--dropout", expected: "0 with --context-parallel",
+                                        got: "\(model.config.dropout)")
+        }
         self.model = model
         self.data = data
         self.options = options
-        optimizer = AdamW(layout: model.layout, options: options.optimizer)
+        self.communicator = communicator
+        self.zeroStage = zeroStage
+        self.contextParallel = contextParallel
+        if let communicator, communicator.size > 1 {
+            let state = try DataParallelState(model: model, communicator: communicator, zeroStage: zeroStage)
+            if contextParallel > 1 {
+                model.contextParallel = try ContextParallelism(
+                    communicator: communicator, queue: state.queue, first: communicator.rank / contextParallel * contextParallel,
+                    size: contextParallel, sequenceLength: model.config.context)
+            }
+            parallel = state
+            optimizer = AdamW(layout: model.layout, options: options.optimizer,
+                              ranges: zeroStage == 1 ? state.shards.map(\.owned) : [0..<model.layout.count])
+        } else {
+            parallel = nil
+            optimizer = AdamW(layout: model.layout, options: options.optimizer)
+        }
         schedule = LearningRateSchedule(peak: options.learningRate, minimum: options.minimumLearningRate,
                                         warmup: options.warmup, total: options.steps)
         random = TrainerRandom(seed: options.seed)
     }
 
-    /// Tokens one step consumes.
-    public var tokensPerStep: Int { options.batch * options.accumulate * model.config.context }
+    /// Ranks in the job.
+    public var worldSize: Int { communicator?.size ?? 1 }
+    /// Data-parallel groups (P/C), each holding its own B sequences.
+    public var dataParallelSize: Int { worldSize / contextParallel }
+    /// Sequences per optimizer micro-batch over all ranks ((P/C)·B).
+    public var globalBatch: Int { options.batch * dataParallelSize }
+    /// Tokens one step consumes, over all ranks.
+    public var tokensPerStep: Int { globalBatch * options.accumulate * model.config.context }
 
     /// One optimizer step: `accumulate` micro-batches forward and backward, clipping, AdamW.
     /// Throws `TrainingError.nonFinite` (before touching the parameters) if the loss or the
@@ -128,20 +181,37 @@ public final class Trainer {
         model.zeroGradients()
         var lossSum = 0.0
         for m in 0..<micro {
-            let (inputs, targets) = data.sample(.training, batch: batch, context: context, random: &random)
+            let (inputs, targets) = sampleLocalBatch()
             let dropoutSeed = Dropout.mix(options.seed ^ Dropout.mix(UInt64(step) << 20 | UInt64(m)))
-            let loss = try model.forward(tokens: inputs, targets: targets, batch: batch, time: context,
-                                         mode: .training(lossScale: 1 / Float(batch * context * micro), dropoutSeed: dropoutSeed))
+            // The loss is the mean over the global batch: gradients summed over ranks are then
+            // exactly the single-process gradient of batch P·B.
+            let loss = try model.forward(tokens: inputs, targets: targets, batch: batch, time: context / contextParallel,
+                                         mode: .training(lossScale: 1 / Float(globalBatch * context * micro), dropoutSeed: dropoutSeed))
             lossSum += Double(loss)
-            try model.backward()
+            if let parallel, m == micro - 1 {
+                // Last micro-batch: each block's gradients start their reduction as soon as its
+                // backward is done, overlapping the backward of the blocks below.
+                try model.backward { l in parallel.reduce(bucket: parallel.layerBucket[l]) }
+                for bucket in parallel.outerBuckets { parallel.reduce(bucket: bucket) }
+            } else {
+                try model.backward()
+            }
         }
-        let loss = Float(lossSum / Double(micro))
-        let norm = options.gradientClip > 0
-            ? GradientClipping.clip(model.gradients, count: model.parameterCount, maxNorm: Double(options.gradientClip), threads: model.threads)
-            : GradientClipping.norm(model.gradients, count: model.parameterCount, threads: model.threads)
+        var loss = Float(lossSum / Double(micro))
+        let norm: Double
+        if let parallel {
+            try parallel.queue.wait()
+            loss = Float(try parallel.communicator.average(Double(loss)))
+            norm = try parallel.clipGradients(maxNorm: Double(options.gradientClip), threads: model.threads)
+        } else {
+            norm = options.gradientClip > 0
+                ? GradientClipping.clip(model.gradients, count: model.parameterCount, maxNorm: Double(options.gradientClip), threads: model.threads)
+                : GradientClipping.norm(model.gradients, count: model.parameterCount, threads: model.threads)
+        }
         guard loss.isFinite, norm.isFinite else { throw TrainingError.nonFinite(step: step, loss: loss, gradientNorm: norm) }
         let rate = schedule.rate(step: step)
         optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: rate, threads: model.threads)
+        if let parallel, zeroStage == 1 { try parallel.gatherParameters() }
         step += 1
         return StepResult(step: step, loss: loss, learningRate: rate, gradientNorm: norm, tokens: tokensPerStep)
     }
@@ -151,6 +221,10 @@ public final class Trainer {
     /// validation split is shorter than one window.
     public func evaluate() throws -> Float? {
         let context = model.config.context
+        // Every rank evaluates whole windows by itself.
+        let ring = model.contextParallel
+        model.contextParallel = nil
+        defer { model.contextParallel = ring }
         guard data.hasValidation(context: context) else { return nil }
         var evaluationRandom = TrainerRandom(seed: options.seed ^ 0x5EED_0F_E7A1)
         var total = 0.0

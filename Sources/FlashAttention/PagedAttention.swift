@@ -1,0 +1,94 @@
+import FlashCore
+
+/// Attention against a paged KV cache (PagedAttention, Kwon et al. 2023): keys and values live
+/// in a pool of fixed-size blocks, `[block, blockSize, keyHeads, headDim]` per layer, and each
+/// query row reads its sequence's positions through a block table. Nothing is copied into a
+/// contiguous buffer.
+///
+/// Every query row is computed on its own: row r attends to positions `0 ..< keyCounts[r]` of
+/// its sequence, which covers decode (one new token: its own position is the last) and chunked
+/// prefill (a chunk's rows each see the cached positions plus the chunk's rows up to theirs,
+/// because a causal row at position p has keyCounts = p + 1). A row's result depends only on
+/// its query, its keys and values and its key count — never on the other rows of the call, the
+/// block layout, or the thread count — which keeps a serving engine's output the same whatever
+/// else it runs (see `FlashAttentionKernel.pagedDecode`).
+public enum PagedAttention {
+    /// Where the query rows, their sequences and the KV pool are.
+    public struct Batch {
+        /// Row r's query heads: `heads × headDim` floats at `query + r · queryRowStride`.
+        public var query: UnsafePointer<Float>
+        public var queryRowStride: Int
+        /// Row r's output heads: `heads × headDim` floats at `output + r · outputRowStride`.
+        public var output: UnsafeMutablePointer<Float>
+        public var outputRowStride: Int
+        /// Per row: the number of positions it attends to (the first ones of its sequence).
+        public var keyCounts: [Int]
+        /// Per row: its block table (block ids in position order).
+        public var blockTables: [[Int32]]
+        /// The pools of one layer, `[blockCount, blockSize, keyHeads, headDim]` each.
+        public var keys: UnsafePointer<Float>
+        public var values: UnsafePointer<Float>
+        public var blockCount: Int
+        public var blockSize: Int
+        public var heads: Int
+        public var keyHeads: Int
+        public var headDim: Int
+        /// Score scale (default 1/√headDim).
+        public var scale: Float
+        /// Per query head, an ALiBi slope: the score of key position j for a row at position
+        /// p gains slope·(j − p).
+        public var alibiSlopes: [Float]?
+
+        public init(query: UnsafePointer<Float>, queryRowStride: Int, output: UnsafeMutablePointer<Float>, outputRowStride: Int,
+                    keyCounts: [Int], blockTables: [[Int32]], keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                    blockCount: Int, blockSize: Int, heads: Int, keyHeads: Int, headDim: Int,
+                    scale: Float? = nil, alibiSlopes: [Float]? = nil) {
+            self.query = query
+            self.queryRowStride = queryRowStride
+            self.output = output
+            self.outputRowStride = outputRowStride
+            self.keyCounts = keyCounts
+            self.blockTables = blockTables
+            self.keys = keys
+            self.values = values
+            self.blockCount = blockCount
+            self.blockSize = blockSize
+            self.heads = heads
+            self.keyHeads = keyHeads
+            self.headDim = headDim
+            self.scale = scale ?? 1 / Float(headDim).squareRoot()
+            self.alibiSlopes = alibiSlopes
+        }
+
+        /// Throws `InvalidArgument` naming the first field that is inconsistent.
+        public func validate() throws {
+            try InvalidArgument.require(blockSize > 0 && headDim > 0 && heads > 0 && keyHeads > 0, "shape",
+                                        expected: "positive blockSize, headDim, heads, keyHeads",
+                                        got: "\(blockSize), \(headDim), \(heads), \(keyHeads)")
+            try InvalidArgument.require(heads % keyHeads == 0, "heads", expected: "a multiple of keyHeads (\(keyHeads))", got: "\(heads)")
+            try InvalidArgument.require(blockTables.count == keyCounts.count, "blockTables.count",
+                                        expected: "one per row (\(keyCounts.count))", got: "\(blockTables.count)")
+            try InvalidArgument.require(queryRowStride >= heads * headDim && outputRowStride >= heads * headDim, "row strides",
+                                        expected: "≥ heads·headDim (\(heads * headDim))", got: "\(queryRowStride), \(outputRowStride)")
+            if let alibiSlopes {
+                try InvalidArgument.require(alibiSlopes.count == heads, "alibiSlopes.count", expected: "\(heads)", got: "\(alibiSlopes.count)")
+            }
+            for (r, count) in keyCounts.enumerated() {
+                let table = blockTables[r]
+                try InvalidArgument.require(count >= 1 && count <= table.count * blockSize, "keyCounts[\(r)]",
+                                            expected: "in 1...\(table.count * blockSize) (its block table's positions)", got: "\(count)")
+                let used = (count + blockSize - 1) / blockSize
+                for b in table[..<used] {
+                    try InvalidArgument.require(b >= 0 && Int(b) < blockCount, "blockTables[\(r)]",
+                                                expected: "block ids in 0..<\(blockCount)", got: "\(b)")
+                }
+            }
+        }
+    }
+
+    /// Writes every row's attention output. Throws `InvalidArgument` for an inconsistent batch.
+    public static func forward(_ batch: Batch, threads: Int? = nil) throws {
+        try batch.validate()
+        FlashAttentionKernel.pagedDecode(batch, threads: threads)
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Hummingbird
+
+/// An error the API answers with: an HTTP status and an OpenAI-style body
+/// `{"error": {"message", "type", "param", "code"}}`.
+public struct APIError: Error, Equatable, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    public var message: String
+    public var type: String
+    public var param: String?
+    public var code: String?
+
+    public init(status: HTTPResponse.Status, message: String, type: String, param: String? = nil, code: String? = nil) {
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+    }
+
+    public var description: String { "\(status.code) \(type): \(message)" }
+
+    /// 400: a request the server will never accept as sent.
+    public static func invalid(_ message: String, param: String? = nil, code: String? = nil) -> APIError {
+        APIError(status: .badRequest, message: message, type: "invalid_request_error", param: param, code: code)
+    }
+
+    /// The API error for an engine's refusal.
+    public static func from(_ error: EngineError) -> APIError {
+        switch error {
+        case .queueFull:
+            APIError(status: .serviceUnavailable, message: error.description, type: "server_overloaded", code: "queue_full")
+        case .tooLarge:
+            .invalid(error.description, code: "context_length_exceeded")
+        case .invalid(let argument, _, _):
+            .invalid(error.description, param: argument)
+        case .shuttingDown:
+            APIError(status: .serviceUnavailable, message: error.description, type: "server_shutting_down")
+        }
+    }
+
+    /// A decoding failure of the request body, naming the field and what it should be.
+    public static func from(decoding error: Error) -> APIError {
+        func path(_ keys: [CodingKey]) -> String {
+            keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().drop(while: { $0 == "." }).description
+        }
+        switch error {
+        case DecodingError.typeMismatch(let type, let context):
+            let field = path(context.codingPath)
+            return .invalid("'\(field)' has the wrong type: expected \(Self.jsonType(type))", param: field)
+        case DecodingError.valueNotFound(let type, let context):
+            let field = path(context.codingPath)
+            return .invalid("'\(field)' must not be null: expected \(Self.jsonType(type))", param: field)
+        case DecodingError.keyNotFound(let key, let context):
+            let field = path(context.codingPath + [key])
+            return .invalid("'\(field)' is required", param: field)
+        case DecodingError.dataCorrupted(let context):
+            if context.codingPath.isEmpty {
+                return .invalid("the request body is not valid JSON: \(context.debugDescription)")
+            }
+            let field = path(context.codingPath)
+            return .invalid("'\(field)': \(context.debugDescription)", param: field)
+        case let error as APIError:
+            return error
+        default:
+            return .invalid("the request body could not be read: \(error)")
+        }
+    }
+
+    private static func jsonType(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Bool.Type: "a boolean"
+        case is Int.Type, is Int64.Type, is UInt64.Type: "an integer"
+        case is Double.Type, is Float.Type: "a number"
+        case is [Any].Type: "an array"
+        default: "\(type)".lowercased().contains("dictionary") ? "an object" : "a value of type \(type)"
+        }
+    }
+
+    struct Body: Encodable {
+        struct Detail: Encodable {
+            var message: String
+            var type: String
+            var param: String?
+            var code: String?
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(message, forKey: .message)
+                try c.encode(type, forKey: .type)
+                try c.encode(param, forKey: .param)  // explicit null, as OpenAI sends
+                try c.encode(code, forKey: .code)
+            }
+            enum CodingKeys: String, CodingKey { case message, type, param, code }
+        }
+        var error: Detail
+    }
+
+    var body: Body { Body(error: .init(message: message, type: type, param: param, code: code)) }
+}

@@ -1,0 +1,166 @@
+import XCTest
+import FlashCore
+@testable import FlashAttention
+
+/// The paged kernel against the Float64 reference (FlashAttention's accuracy rule: at most
+/// twice the standard Float32 implementation's error) and against the contiguous flash kernel,
+/// for random block tables, partly filled last blocks, GQA, chunks of rows and split keys.
+final class PagedAttentionTests: XCTestCase {
+    struct Sequence {
+        var length: Int      // positions held
+        var chunk: Int       // query rows: the last `chunk` positions
+        var table: [Int32] = []
+    }
+
+    func check(sequences: [Sequence], heads: Int, keyHeads: Int, headDim: Int, blockSize: Int,
+               alibi: Bool = false, seed: UInt64) throws {
+        var random = TestRandom(seed)
+        var sequences = sequences
+        let blocksNeeded = sequences.map { ($0.length + blockSize - 1) / blockSize }
+        // Blocks shuffled over a pool with spare blocks, so tables are not in order.
+        let blockCount = blocksNeeded.reduce(0, +) + 5
+        var ids = Array(0..<Int32(blockCount))
+        for i in stride(from: ids.count - 1, to: 0, by: -1) { ids.swapAt(i, Int(random.next() * Double(i + 1))) }
+        var cursor = 0
+        for s in sequences.indices {
+            sequences[s].table = Array(ids[cursor..<(cursor + blocksNeeded[s])])
+            cursor += blocksNeeded[s]
+        }
+        let kvRow = keyHeads * headDim
+        let keyPool = random.values(blockCount * blockSize * kvRow)
+        let valuePool = random.values(blockCount * blockSize * kvRow)
+        let slopes: [Float]? = alibi ? (0..<heads).map { Float(pow(2, -8 * Double($0 + 1) / Double(heads))) } : nil
+
+        // Rows of all sequences' chunks, in one call.
+        var queries: [[Float]] = []
+        var keyCounts: [Int] = [], tables: [[Int32]] = []
+        for s in sequences {
+            for i in 0..<s.chunk {
+                queries.append(random.values(heads * headDim))
+                keyCounts.append(s.length - s.chunk + i + 1)
+                tables.append(s.table)
+            }
+        }
+        let rowWidth = heads * headDim
+        let query = queries.flatMap { $0 }
+        var output = [Float](repeating: .nan, count: query.count)
+        try query.withUnsafeBufferPointer { q in
+            try output.withUnsafeMutableBufferPointer { o in
+                try keyPool.withUnsafeBufferPointer { k in
+                    try valuePool.withUnsafeBufferPointer { v in
+                        try PagedAttention.forward(PagedAttention.Batch(
+                            query: q.baseAddress!, queryRowStride: rowWidth, output: o.baseAddress!, outputRowStride: rowWidth,
+                            keyCounts: keyCounts, blockTables: tables, keys: k.baseAddress!, values: v.baseAddress!,
+                            blockCount: blockCount, blockSize: blockSize, heads: heads, keyHeads: keyHeads, headDim: headDim,
+                            alibiSlopes: slopes), threads: 2)
+                    }
+                }
+            }
+        }
+
+        // Each sequence's keys gathered into a contiguous [1, length, keyHeads, headDim] tensor.
+        var row = 0
+        for (index, s) in sequences.enumerated() {
+            var keys = [Float](), values = [Float]()
+            for p in 0..<s.length {
+                let offset = (Int(s.table[p / blockSize]) * blockSize + p % blockSize) * kvRow
+                keys += keyPool[offset..<(offset + kvRow)]
+                values += valuePool[offset..<(offset + kvRow)]
+            }
+            let q = Array(query[(row * rowWidth)..<((row + s.chunk) * rowWidth)])
+            let paged = Array(output[(row * rowWidth)..<((row + s.chunk) * rowWidth)])
+            row += s.chunk
+            let qt = try Tensor(shape: [1, s.chunk, heads, headDim], values: q)
+            let kt = try Tensor(shape: [1, s.length, keyHeads, headDim], values: keys)
+            let vt = try Tensor(shape: [1, s.length, keyHeads, headDim], values: values)
+            var descriptor = AttentionDescriptor(causal: true, alibiSlopes: slopes)
+            descriptor.implementation = .standard
+            let standard = try Attention.forward(query: qt, key: kt, value: vt, descriptor: descriptor).output.floats()
+            descriptor.implementation = .flash
+            let flash = try Attention.forward(query: qt, key: kt, value: vt, descriptor: descriptor).output.floats()
+            var reference = ReferenceAttention(batch: 1, queryLength: s.chunk, keyLength: s.length, queryHeads: heads,
+                                               keyHeads: keyHeads, headDim: headDim,
+                                               scale: Double(Float(1 / Double(headDim).squareRoot())))
+            reference.causal = true
+            reference.alibiSlopes = slopes?.map(Double.init)
+            let expected = reference.forward(query: q.map(Double.init), key: keys.map(Double.init), value: values.map(Double.init)).output
+            let c = AttentionCase(batch: 1, queryLength: s.chunk, keyLength: s.length, queryHeads: heads, keyHeads: keyHeads,
+                                  headDim: headDim, causal: true, alibi: alibi)
+            assertFlashAccurate(paged, standard: standard, reference: expected, "paged O (sequence \(index))", c)
+            // The contiguous kernel obeys the same rule, so the two agree to within it.
+            let both = maxError(paged, flash.map(Double.init))
+            XCTAssertLessThanOrEqual(both, 2 * maxError(standard, expected) + maxError(flash, expected) + 1e-5,
+                                     "paged vs contiguous flash, sequence \(index)")
+        }
+    }
+
+    func testDecodeRowsWithPartlyFilledLastBlocksAndGQA() throws {
+        try check(sequences: [Sequence(length: 1, chunk: 1), Sequence(length: 17, chunk: 1), Sequence(length: 40, chunk: 1),
+                              Sequence(length: 64, chunk: 1)],
+                  heads: 6, keyHeads: 2, headDim: 16, blockSize: 16, seed: 11)
+    }
+
+    func testPrefillChunksAgainstCachedBlocks() throws {
+        try check(sequences: [Sequence(length: 13, chunk: 13), Sequence(length: 30, chunk: 7), Sequence(length: 9, chunk: 2)],
+                  heads: 4, keyHeads: 1, headDim: 64, blockSize: 4, seed: 12)
+    }
+
+    func testLongSequencesSplitKeysAndMerge() throws {
+        // 300 and 520 positions in blocks of 16: 2 and 3 splits of 256 keys.
+        try check(sequences: [Sequence(length: 300, chunk: 3), Sequence(length: 520, chunk: 1)],
+                  heads: 9, keyHeads: 3, headDim: 64, blockSize: 16, seed: 13)
+    }
+
+    func testALiBi() throws {
+        try check(sequences: [Sequence(length: 21, chunk: 5), Sequence(length: 300, chunk: 1)],
+                  heads: 4, keyHeads: 4, headDim: 32, blockSize: 8, alibi: true, seed: 14)
+    }
+
+    /// A row's output is bit-for-bit the same alone or among other rows (batch invariance).
+    func testRowResultDoesNotDependOnTheOtherRows() throws {
+        var random = TestRandom(15)
+        let (heads, keyHeads, d, bs, blocks) = (4, 2, 32, 8, 12)
+        let keys = random.values(blocks * bs * keyHeads * d), values = random.values(blocks * bs * keyHeads * d)
+        let query = random.values(3 * heads * d)
+        let tables: [[Int32]] = [[3, 7, 1], [0, 2, 4, 5, 6], [11, 10]]
+        let counts = [20, 33, 9]
+        func run(_ rows: [Int]) throws -> [Float] {
+            var out = [Float](repeating: 0, count: rows.count * heads * d)
+            let q = rows.flatMap { query[($0 * heads * d)..<(($0 + 1) * heads * d)] }
+            try q.withUnsafeBufferPointer { qp in
+                try out.withUnsafeMutableBufferPointer { op in
+                    try keys.withUnsafeBufferPointer { k in
+                        try values.withUnsafeBufferPointer { v in
+                            try PagedAttention.forward(PagedAttention.Batch(
+                                query: qp.baseAddress!, queryRowStride: heads * d, output: op.baseAddress!, outputRowStride: heads * d,
+                                keyCounts: rows.map { counts[$0] }, blockTables: rows.map { tables[$0] }, keys: k.baseAddress!,
+                                values: v.baseAddress!, blockCount: blocks, blockSize: bs, heads: heads, keyHeads: keyHeads, headDim: d),
+                                threads: 2)
+                        }
+                    }
+                }
+            }
+            return out
+        }
+        let all = try run([0, 1, 2])
+        for r in 0..<3 {
+            XCTAssertEqual(try run([r]), Array(all[(r * heads * d)..<((r + 1) * heads * d)]))
+        }
+        XCTAssertEqual(try run([2, 0]), Array(all[(2 * heads * d)...]) + Array(all[..<(heads * d)]))
+    }
+
+    func testInvalidBatchesThrow() throws {
+        // Validation reads no memory; one scratch buffer stands in for every pointer.
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * 4 * 8)
+        defer { scratch.deallocate() }
+        func batch(_ counts: [Int], _ tables: [[Int32]]) -> PagedAttention.Batch {
+            PagedAttention.Batch(query: scratch, queryRowStride: 8, output: scratch, outputRowStride: 8, keyCounts: counts,
+                                 blockTables: tables, keys: scratch, values: scratch, blockCount: 2, blockSize: 4,
+                                 heads: 1, keyHeads: 1, headDim: 8)
+        }
+        XCTAssertThrowsError(try batch([5], [[0]]).validate())
+        XCTAssertThrowsError(try batch([3], [[2]]).validate())
+        XCTAssertThrowsError(try batch([0], [[0]]).validate())
+        XCTAssertNoThrow(try batch([5], [[1, 0]]).validate())
+    }
+}

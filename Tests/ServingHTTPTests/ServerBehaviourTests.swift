@@ -1,0 +1,232 @@
+import Foundation
+import XCTest
+import Hummingbird
+import HummingbirdTesting
+import ServingHTTP
+
+/// Errors, authentication, loading, back-pressure, cancellation, metrics and embeddings.
+final class ServerBehaviourTests: XCTestCase {
+    func request(_ app: some ApplicationProtocol, _ method: HTTPRequest.Method, _ uri: String, body: String? = nil,
+                 headers: HTTPFields = [.contentType: "application/json"],
+                 check: @escaping @Sendable (TestResponse) throws -> Void) async throws {
+        try await app.test(.router) { client in
+            try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) { try check($0) }
+        }
+    }
+
+    /// The OpenAI error body, checked for shape; returns (message, param).
+    static func error(_ response: TestResponse, _ status: HTTPResponse.Status, file: StaticString = #filePath, line: UInt = #line) -> (String, String?) {
+        XCTAssertEqual(response.status, status, response.body.text, file: file, line: line)
+        XCTAssertEqual(response.headers[.contentType], "application/json", file: file, line: line)
+        guard let error = response.body.json["error"] as? [String: Any], let message = error["message"] as? String,
+              error["type"] is String, error.keys.contains("param"), error.keys.contains("code") else {
+            XCTFail("not an OpenAI error body: \(response.body.text)", file: file, line: line)
+            return ("", nil)
+        }
+        return (message, error["param"] as? String)
+    }
+
+    func testBadRequestsGet400NamingTheField() async throws {
+        let app = Application(router: try ServingFixtures.server().makeRouter())
+        let cases: [(body: String, param: String?, says: String)] = [
+            ("{\"prompt\": \"hi\", ", nil, "not valid JSON"),
+            ("", nil, "not valid JSON"),
+            ("{\"prompt\": \"hi\", \"max_tokens\": \"ten\"}", "max_tokens", "wrong type"),
+            ("{\"prompt\": \"hi\", \"max_tokens\": -1}", "max_tokens", "≥ 0"),
+            ("{\"prompt\": \"hi\", \"n\": 1000}", "n", "1...16"),
+            ("{\"prompt\": \"hi\", \"temperature\": 7}", "temperature", "[0, 2]"),
+            ("{\"prompt\": \"hi\", \"top_p\": 0}", "top_p", "(0, 1]"),
+            ("{\"prompt\": \"hi\", \"logprobs\": 99}", "logprobs", "0...20"),
+            ("{\"prompt\": \"hi\", \"stop\": [\"a\", \"b\", \"c\", \"d\", \"e\"]}", "stop", "at most 4"),
+            ("{\"prompt\": \"hi\", \"stream\": \"yes\"}", "stream", "wrong type"),
+            ("{\"max_tokens\": 3}", "prompt", "required"),
+            ("{\"prompt\": {\"text\": \"hi\"}}", "prompt", "wrong type"),
+            ("{\"prompt\": [\"a\", \"b\"]}", "prompt", "exactly one prompt"),
+            ("{\"prompt\": [1, 2, 99999999]}", "prompt", "token ids in 0..<49152"),
+            ("{\"prompt\": \"\"}", "prompt", "at least one token"),
+        ]
+        for c in cases {
+            try await request(app, .post, "/v1/completions", body: c.body) { response in
+                let (message, param) = Self.error(response, .badRequest)
+                XCTAssertEqual(param, c.param, "param for \(c.body)")
+                XCTAssertTrue(message.contains(c.says), "\(message.debugDescription) should say \(c.says.debugDescription) for \(c.body)")
+            }
+        }
+        let chatCases: [(body: String, param: String?)] = [
+            ("{\"messages\": []}", "messages"),
+            ("{\"messages\": \"hi\"}", "messages"),
+            ("{\"messages\": [{\"content\": \"hi\"}]}", "messages[0].role"),
+            ("{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"top_logprobs\": 2}", "top_logprobs"),
+        ]
+        for c in chatCases {
+            try await request(app, .post, "/v1/chat/completions", body: c.body) { response in
+                XCTAssertEqual(Self.error(response, .badRequest).1, c.param, c.body)
+            }
+        }
+    }
+
+    func testAPromptThatCanNeverFitGets400NamingTheContextLength() async throws {
+        let engine = try ServingFixtures.engine()
+        let app = Application(router: try ServingFixtures.server().makeRouter())
+        let tooLong = Array(repeating: "1", count: engine.model.contextLength).joined(separator: ",")
+        try await request(app, .post, "/v1/completions", body: "{\"prompt\": [\(tooLong)]}") { response in
+            let (message, _) = Self.error(response, .badRequest)
+            XCTAssertTrue(message.contains("context length"), message)
+            XCTAssertTrue(message.contains("\(engine.model.contextLength)"), message)
+            XCTAssertEqual((response.body.json["error"] as? [String: Any])?["code"] as? String, "context_length_exceeded")
+        }
+    }
+
+    func testAPIKeyIsRequiredEverywhereButHealth() async throws {
+        let app = Application(router: try ServingFixtures.server(apiKey: "sekret").makeRouter())
+        try await request(app, .get, "/health") { XCTAssertEqual($0.status, .ok) }
+        try await request(app, .get, "/v1/models") { response in
+            _ = Self.error(response, .unauthorized)
+            XCTAssertEqual(response.headers[.wwwAuthenticate], "Bearer")
+        }
+        try await request(app, .get, "/v1/models", headers: [.authorization: "Bearer wrong"]) { _ = Self.error($0, .unauthorized) }
+        try await request(app, .post, "/v1/completions", body: "{\"prompt\": \"hi\", \"max_tokens\": 1}") { _ = Self.error($0, .unauthorized) }
+        try await request(app, .get, "/metrics") { _ = Self.error($0, .unauthorized) }
+        try await request(app, .get, "/v1/models", headers: [.authorization: "Bearer sekret"]) { response in
+            XCTAssertEqual(response.status, .ok)
+            XCTAssertEqual(((response.body.json["data"] as? [[String: Any]])?.first)?["id"] as? String, "smollm2-test")
+        }
+    }
+
+    func testHealthIs503WhileLoadingAnd200After() async throws {
+        let slot = ModelSlot()
+        var options = ServerOptions()
+        options.cancelOnClientDisconnect = false
+        let app = Application(router: OpenAIServer(slot: slot, options: options).makeRouter())
+        try await request(app, .get, "/health") { response in
+            XCTAssertEqual(response.status, .serviceUnavailable)
+            XCTAssertEqual(response.body.json["status"] as? String, "loading")
+        }
+        try await request(app, .post, "/v1/completions", body: "{\"prompt\": \"hi\"}") { _ = Self.error($0, .serviceUnavailable) }
+        slot.finishLoading(engine: try ServingFixtures.engine())
+        try await request(app, .get, "/health") { response in
+            XCTAssertEqual(response.status, .ok)
+            XCTAssertEqual(response.body.json["status"] as? String, "ok")
+        }
+        let failed = ModelSlot()
+        failed.failLoading("bad file")
+        let failedApp = Application(router: OpenAIServer(slot: failed, options: options).makeRouter())
+        try await request(failedApp, .get, "/health") { response in
+            XCTAssertEqual(response.status, .serviceUnavailable)
+            XCTAssertEqual(response.body.json["message"] as? String, "bad file")
+        }
+    }
+
+    /// One request running and none allowed to wait: the next gets 503 with a JSON error at once.
+    func testAFullQueueGets503() async throws {
+        let (model, tokenizer) = try ServingFixtures.model()
+        let engine = SequentialEngine(model: model, tokenizer: tokenizer, modelID: "busy", maxWaiting: 0)
+        let holder = try engine.submit(EngineRequest(promptTokens: tokenizer.encode("Hello", parseSpecial: false), maxTokens: 400,
+                                                     sampling: EngineSampling(temperature: 0)))
+        let app = Application(router: try ServingFixtures.server(engine: engine).makeRouter())
+        try await request(app, .post, "/v1/completions", body: "{\"prompt\": \"hi\", \"max_tokens\": 2}") { response in
+            let (message, _) = Self.error(response, .serviceUnavailable)
+            XCTAssertTrue(message.contains("busy"), message)
+            XCTAssertEqual((response.body.json["error"] as? [String: Any])?["code"] as? String, "queue_full")
+        }
+        // Cancelling the holder frees the engine for the next request.
+        let consumer = Task { for try await _ in holder {} }
+        consumer.cancel()
+        _ = try? await consumer.value
+        try await waitUntil { engine.statistics().runningRequests == 0 }
+        try await request(app, .post, "/v1/completions", body: "{\"prompt\": \"hi\", \"max_tokens\": 2}") {
+            XCTAssertEqual($0.status, .ok)
+        }
+    }
+
+    /// A consumer that goes away mid-generation (what a client disconnect does to the handler)
+    /// stops the sequence within a token, not after max_tokens.
+    func testCancellingTheStreamStopsTheSequence() async throws {
+        let (model, tokenizer) = try ServingFixtures.model()
+        let engine = SequentialEngine(model: model, tokenizer: tokenizer, modelID: "cancel", maxWaiting: 4)
+        let events = try engine.submit(EngineRequest(promptTokens: tokenizer.encode("Hello", parseSpecial: false),
+                                                     maxTokens: 2000, sampling: EngineSampling(temperature: 0)))
+        let seen = LockedBox(0)
+        let consumer = Task {
+            for try await event in events { if case .token = event { seen.value += 1 } }
+        }
+        try await waitUntil { seen.value >= 3 }
+        consumer.cancel()
+        _ = try? await consumer.value
+        try await waitUntil { engine.statistics().runningRequests == 0 }
+        XCTAssertLessThan(seen.value, 100, "generation ran on after cancellation")
+        // A queued request cancelled before it runs is removed from the queue.
+        let running = try engine.submit(EngineRequest(promptTokens: [1], maxTokens: 300, sampling: EngineSampling(temperature: 0)))
+        let queued = try engine.submit(EngineRequest(promptTokens: [1], maxTokens: 5, sampling: EngineSampling(temperature: 0)))
+        let queuedConsumer = Task { for try await _ in queued {} }
+        try await waitUntil { engine.statistics().waitingRequests == 1 }
+        queuedConsumer.cancel()
+        _ = try? await queuedConsumer.value
+        try await waitUntil { engine.statistics().waitingRequests == 0 }
+        let runningConsumer = Task { for try await _ in running {} }
+        runningConsumer.cancel()
+        _ = try? await runningConsumer.value
+        try await waitUntil { engine.statistics().runningRequests == 0 }
+    }
+
+    func testMetricsCountTokensAndLatencies() async throws {
+        let server = try ServingFixtures.server()
+        let promptTokens = try ServingFixtures.model().tokenizer.encode("Hello there", parseSpecial: false).count
+        let app = Application(router: server.makeRouter())
+        try await request(app, .post, "/v1/completions", body: "{\"prompt\": \"Hello there\", \"max_tokens\": 5, \"temperature\": 0}") {
+            XCTAssertEqual($0.status, .ok)
+        }
+        try await request(app, .get, "/metrics") { response in
+            XCTAssertEqual(response.status, .ok)
+            XCTAssertTrue(response.headers[.contentType]?.hasPrefix("text/plain; version=0.0.4") ?? false)
+            let text = response.body.text
+            func value(_ name: String) -> Double? {
+                text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+            }
+            XCTAssertEqual(value("flash_prompt_tokens_total"), Double(promptTokens))
+            XCTAssertEqual(value("flash_generation_tokens_total"), 5)
+            XCTAssertEqual(value("flash_requests_running"), 0)
+            XCTAssertEqual(value("flash_requests_waiting"), 0)
+            XCTAssertEqual(value("flash_time_to_first_token_seconds_count"), 1)
+            XCTAssertEqual(value("flash_time_per_output_token_seconds_count"), 4)
+            XCTAssertTrue(text.contains("# TYPE flash_time_to_first_token_seconds histogram"), text)
+            XCTAssertFalse(text.contains("flash_kv_blocks"), "the sequential engine has no block pool to report")
+        }
+    }
+
+    func testEmbeddingsMatchTheEncoderInBothFormats() async throws {
+        let embedder = try ServingFixtures.embedder()
+        let server = try ServingFixtures.server(embedder: embedder)
+        let app = Application(router: server.makeRouter())
+        let direct = try embedder.encoder.embed(["The cat sits.", "Ein Hund."])
+        try await request(app, .post, "/v1/embeddings", body: "{\"input\": [\"The cat sits.\", \"Ein Hund.\"], \"model\": \"m\"}") { response in
+            XCTAssertEqual(response.status, .ok)
+            let data = response.body.json["data"] as! [[String: Any]]
+            XCTAssertEqual(data.count, 2)
+            for (index, item) in data.enumerated() {
+                XCTAssertEqual(item["index"] as? Int, index)
+                let vector = (item["embedding"] as! [Double]).map(Float.init)
+                XCTAssertEqual(vector, direct[index])
+            }
+            XCTAssertEqual((response.body.json["usage"] as! [String: Any])["prompt_tokens"] as? Int,
+                           try ["The cat sits.", "Ein Hund."].map { try embedder.encoder.tokenize($0).count }.reduce(0, +))
+        }
+        try await request(app, .post, "/v1/embeddings", body: "{\"input\": \"The cat sits.\", \"encoding_format\": \"base64\"}") { response in
+            let item = (response.body.json["data"] as! [[String: Any]])[0]
+            let bytes = Data(base64Encoded: item["embedding"] as! String)!
+            let vector = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            XCTAssertEqual(vector, direct[0])
+        }
+        try await request(app, .post, "/v1/embeddings", body: "{\"input\": []}") { XCTAssertEqual(Self.error($0, .badRequest).1, "input") }
+        let noEmbedder = Application(router: try ServingFixtures.server().makeRouter())
+        try await request(noEmbedder, .post, "/v1/embeddings", body: "{\"input\": \"x\"}") { _ = Self.error($0, .notFound) }
+    }
+
+    func waitUntil(seconds: Double = 30, _ condition: @escaping () -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition() {
+            guard Date() < deadline else { XCTFail("condition not met within \(seconds) s"); return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import XCTest
+import Hummingbird
+import HummingbirdTesting
+import ModelFormats
+import Transformer
+import ServingHTTP
+
+/// The test model (SmolLM2-135M Q4_1 from scripts/fetch_models.sh), loaded once, and a direct
+/// decoding loop over `LlamaModel` that the server's answers are checked against.
+enum ServingFixtures {
+    static let modelName = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    static var cacheFolder: String {
+        ProcessInfo.processInfo.environment["FLASH_MODEL_CACHE"] ?? (NSHomeDirectory() + "/.cache/flash-models")
+    }
+
+    nonisolated(unsafe) private static var loaded: (LlamaModel, GGUFTokenizer)?
+    nonisolated(unsafe) private static var sharedEngine: SequentialEngine?
+    nonisolated(unsafe) private static var sharedEmbedder: Embedder?
+
+    /// The model and tokenizer; skips the test when the model has not been fetched.
+    static func model() throws -> (model: LlamaModel, tokenizer: GGUFTokenizer) {
+        if let loaded { return loaded }
+        let path = cacheFolder + "/" + modelName
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw XCTSkip("\(modelName) not found in \(cacheFolder); run `bash scripts/fetch_models.sh` to fetch it")
+        }
+        let file = try GGUFFile(path: path)
+        let result = (try LlamaModel(file: file, threads: 2), try GGUFTokenizer(file: file))
+        loaded = result
+        return result
+    }
+
+    /// One engine shared by the tests (requests run one at a time anyway).
+    static func engine() throws -> SequentialEngine {
+        if let sharedEngine { return sharedEngine }
+        let (model, tokenizer) = try model()
+        let engine = SequentialEngine(model: model, tokenizer: tokenizer, modelID: "smollm2-test", maxWaiting: 8)
+        sharedEngine = engine
+        return engine
+    }
+
+    static func embedder() throws -> Embedder {
+        if let sharedEmbedder { return sharedEmbedder }
+        let directory = cacheFolder + "/all-MiniLM-L6-v2"
+        guard FileManager.default.fileExists(atPath: directory + "/config.json") else {
+            throw XCTSkip("all-MiniLM-L6-v2 not found in \(cacheFolder); run `bash scripts/fetch_models.sh`")
+        }
+        let embedder = try Embedder(directory: directory, threads: 2)
+        sharedEmbedder = embedder
+        return embedder
+    }
+
+    /// A ready server over the shared engine, for HummingbirdTesting's `.router` mode (no
+    /// socket, so no disconnect detection).
+    static func server(apiKey: String? = nil, engine: (any InferenceEngine)? = nil, embedder: Embedder? = nil) throws -> OpenAIServer {
+        let slot = ModelSlot()
+        slot.finishLoading(engine: try engine ?? Self.engine(), embedder: embedder)
+        var options = ServerOptions(apiKey: apiKey)
+        options.cancelOnClientDisconnect = false
+        return OpenAIServer(slot: slot, options: options)
+    }
+
+    /// Greedy continuation computed directly with the model (what `flash generate
+    /// --temperature 0` runs): the prompt in one pass, then argmax one token at a time, ending
+    /// at an end-of-generation token. Returns the text and the token count (a stop token counts).
+    static func greedy(_ prompt: [Int], maxTokens: Int) throws -> (text: String, tokens: [Int], stopped: Bool) {
+        let (model, tokenizer) = try model()
+        let cache = model.makeCache(capacity: prompt.count + maxTokens)
+        var logits = try model.forward(prompt, cache: cache)
+        var tokens: [Int] = []
+        var bytes: [UInt8] = []
+        while tokens.count < maxTokens {
+            let next = logits.indices.max { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 > $1) }!
+            tokens.append(next)
+            if tokenizer.endOfGenerationTokens.contains(next) { return (String(decoding: bytes, as: UTF8.self), tokens, true) }
+            bytes += tokenizer.bytes(of: next, skipSpecial: true)
+            if tokens.count == maxTokens { break }
+            logits = try model.forward([next], cache: cache)
+        }
+        return (String(decoding: bytes, as: UTF8.self), tokens, false)
+    }
+}
+
+/// JSON helpers for response bodies.
+extension ByteBuffer {
+    var json: [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(readableBytesView))) as? [String: Any] ?? [:]
+    }
+    var text: String { String(decoding: readableBytesView, as: UTF8.self) }
+}
+
+/// Server-Sent Events of a streamed body: the `data:` payloads in order. Fails the test on any
+/// framing error (a line that is not `data: …`, an event not ended by a blank line).
+func sseEvents(_ body: String, file: StaticString = #filePath, line: UInt = #line) -> [String] {
+    var events: [String] = []
+    let blocks = body.components(separatedBy: "\n\n")
+    XCTAssertEqual(blocks.last, "", "the stream must end with a blank line", file: file, line: line)
+    for block in blocks.dropLast() {
+        XCTAssertTrue(block.hasPrefix("data: ") && !block.contains("\n"), "bad SSE event: \(block.debugDescription)", file: file, line: line)
+        events.append(String(block.dropFirst(6)))
+    }
+    return events
+}
+
+func jsonBody(_ object: [String: Any]) -> ByteBuffer {
+    ByteBuffer(bytes: [UInt8](try! JSONSerialization.data(withJSONObject: object)))
+}
