@@ -145,6 +145,12 @@ final class PlannerSearchTests: XCTestCase {
         XCTAssertEqual(result.best.plan.pipeline, 1)
         XCTAssertLessThanOrEqual(result.best.plan.zero, 1)
         XCTAssertTrue(result.rejected.contains { $0.reason == .notSupported(what: "tensor parallelism") })
+        // The trainer's zig-zag ring attention needs 2·cp blocks: sequence 9 allows cp 3 elsewhere, not here.
+        let short = TransformerConfig(layers: 2, heads: 2, width: 16, context: 9, vocabularySize: 50)
+        var shortSetup = TrainingSetup(model: short, attention: .flash, memoryModel: .projectTrainer)
+        shortSetup.sequenceLength = 9
+        let zigzag = try Planner(PlanRequest(setup: shortSetup, globalBatch: 1, devices: 3, cluster: .cpu(), space: .projectTrainer))
+        XCTAssertThrowsError(try zigzag.plan())
     }
 }
 

@@ -22,6 +22,7 @@ struct PublishedRun: Decodable {
     var pipeline: Int
     var context: Int
     var recompute: String?
+    var zero: Int?
     var published_tflops_per_device: Double
     var published_percent_of_peak: Double
     var flops_convention: String
@@ -56,7 +57,7 @@ struct PublishedRun: Decodable {
     func request(fixingPublishedLayout: Bool) -> PlanRequest {
         let fixed = fixingPublishedLayout
             ? PlanConstraints(data: devices / (tensor * pipeline * context), tensor: tensor, pipeline: pipeline, context: context,
-                              recomputation: recompute.flatMap(Recomputation.init(rawValue:)))
+                              recomputation: recompute.flatMap(Recomputation.init(rawValue:)), zero: zero)
             : PlanConstraints()
         // Llama 3 spreads 126 layers over 16 stages, one layer short on the first and last.
         var space = PlanSpace.megatron

@@ -57,7 +57,7 @@ public struct PlanRequest: Sendable {
             try InvalidArgument.require(config.layers % p == 0, "fixed.pipeline", expected: "a divisor of layers (\(config.layers))", got: "\(p)")
         }
         if let c = fixed.context {
-            try InvalidArgument.require(setup.sequenceLength % c == 0, "fixed.context",
+            try InvalidArgument.require(setup.sequenceLength % (space.zigzagContext && c > 1 ? 2 * c : c) == 0, "fixed.context",
                                         expected: "a divisor of the sequence (\(setup.sequenceLength))", got: "\(c)")
         }
         if let d = fixed.data {
@@ -128,10 +128,14 @@ public struct PlanSpace: Codable, Equatable, Sendable {
     /// Pipeline stages of ⌈L/p⌉ layers with the last one shorter (as Llama 3 balanced 126 layers
     /// over 16 stages), instead of requiring p to divide the layers.
     public var unevenPipelineStages: Bool
+    /// Context parallelism in zig-zag order (two sequence blocks per rank, for causal balance):
+    /// the sequence must divide into 2·cp blocks.
+    public var zigzagContext: Bool
 
     /// A space with these capabilities.
     public init(tensorParallel: Bool, pipelineParallel: Bool, contextParallel: Bool, maxZero: Int,
-                recomputations: [Recomputation], interleaving: Bool, unevenPipelineStages: Bool = false) {
+                recomputations: [Recomputation], interleaving: Bool, unevenPipelineStages: Bool = false,
+                zigzagContext: Bool = false) {
         self.tensorParallel = tensorParallel
         self.pipelineParallel = pipelineParallel
         self.contextParallel = contextParallel
@@ -139,14 +143,16 @@ public struct PlanSpace: Codable, Equatable, Sendable {
         self.recomputations = recomputations
         self.interleaving = interleaving
         self.unevenPipelineStages = unevenPipelineStages
+        self.zigzagContext = zigzagContext
     }
 
     /// Megatron-LM and its descendants: every degree, ZeRO 0–3, every recomputation, interleaving.
     public static let megatron = PlanSpace(tensorParallel: true, pipelineParallel: true, contextParallel: true, maxZero: 3,
                                            recomputations: Recomputation.allCases, interleaving: true)
 
-    /// This project's trainer under `mpirun`: data and context parallel, ZeRO 0 or 1, no full
-    /// recomputation (its attention never stores P, so none and selective are the same run).
+    /// This project's trainer under `mpirun`: data and context parallel (zig-zag ring attention),
+    /// ZeRO 0 or 1, no full recomputation (its attention never stores P, so none and selective
+    /// are the same run).
     public static let projectTrainer = PlanSpace(tensorParallel: false, pipelineParallel: false, contextParallel: true, maxZero: 1,
-                                                 recomputations: [.none], interleaving: false)
+                                                 recomputations: [.none], interleaving: false, zigzagContext: true)
 }

@@ -36,7 +36,8 @@ extension Planner {
         } else if config.layers % family.pipeline != 0 {
             return .layersNotDivisible(layers: config.layers)
         }
-        if request.setup.sequenceLength % family.context != 0 { return .sequenceNotDivisible(sequence: request.setup.sequenceLength) }
+        let blocks = request.space.zigzagContext && family.context > 1 ? 2 * family.context : family.context
+        if request.setup.sequenceLength % blocks != 0 { return .sequenceNotDivisible(sequence: request.setup.sequenceLength) }
         if family.context > 1 && request.setup.attention != .flash { return .contextParallelNeedsFlash }
         if request.globalBatch % family.data != 0 { return .batchNotDivisible(globalBatch: request.globalBatch) }
         return nil

@@ -65,7 +65,7 @@ public enum PlanRejectionReason: Codable, Equatable, Sendable, CustomStringConve
         switch self {
         case .headsNotDivisible(let heads): "heads (\(heads)) not divisible by tp"
         case .layersNotDivisible(let layers): "layers (\(layers)) not divisible by pp"
-        case .sequenceNotDivisible(let sequence): "sequence (\(sequence)) not divisible by cp"
+        case .sequenceNotDivisible(let sequence): "sequence (\(sequence)) not divisible by cp (2·cp in zig-zag order)"
         case .contextParallelNeedsFlash: "cp > 1 needs flash attention (ring attention)"
         case .batchNotDivisible(let batch): "global batch (\(batch)) not divisible by dp"
         case .notSupported(let what): "\(what) not supported by this trainer"
