@@ -12,11 +12,11 @@ if ! command -v mpirun > /dev/null || ! ldconfig -p | grep -q 'libmpi\.so\.40' |
 fi
 python3 -m pip install --quiet --disable-pip-version-check matplotlib pytest openai jsonschema pyyaml openapi-spec-validator
 
-# One build, with the tests (so testable imports work and nothing is compiled twice): it also
-# compiles the documentation's snippets (Snippets/*.swift) and the release `flash` binary that the
+# One build, with the tests and testability (what `swift test -c release` would build, so nothing
+# is compiled twice): it also compiles the documentation's snippets (Snippets/*.swift) and the release `flash` binary that the
 # end-to-end and multi-rank tests drive. Each snippet then runs and checks what it prints (they
 # end in preconditions).
-swift build -c release --build-tests
+swift build -c release --build-tests -Xswiftc -enable-testing
 for snippet in Snippets/*.swift; do
     name=$(basename "$snippet" .swift)
     echo "test: snippet $name"

@@ -2,29 +2,32 @@ import Foundation
 import FlashCore
 
 extension FlashAttentionKernel {
-    /// Blocks per split of the paged kernel's keys: fixed (never from the thread count or the
-    /// batch) so that a row's arithmetic depends only on its own key count.
-    static func pagedSplitBlocks(blockSize: Int) -> Int { max(1, 256 / blockSize) }
+    /// Key positions per split of the paged kernel, and per online-softmax step within a split:
+    /// both fixed and counted in positions, never in blocks, threads or batch rows, so a row's
+    /// arithmetic depends only on its own keys — not on the pool's block size either (a server
+    /// with `--block-size 8` gives the same logits as `flash generate`, which uses 16).
+    static let pagedSplitKeys = 256
+    static let pagedTileKeys = 16
 
-    /// Paged attention, split-KV like `decode`: each (row, key/value head, split of its blocks)
-    /// is one work item computing an unnormalised partial output with its own max m and sum l
-    /// by an online softmax over its blocks, for the query heads of the group together (each
-    /// key and value row is read once per group). A row with one split normalises in place;
-    /// several are merged through their log-sum-exps in split order,
-    /// O = Σ_c e^(m_c − M)·acc_c / Σ_c e^(m_c − M)·l_c.
+    /// Paged attention, split-KV like `decode`: each (row, key/value head, split of its
+    /// positions) is one work item computing an unnormalised partial output with its own max m
+    /// and sum l by an online softmax over tiles of `pagedTileKeys` positions, for the query
+    /// heads of the group together (each key and value row is read once per group). A row with
+    /// one split normalises in place; several are merged through their log-sum-exps in split
+    /// order, O = Σ_c e^(m_c − M)·acc_c / Σ_c e^(m_c − M)·l_c.
     ///
-    /// Order of operations, fixed per row: keys in position order within a block; per block the
-    /// scores, their max, one rescale of acc and l if the max grew, then l += p_j and
-    /// acc += p_j·v_j for j in order. Which thread runs an item changes nothing.
+    /// Order of operations, fixed per row: keys in position order; per tile the scores, their
+    /// max, one rescale of acc and l if the max grew, then l += p_j and acc += p_j·v_j for j in
+    /// order. Position j is read from block `table[j / blockSize]` at slot `j % blockSize`, so
+    /// tiles may straddle blocks. Which thread runs an item changes nothing.
     static func pagedDecode(_ batch: PagedAttention.Batch, threads: Int?) {
         let group = batch.heads / batch.keyHeads
         let d = batch.headDim, bs = batch.blockSize
-        let splitBlocks = pagedSplitBlocks(blockSize: bs)
+        let splitKeys = pagedSplitKeys, tileKeys = pagedTileKeys
         var items = [(row: Int, keyHead: Int, split: Int, splits: Int)]()
         var firstItem = [Int]()  // per (row, keyHead) pair
         for r in 0..<batch.keyCounts.count {
-            let blocks = (batch.keyCounts[r] + bs - 1) / bs
-            let splits = (blocks + splitBlocks - 1) / splitBlocks
+            let splits = (batch.keyCounts[r] + splitKeys - 1) / splitKeys
             for g in 0..<batch.keyHeads {
                 firstItem.append(items.count)
                 for s in 0..<splits { items.append((r, g, s, splits)) }
@@ -48,26 +51,32 @@ extension FlashAttentionKernel {
             acc.update(repeating: 0, count: group * d)
             maxima.update(repeating: -.infinity, count: group)
             sums.update(repeating: 0, count: group)
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * bs)
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * tileKeys)
             defer { scores.deallocate() }
+            // Offsets of the tile's key/value rows in the pools (the same for K and V).
+            let rowOffsets = UnsafeMutablePointer<Int>.allocate(capacity: tileKeys)
+            defer { rowOffsets.deallocate() }
             let query = batch.query + item.row * batch.queryRowStride + item.keyHead * group * d
-            let firstBlock = item.split * splitBlocks
-            let lastBlock = min((count + bs - 1) / bs, firstBlock + splitBlocks)
-            for b in firstBlock..<lastBlock {
-                let n = min(bs, count - b * bs)
-                let base = Int(table[b]) * blockFloats + item.keyHead * d
+            let lastKey = min(count, (item.split + 1) * splitKeys)
+            var tileStart = item.split * splitKeys
+            while tileStart < lastKey {
+                let n = min(tileKeys, lastKey - tileStart)
+                for j in 0..<n {
+                    let p = tileStart + j
+                    rowOffsets[j] = Int(table[p / bs]) * blockFloats + (p % bs) * kvRow + item.keyHead * d
+                }
                 for h in 0..<group {
                     let q = query + h * d
                     let slope = batch.alibiSlopes?[item.keyHead * group + h]
-                    let s = scores + h * bs
-                    var blockMax = -Float.infinity
+                    let s = scores + h * tileKeys
+                    var tileMax = -Float.infinity
                     for j in 0..<n {
-                        var score = VectorMath.dot(q, batch.keys + base + j * kvRow, count: d) * batch.scale
-                        if let slope { score += slope * Float(b * bs + j - position) }
+                        var score = VectorMath.dot(q, batch.keys + rowOffsets[j], count: d) * batch.scale
+                        if let slope { score += slope * Float(tileStart + j - position) }
                         s[j] = score
-                        blockMax = max(blockMax, score)
+                        tileMax = max(tileMax, score)
                     }
-                    let newMax = max(maxima[h], blockMax)
+                    let newMax = max(maxima[h], tileMax)
                     let a = acc + h * d
                     if newMax > maxima[h] && maxima[h] > -.infinity {
                         let factor = Foundation.exp(maxima[h] - newMax)
@@ -78,9 +87,10 @@ extension FlashAttentionKernel {
                     for j in 0..<n {
                         let p = Foundation.exp(s[j] - newMax)
                         sums[h] += p
-                        VectorMath.addScaled(batch.values + base + j * kvRow, p, to: a, count: d)
+                        VectorMath.addScaled(batch.values + rowOffsets[j], p, to: a, count: d)
                     }
                 }
+                tileStart += n
             }
             if item.splits == 1 {
                 let out = batch.output + item.row * batch.outputRowStride + item.keyHead * group * d

@@ -149,6 +149,55 @@ final class PagedAttentionTests: XCTestCase {
         XCTAssertEqual(try run([2, 0]), Array(all[(2 * heads * d)...]) + Array(all[..<(heads * d)]))
     }
 
+    /// The same keys and values stored in pools of different block sizes (4, 8, 16, 48; shuffled
+    /// tables) give bit-identical rows: the kernel steps in positions, not blocks, so a server's
+    /// `--block-size` cannot change its output. Lengths cross the 256-key split.
+    func testRowResultDoesNotDependOnTheBlockSize() throws {
+        var random = TestRandom(16)
+        let (heads, keyHeads, d) = (6, 2, 32)
+        let kvRow = keyHeads * d
+        let counts = [1, 23, 300]
+        let keys = counts.map { random.values($0 * kvRow) }, values = counts.map { random.values($0 * kvRow) }
+        let query = random.values(counts.count * heads * d)
+        func run(blockSize bs: Int) throws -> [Float] {
+            // Lay each sequence's positions out in a pool, its blocks in reverse order.
+            let blocksPer = counts.map { ($0 + bs - 1) / bs }
+            let blockCount = blocksPer.reduce(0, +)
+            var keyPool = [Float](repeating: 0, count: blockCount * bs * kvRow), valuePool = keyPool
+            var tables: [[Int32]] = []
+            var nextBlock = blockCount
+            for (r, count) in counts.enumerated() {
+                let table = (0..<blocksPer[r]).map { _ -> Int32 in nextBlock -= 1; return Int32(nextBlock) }
+                tables.append(table)
+                for p in 0..<count {
+                    let offset = (Int(table[p / bs]) * bs + p % bs) * kvRow
+                    for i in 0..<kvRow {
+                        keyPool[offset + i] = keys[r][p * kvRow + i]
+                        valuePool[offset + i] = values[r][p * kvRow + i]
+                    }
+                }
+            }
+            var out = [Float](repeating: 0, count: counts.count * heads * d)
+            try query.withUnsafeBufferPointer { qp in
+                try out.withUnsafeMutableBufferPointer { op in
+                    try keyPool.withUnsafeBufferPointer { k in
+                        try valuePool.withUnsafeBufferPointer { v in
+                            try PagedAttention.forward(PagedAttention.Batch(
+                                query: qp.baseAddress!, queryRowStride: heads * d, output: op.baseAddress!, outputRowStride: heads * d,
+                                keyCounts: counts, blockTables: tables, keys: k.baseAddress!, values: v.baseAddress!,
+                                blockCount: blockCount, blockSize: bs, heads: heads, keyHeads: keyHeads, headDim: d),
+                                threads: 2)
+                        }
+                    }
+                }
+            }
+            return out
+        }
+        let reference = try run(blockSize: 16)
+        XCTAssertFalse(reference.contains { !$0.isFinite })
+        for bs in [4, 8, 48] { XCTAssertEqual(try run(blockSize: bs), reference, "block size \(bs)") }
+    }
+
     func testInvalidBatchesThrow() throws {
         // Validation reads no memory; one scratch buffer stands in for every pointer.
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * 4 * 8)
