@@ -16,7 +16,11 @@ protocol DecoderSequence: AnyObject {
     func forward(_ tokens: [Int]) throws -> [Float]
 }
 
-/// A LLaMA-family GGUF model with its KV cache (`flash generate --gguf`'s path).
+/// A LLaMA-family GGUF model over a paged KV cache of its own per sequence: the same paged
+/// forward pass as `flash generate --gguf` (which runs the batching scheduler), so greedy output
+/// here is token for token that command's. (The contiguous `LlamaModel.forward` attends with the
+/// flash prefill kernel instead, whose different summation order the 8-bit activations can turn
+/// into a different greedy token.)
 final class GGUFDecoder: DecoderModel {
     let model: LlamaModel
     init(model: LlamaModel) { self.model = model }
@@ -24,17 +28,29 @@ final class GGUFDecoder: DecoderModel {
     var vocabularySize: Int { model.configuration.vocabularySize }
 
     func startSequence(capacity: Int) throws -> DecoderSequence {
-        Sequence(model: model, cache: model.makeCache(capacity: capacity))
+        let blockSize = 16
+        let blocks = max(1, (capacity + blockSize - 1) / blockSize)
+        return Sequence(model: model, cache: try model.makePagedCache(blockCount: blocks, blockSize: blockSize),
+                        blockTable: (0..<blocks).map(Int32.init))
     }
 
     final class Sequence: DecoderSequence {
         let model: LlamaModel
-        let cache: LlamaKVCache
-        init(model: LlamaModel, cache: LlamaKVCache) {
+        let cache: PagedKVCache
+        let blockTable: [Int32]
+        var position = 0
+        init(model: LlamaModel, cache: PagedKVCache, blockTable: [Int32]) {
             self.model = model
             self.cache = cache
+            self.blockTable = blockTable
         }
-        func forward(_ tokens: [Int]) throws -> [Float] { try model.forward(tokens, cache: cache) }
+        func forward(_ tokens: [Int]) throws -> [Float] {
+            let logits = try model.forward(PagedBatch(sequences: [
+                .init(tokens: tokens, start: position, blockTable: blockTable, logitRows: 1),
+            ]), cache: cache)
+            position += tokens.count
+            return logits
+        }
     }
 }
 

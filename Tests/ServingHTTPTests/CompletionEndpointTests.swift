@@ -192,7 +192,7 @@ final class CompletionEndpointTests: XCTestCase {
         let (model, tokenizer) = try ServingFixtures.model()
         let ids = tokenizer.encode(Self.prompt, parseSpecial: false)
         // Reference: the first generated token's log-softmax in Float64.
-        let logits = try model.forward(ids, cache: model.makeCache(capacity: ids.count + 1))
+        let logits = try ServingFixtures.pagedForward(model, ids, start: 0, cache: ServingFixtures.pagedCache(model, capacity: ids.count + 1))
         let maximum = Double(logits.max()!)
         let logSum = maximum + log(logits.reduce(0.0) { $0 + exp(Double($1) - maximum) })
         let best = logits.indices.max { logits[$0] < logits[$1] }!

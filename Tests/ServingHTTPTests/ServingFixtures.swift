@@ -61,13 +61,28 @@ enum ServingFixtures {
         return OpenAIServer(slot: slot, options: options)
     }
 
-    /// Greedy continuation computed directly with the model (what `flash generate
-    /// --temperature 0` runs): the prompt in one pass, then argmax one token at a time, ending
-    /// at an end-of-generation token. Returns the text and the token count (a stop token counts).
+    /// A direct pass of the model's paged forward (what `flash generate --gguf` runs, through
+    /// its scheduler): `tokens` appended at `start` to one sequence whose cache is `cache`,
+    /// blocks 0, 1, 2, … in order; the logits of the last token.
+    static func pagedForward(_ model: LlamaModel, _ tokens: [Int], start: Int, cache: PagedKVCache) throws -> [Float] {
+        try model.forward(PagedBatch(sequences: [
+            .init(tokens: tokens, start: start, blockTable: (0..<Int32(cache.blockCount)).map { $0 }, logitRows: 1),
+        ]), cache: cache)
+    }
+
+    /// A paged cache for one sequence of up to `capacity` tokens.
+    static func pagedCache(_ model: LlamaModel, capacity: Int) throws -> PagedKVCache {
+        try model.makePagedCache(blockCount: (capacity + 15) / 16, blockSize: 16)
+    }
+
+    /// Greedy continuation computed directly with the model's paged forward pass (what `flash
+    /// generate --temperature 0` runs): the prompt in one pass, then argmax one token at a time,
+    /// ending at an end-of-generation token. Returns the text and the token count (a stop token
+    /// counts).
     static func greedy(_ prompt: [Int], maxTokens: Int) throws -> (text: String, tokens: [Int], stopped: Bool) {
         let (model, tokenizer) = try model()
-        let cache = model.makeCache(capacity: prompt.count + maxTokens)
-        var logits = try model.forward(prompt, cache: cache)
+        let cache = try pagedCache(model, capacity: prompt.count + maxTokens)
+        var logits = try pagedForward(model, prompt, start: 0, cache: cache)
         var tokens: [Int] = []
         var bytes: [UInt8] = []
         while tokens.count < maxTokens {
@@ -76,7 +91,7 @@ enum ServingFixtures {
             if tokenizer.endOfGenerationTokens.contains(next) { return (String(decoding: bytes, as: UTF8.self), tokens, true) }
             bytes += tokenizer.bytes(of: next, skipSpecial: true)
             if tokens.count == maxTokens { break }
-            logits = try model.forward([next], cache: cache)
+            logits = try pagedForward(model, [next], start: prompt.count + tokens.count - 1, cache: cache)
         }
         return (String(decoding: bytes, as: UTF8.self), tokens, false)
     }
