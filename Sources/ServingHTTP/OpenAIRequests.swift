@@ -19,8 +19,8 @@ public enum PromptInput: Decodable, Equatable, Sendable {
     }
 }
 
-/// `stop`: one string or an array of strings.
-public struct StopInput: Decodable, Equatable, Sendable {
+/// A field that is one string or an array of strings (`stop`, embeddings' `input`).
+public struct StringOrStrings: Decodable, Equatable, Sendable {
     public var strings: [String]
     public init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
@@ -38,7 +38,7 @@ public struct CompletionRequest: Decodable, Sendable {
     public var top_p: Double?
     public var top_k: Int?
     public var seed: Int?
-    public var stop: StopInput?
+    public var stop: StringOrStrings?
     public var n: Int?
     public var logprobs: Int?
     public var stream: Bool?
@@ -74,27 +74,17 @@ public struct ChatCompletionRequest: Decodable, Sendable {
     public var top_p: Double?
     public var top_k: Int?
     public var seed: Int?
-    public var stop: StopInput?
+    public var stop: StringOrStrings?
     public var n: Int?
     public var logprobs: Bool?
     public var top_logprobs: Int?
     public var stream: Bool?
 }
 
-/// `input` of an embeddings request: one string or an array of strings.
-public struct EmbeddingInput: Decodable, Sendable {
-    public var texts: [String]
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if let one = try? container.decode(String.self) { texts = [one]; return }
-        texts = try container.decode([String].self)
-    }
-}
-
 /// `POST /v1/embeddings` body.
 public struct EmbeddingRequest: Decodable, Sendable {
     public var model: String?
-    public var input: EmbeddingInput
+    public var input: StringOrStrings
     /// "float" (default) or "base64" (little-endian float32, as the openai client asks for).
     public var encoding_format: String?
 }
@@ -121,7 +111,7 @@ struct GenerationParameters {
     var logprobs: Int?
     var stream: Bool
 
-    init(maxTokens: Int?, temperature: Double?, topP: Double?, topK: Int?, seed: Int?, stop: StopInput?, n: Int?,
+    init(maxTokens: Int?, temperature: Double?, topP: Double?, topK: Int?, seed: Int?, stop: StringOrStrings?, n: Int?,
          logprobs: Int?, stream: Bool?, limits: RequestLimits) throws {
         if let maxTokens, maxTokens < 0 {
             throw APIError.invalid("'max_tokens' must be ≥ 0, got \(maxTokens)", param: "max_tokens")

@@ -122,7 +122,7 @@ public struct OpenAIServer: Sendable {
             throw APIError(status: .notFound, message: "no embedding model is loaded; start the server with --embedding-model DIR",
                            type: "invalid_request_error", code: "model_not_found")
         }
-        let texts = body.input.texts
+        let texts = body.input.strings
         guard !texts.isEmpty, texts.count <= options.limits.maxEmbeddingInputs else {
             throw APIError.invalid("'input' must hold 1...\(options.limits.maxEmbeddingInputs) texts, got \(texts.count)", param: "input")
         }
