@@ -103,10 +103,10 @@ let package = Package(
         .target(name: "Estimates", dependencies: ["FlashCore", "FlashAttention", "Transformer"], swiftSettings: optimise),
         // Serving: block manager (paged KV cache, prefix caching), scheduler, engine.
         .target(name: "Serving", dependencies: ["FlashCore", "FlashAttention", "Transformer", "ModelFormats"], swiftSettings: optimise),
-        // OpenAI-compatible HTTP server over a generation engine (Hummingbird 2, Prometheus metrics).
+        // OpenAI-compatible HTTP server over the serving engine (Hummingbird 2, Prometheus metrics).
         .target(name: "ServingHTTP",
                 dependencies: [
-                    "FlashCore", "Transformer", "ModelFormats",
+                    "FlashCore", "Transformer", "ModelFormats", "Serving",
                     .product(name: "Hummingbird", package: "hummingbird"),
                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                     .product(name: "Metrics", package: "swift-metrics"),
@@ -130,7 +130,7 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "FlashCore", "Transformer", "Estimates"], swiftSettings: vectorFlags),
         .testTarget(name: "ServingHTTPTests",
-                    dependencies: ["ServingHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")],
+                    dependencies: ["ServingHTTP", "Serving", .product(name: "HummingbirdTesting", package: "hummingbird")],
                     swiftSettings: vectorFlags),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Transformer", "ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "EstimatesTests", dependencies: ["Estimates", "Transformer"],
