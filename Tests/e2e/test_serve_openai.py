@@ -254,6 +254,23 @@ def test_client_disconnect_cancels_the_generation(server):
         time.sleep(0.1)
 
 
+def test_speculative_decoding_keeps_the_output():
+    """`--speculative ngram` on the server and on `flash generate`: the same greedy text as
+    without it, with guesses accepted on a prompt the output copies from."""
+    prompt = "Repeat after me: the cat sat on the mat, the cat sat on the mat, the cat sat on the"
+    expected = generate("--prompt", prompt, "--max-tokens", "24")
+    assert generate("--prompt", prompt, "--max-tokens", "24", "--speculative", "ngram") == expected
+    s = Server("--speculative", "ngram", "--draft-tokens", "4", "--parallel", "4")
+    try:
+        client = openai.OpenAI(base_url=s.url("/v1"), api_key=KEY, max_retries=0, timeout=120)
+        result = client.completions.create(model="any", prompt=prompt, max_tokens=24, temperature=0)
+        assert result.choices[0].text == expected
+        assert s.metric("flash_speculative_accepted_tokens_total") > 0
+        assert s.metric("flash_speculative_proposed_tokens_total") >= s.metric("flash_speculative_accepted_tokens_total")
+    finally:
+        s.stop()
+
+
 def test_sigterm_shuts_down_gracefully_and_exits_zero():
     s = Server()
     try:
