@@ -35,10 +35,10 @@ PROMPT = "The three primary colors are"
 class Server:
     """A `flash serve` process on 127.0.0.1 with --port 0; the port is read from its stderr."""
 
-    def __init__(self, *extra):
+    def __init__(self, *extra, model=("--gguf", str(GGUF), "--embedding-model", str(EMBEDDER))):
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--gguf", str(GGUF), "--host", "127.0.0.1", "--port", "0", "--api-key", KEY,
-             "--embedding-model", str(EMBEDDER), "--threads", "2", "--shutdown-grace", "2", *extra],
+            [BIN, "serve", *model, "--host", "127.0.0.1", "--port", "0", "--api-key", KEY,
+             "--threads", "2", "--shutdown-grace", "2", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.port = None
@@ -267,6 +267,32 @@ def test_speculative_decoding_keeps_the_output():
         assert result.choices[0].text == expected
         assert s.metric("flash_speculative_accepted_tokens_total") > 0
         assert s.metric("flash_speculative_proposed_tokens_total") >= s.metric("flash_speculative_accepted_tokens_total")
+    finally:
+        s.stop()
+
+
+def test_a_trained_checkpoint_runs_through_the_same_engine(tmp_path):
+    """`flash train` a tiny model, then: `flash generate --checkpoint` (the engine) equals its
+    `--no-cache` reference path (whole-context recompute, no engine), and `flash serve
+    --checkpoint` answers the same continuation."""
+    checkpoint = tmp_path / "ckpt"
+    subprocess.run([BIN, "train", "--preset", "tiny", "--steps", "300", "--threads", "2", "--out", str(checkpoint)],
+                   capture_output=True, text=True, timeout=300, check=True)
+
+    def generate_checkpoint(*args):
+        out = subprocess.run([BIN, "generate", "--checkpoint", str(checkpoint), "--threads", "2", "--temperature", "0",
+                              "--prompt", "The ", "--max-tokens", "40", *args],
+                             capture_output=True, text=True, timeout=300, check=True).stdout
+        assert out.startswith("The ") and out.endswith("\n")
+        return out[len("The "):-1]
+    expected = generate_checkpoint()
+    assert len(set(expected)) > 2, f"degenerate model: {expected!r}"
+    assert generate_checkpoint("--no-cache") == expected
+    s = Server(model=("--checkpoint", str(checkpoint)))
+    try:
+        client = openai.OpenAI(base_url=s.url("/v1"), api_key=KEY, max_retries=0, timeout=120)
+        result = client.completions.create(model="any", prompt="The ", max_tokens=40, temperature=0)
+        assert result.choices[0].text == expected
     finally:
         s.stop()
 
