@@ -184,6 +184,29 @@ final class ServerBehaviourTests: XCTestCase {
         await ServingFixtures.drain(served)
     }
 
+    /// The handler's task cancelled mid-stream (what Hummingbird does when the client's
+    /// connection closes): the request leaves the engine and its KV blocks return to the pool.
+    func testACancelledStreamingHandlerGivesItsBlocksBack() async throws {
+        let served = try ServingFixtures.served(ServingConfiguration(blockSize: 16, blockCount: 64, maxRunning: 2, threads: 2))
+        let app = Application(router: try ServingFixtures.server(model: served).makeRouter())
+        let client = Task {
+            try await app.test(.router) { client in
+                try await client.execute(uri: "/v1/completions", method: .post, headers: [.contentType: "application/json"],
+                                         body: jsonBody(["prompt": "Count: 1, 2, 3,", "max_tokens": 2000, "temperature": 0,
+                                                         "stream": true])) { _ in }
+            }
+        }
+        try await waitUntil { served.engine.statistics.generatedTokens >= 3 }
+        XCTAssertEqual(served.engine.statistics.runningRequests, 1)
+        XCTAssertGreaterThan(served.engine.statistics.blocksUsed, 0)
+        client.cancel()
+        _ = try? await client.value
+        try await waitUntil { served.engine.statistics.runningRequests == 0 && served.engine.statistics.blocksUsed == 0 }
+        XCTAssertEqual(served.engine.statistics.blocksFree, 64)
+        XCTAssertLessThan(served.engine.statistics.generatedTokens, 2000)
+        await ServingFixtures.drain(served)
+    }
+
     func testMetricsCountTokensLatenciesAndTheEnginesBlocks() async throws {
         let served = try ServingFixtures.served(ServingConfiguration(blockSize: 16, blockCount: 32, maxRunning: 2, threads: 2))
         let server = try ServingFixtures.server(model: served)
