@@ -169,12 +169,18 @@ def request(method, port, path, body=None, timeout=60):
         connection.close()
 
 
+# Sampling cut-offs sent with every sampled request, to both servers: llama-server's own defaults
+# (top_k 40, top_p 0.95; it also applies min_p 0.05, which flash does not have), so both draw from
+# nearly the same truncated distribution and neither does more sampling work by default.
+SAMPLING = dict(top_k=40, top_p=0.95)
+
+
 def stream_completion(port, prompt, max_tokens, temperature, seed, on_token=None, timeout=600):
     """One streaming /v1/completions request. Returns a dict with the times (perf_counter) of the
     send and of every chunk that carried text, the completion and prompt token counts (from the
     final `usage` chunk when the server sends one, else the number of text chunks) and the text."""
     body = dict(prompt=prompt, max_tokens=max_tokens, temperature=temperature, seed=seed, stream=True,
-                stream_options=dict(include_usage=True))
+                stream_options=dict(include_usage=True), **(SAMPLING if temperature > 0 else {}))
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     sent = time.perf_counter()
     connection.request("POST", "/v1/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
@@ -553,6 +559,8 @@ def main(argv=None):
     parser.add_argument("--requests", type=int, default=24, help="requests per rate")
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--top-k", type=int, default=SAMPLING["top_k"], help="sent to both servers (0: not sent)")
+    parser.add_argument("--top-p", type=float, default=SAMPLING["top_p"], help="sent to both servers (1: not sent)")
     parser.add_argument("--streams", default="1,2,4,8,16")
     parser.add_argument("--sweep-repeats", type=int, default=2)
     parser.add_argument("--prefix-requests", type=int, default=6)
@@ -563,6 +571,8 @@ def main(argv=None):
     parser.add_argument("--log-dir", default=None, help="server logs (default: a temporary folder, kept)")
     parser.add_argument("--json", metavar="OUT")
     args = parser.parse_args(argv)
+    SAMPLING.clear()
+    SAMPLING.update({k: v for k, v in (("top_k", args.top_k), ("top_p", args.top_p)) if v not in (0, 1)})
     args.rates = [math.inf if r.strip() == "inf" else float(r) for r in args.rates.split(",")]
     args.streams = [int(s) for s in args.streams.split(",")]
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
@@ -584,7 +594,7 @@ def main(argv=None):
     print(f"machine {bench_json.machine()}; flash ISA {bench_json.isa(args.flash)}; "
           f"flash --version: {subprocess.run([args.flash, '--version'], capture_output=True, text=True).stdout.strip()}")
     print(f"model {os.path.basename(args.gguf)}, {args.threads} threads, {args.parallel} slots × {args.context} "
-          f"context, {args.max_tokens}-token completions at temperature {args.temperature}; logs in {args.log_dir}",
+          f"context, {args.max_tokens}-token completions at temperature {args.temperature} {SAMPLING}; logs in {args.log_dir}",
           flush=True)
     results = {}
     if "load" in phases:
@@ -603,7 +613,8 @@ def main(argv=None):
     if args.json:
         rows = results.pop("rows", [])
         settings = dict(model=os.path.basename(args.gguf), parallel=args.parallel, context_per_slot=args.context,
-                        max_tokens=args.max_tokens, temperature=args.temperature, requests_per_rate=args.requests,
+                        max_tokens=args.max_tokens, temperature=args.temperature, sampling=dict(SAMPLING),
+                        requests_per_rate=args.requests,
                         llama_server=args.llama_server)
         run.write(args.json, rows, [args.threads], extra=dict(settings=settings, summary=summarise(
             dict(results, rows=rows)), **results))
