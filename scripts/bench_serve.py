@@ -14,7 +14,8 @@ Phases (each starts its own servers on free loopback ports and stops them; only 
                (tokens − 1)) p50/p99, and flash/llama-server ratios.
   sweep        aggregate decode tokens/s at 1, 2, 4, 8, 16 concurrent streams (servers started with
                --parallel = the largest count): tokens streamed while every stream is decoding
-               (between the last first token and the first last token) per second of that window.
+               (between the last first token and the first last token) per second of that window;
+               `--flash-sweep engine` takes flash's from `flash bench serve` (no HTTP) instead.
   prefix       a shared ~500-token system prompt: TTFT of the first request against later ones with
                the same prefix and different questions (flash: prefix cache; llama-server: its slot
                prompt cache, `cache_prompt`).
@@ -354,10 +355,30 @@ def run_streams(port, prompts, args, temperature, seed, max_tokens=None, on_toke
     return results
 
 
+def engine_sweep(args):
+    """flash's sweep from `flash bench serve` (the serving engine without HTTP, greedy, 32-token
+    prompts): for a flash serve that does not batch yet."""
+    command = [args.flash, "bench", "serve", "--json", "--gguf", args.gguf, "--threads", str(args.threads),
+               "--streams", ",".join(map(str, args.streams)), "--decode-tokens", str(args.max_tokens)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, timeout=args.request_timeout).stdout
+    document = json.loads(output.strip().splitlines()[-1])
+    rows = []
+    for row in document["rows"]:
+        rows.append(dict(engine=FLASH, streams=row["streams"], source="flash bench serve (engine, no HTTP, greedy)",
+                         decode_tokens_per_second=round(row["decode_tokens_per_second"], 2),
+                         decode_tokens_per_cpu_second=row.get("decode_tokens_per_cpu_second")))
+        print(f"sweep  {FLASH:9s} {row['streams']:2d} streams: {row['decode_tokens_per_second']:7.1f} decode tok/s "
+              f"(flash bench serve: engine only)", flush=True)
+    return rows
+
+
 def phase_sweep(args):
     rows = []
     top = max(args.streams)
     for engine in engines(args):
+        if engine == FLASH and args.flash_sweep == "engine":
+            rows += engine_sweep(args)
+            continue
         with start(args, engine, top) as server:
             warm_up(server, args)
             for n in args.streams:
@@ -366,7 +387,8 @@ def phase_sweep(args):
                          for _ in range(args.sweep_repeats)]
                 rates = [r for r in rates if r is not None]
                 best = max(rates) if rates else None
-                rows.append(dict(engine=engine, streams=n, decode_tokens_per_second=round(best, 2) if best else None))
+                rows.append(dict(engine=engine, streams=n, source="HTTP, streaming",
+                                 decode_tokens_per_second=round(best, 2) if best else None))
                 print(f"sweep  {engine:9s} {n:2d} streams: {best or float('nan'):7.1f} decode tok/s", flush=True)
     for row in rows:
         single = next((r["decode_tokens_per_second"] for r in rows
@@ -563,6 +585,9 @@ def main(argv=None):
     parser.add_argument("--top-p", type=float, default=SAMPLING["top_p"], help="sent to both servers (1: not sent)")
     parser.add_argument("--streams", default="1,2,4,8,16")
     parser.add_argument("--sweep-repeats", type=int, default=2)
+    parser.add_argument("--flash-sweep", choices=("http", "engine"), default="http",
+                        help="flash's batch sweep over HTTP, or from `flash bench serve` (engine only) while "
+                             "flash serve does not batch")
     parser.add_argument("--prefix-requests", type=int, default=6)
     parser.add_argument("--speculation-repeats", type=int, default=2)
     parser.add_argument("--kv-samples", type=int, default=5)
