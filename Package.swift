@@ -94,8 +94,9 @@ let package = Package(
         // Model file formats: safetensors, GGUF, tokenizers.
         .target(name: "ModelFormats", dependencies: ["FlashCore", "QuantizedDotKernels"], swiftSettings: optimise),
         // Distributed: the communicator protocol, Open MPI loaded at run time (dlopen, so nothing
-        // links against libmpi), an in-process communicator over threads for tests.
-        .target(name: "Distributed", swiftSettings: optimise),
+        // links against libmpi), an in-process communicator over threads for tests, ring attention
+        // over a communicator.
+        .target(name: "Distributed", dependencies: ["FlashCore", "FlashAttention"], swiftSettings: optimise),
         // Transformer: layers (forward/backward pairs), models, optimizer, trainer, sampler, KV cache.
         .target(name: "Transformer", dependencies: ["FlashCore", "FlashAttention", "ModelFormats", "Distributed"],
                 resources: [.copy("Corpus")], swiftSettings: optimise),
@@ -123,7 +124,7 @@ let package = Package(
             ],
             swiftSettings: optimise),
         .testTarget(name: "FlashCoreTests", dependencies: ["FlashCore", "CompilerTarget"], swiftSettings: vectorFlags),
-        .testTarget(name: "FlashAttentionTests", dependencies: ["FlashAttention", "ModelFormats"],
+        .testTarget(name: "FlashAttentionTests", dependencies: ["FlashAttention", "ModelFormats", "Distributed"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"],
