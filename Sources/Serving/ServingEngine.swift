@@ -38,7 +38,8 @@ public final class ServingEngine: @unchecked Sendable {
 
     /// Graceful shutdown: from now on `submit` throws `.shutDown`; requests already taken may
     /// run for up to `gracePeriod`, then every unfinished sample ends with `.cancelled` (its
-    /// stream ends normally) and the step loop stops.
+    /// stream ends normally) and the step loop stops. Returns once the loop has ended (after the
+    /// step in progress, if any), so every stream has ended by then.
     public func shutdown(gracePeriod: Duration) async {
         core.stopAccepting()
         let deadline = ContinuousClock.now + gracePeriod
@@ -46,6 +47,7 @@ public final class ServingEngine: @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(10))
         }
         core.shutdown()
+        while !core.hasEnded { try? await Task.sleep(for: .milliseconds(5)) }
     }
 
     /// Stops at once, cancelling whatever runs (as `shutdown(gracePeriod: .zero)`).
@@ -67,6 +69,7 @@ final class EngineLoop: @unchecked Sendable {
     private var nextID = 0
     private var stopping = false
     private var accepting = true
+    private var ended = false
     /// Requests finished during the current step; their streams end after the statistics update.
     private var completed: [AsyncThrowingStream<GenerationEvent, Error>.Continuation] = []
 
@@ -116,6 +119,13 @@ final class EngineLoop: @unchecked Sendable {
         return !submissions.isEmpty || snapshot.waitingRequests + snapshot.runningRequests > 0
     }
 
+    /// Whether the loop has stopped (after `shutdown`).
+    var hasEnded: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return ended
+    }
+
     func stopAccepting() {
         condition.lock()
         accepting = false
@@ -151,6 +161,9 @@ final class EngineLoop: @unchecked Sendable {
                 completed = []
                 for (_, c) in open { c.finish() }
                 for s in newRequests { s.continuation.finish(throwing: ServingError.shutDown) }
+                condition.lock()
+                ended = true
+                condition.unlock()
                 return
             }
             for s in newRequests {
