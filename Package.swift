@@ -87,8 +87,11 @@ let package = Package(
         // Swift code uses it only on AVX2/AVX-512 builds and has a portable loop otherwise.
         .target(name: "QuantizedDotKernels",
                 cSettings: march == "none" ? [] : [.unsafeFlags(["-march=\(march)", "-O3"])]),
+        // The prefetch hint of the GEMM driver, which Swift cannot express (header-only; see
+        // CacheHints.h and README, "GEMM").
+        .target(name: "CacheHints"),
         // Compute core: tensors, element types, GEMM, parallel loops, vector math.
-        .target(name: "FlashCore", swiftSettings: kernelSettings),
+        .target(name: "FlashCore", dependencies: ["CacheHints"], swiftSettings: kernelSettings),
         // Attention: descriptor, standard and flash kernels (forward, backward, decode), masks.
         .target(name: "FlashAttention", dependencies: ["FlashCore"], swiftSettings: kernelSettings),
         // Model file formats: safetensors, GGUF, tokenizers.
