@@ -44,15 +44,6 @@ struct TrainingSession {
         FileHandle.standardError.write(Data(text.utf8))
     }
 
-    /// User + system CPU time of this process so far (all threads): with wall time, it tells
-    /// a run's own work from time lost to other processes on a loaded machine.
-    static func processCPUSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF, &usage)
-        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
-    }
-
     static func duration(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())
         return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
@@ -136,7 +127,7 @@ struct TrainingSession {
                 record["global_batch"] = trainer.globalBatch
                 record["grad_norm"] = result.gradientNorm
                 record["communication_wait_seconds"] = communicationWait
-                record["cpu_seconds"] = Self.processCPUSeconds()
+                record["cpu_seconds"] = BenchServe.cpuSeconds()
                 log.write(try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]))
                 log.write(Data("\n".utf8))
             }
