@@ -14,6 +14,25 @@ Presets (batch 8 for both; vocabulary from --vocab):
 
     python3 scripts/bench_train.py --threads 2 [--presets small,nanogpt] [--steps 10 --warmup 2]
         [--vocab 2048] [--flash .build/release/flash] [--json]
+
+Recipe mode (`--recipe shakespeare`): nanoGPT's CPU recipe for tiny Shakespeare, as its README
+gives it (`train.py config/train_shakespeare_char.py --device=cpu --compile=False --block_size=64
+--batch_size=12 --n_layer=4 --n_head=4 --n_embd=128 --max_iters=2000 --lr_decay_iters=2000
+--dropout=0.0`): character vocabulary, the first 90% of the characters for training and the last
+10% for validation, random windows, no biases, AdamW (β = 0.9, 0.99; decay 0.1 on every 2-D
+tensor, embeddings included), linear warm-up over 100 steps then cosine decay from 1e-3 to 1e-4,
+gradient clipping at 1. PyTorch runs nanoGPT's model (`--nanogpt DIR` imports model.py from a
+nanoGPT checkout; without it, the replica below, which follows model.py) and training loop;
+`flash train` runs the same recipe with its flags. Both are timed over the training steps after
+the first (evaluation excluded); the final validation loss of each is the mean over
+`--eval-batches` batches of 12 validation windows. Each thread count in `--threads 1,2` runs
+both, one after the other.
+
+    python3 scripts/bench_train.py --recipe shakespeare --data input.txt --threads 1,2 [--steps 2000]
+        [--eval-batches 100] [--nanogpt ~/nanoGPT] [--flash .build/release/flash] [--json [OUT]]
+
+The data is tiny Shakespeare (karpathy/char-rnn, data/tinyshakespeare/input.txt, 1 115 394
+bytes: the file nanoGPT's data/shakespeare_char/prepare.py downloads).
 """
 import argparse
 import json
@@ -23,6 +42,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import bench_json
@@ -69,6 +89,218 @@ def build_model(torch, layers, heads, width, context, vocab):
             return F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))
 
     return GPT()
+
+
+# nanoGPT's tiny-Shakespeare CPU recipe (see the module docstring).
+RECIPE = dict(layers=4, heads=4, width=128, context=64, batch=12, lr=1e-3, min_lr=1e-4, warmup=100,
+              beta1=0.9, beta2=0.99, weight_decay=0.1, grad_clip=1.0)
+
+
+def build_nanogpt(torch, vocab, bias=False):
+    """nanoGPT's GPT (model.py) at the recipe's size: pre-LayerNorm blocks without biases, exact
+    GELU, causal SDPA, tied embeddings, N(0, 0.02) weights and N(0, 0.02/√(2·layers)) for the
+    projections into the residual stream. forward(idx, targets) returns (logits, loss)."""
+    nn, F = torch.nn, torch.nn.functional
+    layers, heads, width, context = (RECIPE[k] for k in ("layers", "heads", "width", "context"))
+
+    class LayerNorm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(width))
+            self.bias = nn.Parameter(torch.zeros(width)) if bias else None
+
+        def forward(self, x):
+            return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.ln_2 = LayerNorm(), LayerNorm()
+            self.c_attn = nn.Linear(width, 3 * width, bias=bias)
+            self.attn_proj = nn.Linear(width, width, bias=bias)
+            self.c_fc = nn.Linear(width, 4 * width, bias=bias)
+            self.mlp_proj = nn.Linear(4 * width, width, bias=bias)
+
+        def forward(self, x):
+            b, n, c = x.shape
+            q, k, v = self.c_attn(self.ln_1(x)).split(c, dim=2)
+            q, k, v = (t.view(b, n, heads, c // heads).transpose(1, 2) for t in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0, is_causal=True)
+            x = x + self.attn_proj(y.transpose(1, 2).contiguous().view(b, n, c))
+            return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(vocab, width)
+            self.wpe = nn.Embedding(context, width)
+            self.h = nn.ModuleList(Block() for _ in range(layers))
+            self.ln_f = LayerNorm()
+            self.lm_head = nn.Linear(width, vocab, bias=False)
+            self.wte.weight = self.lm_head.weight
+            for module in self.modules():
+                if isinstance(module, (nn.Linear, nn.Embedding)):
+                    torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                    if getattr(module, "bias", None) is not None:
+                        torch.nn.init.zeros_(module.bias)
+            for name, p in self.named_parameters():
+                if name.endswith("proj.weight"):
+                    torch.nn.init.normal_(p, mean=0.0, std=0.02 / (2 * layers) ** 0.5)
+
+        def forward(self, idx, targets):
+            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+            for block in self.h:
+                x = block(x)
+            logits = self.lm_head(self.ln_f(x))
+            return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+
+    return GPT()
+
+
+def shakespeare_tokens(path):
+    """nanoGPT's data/shakespeare_char/prepare.py: sorted character vocabulary, 90/10 split."""
+    import numpy as np
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    chars = sorted(set(text))
+    lookup = {c: i for i, c in enumerate(chars)}
+    ids = np.array([lookup[c] for c in text], dtype=np.int64)
+    n = int(len(ids) * 0.9)
+    return ids[:n], ids[n:], len(chars)
+
+
+def recipe_worker(args):
+    """nanoGPT's train.py loop for the recipe, in this process; prints one JSON line."""
+    import math
+    import numpy as np
+    import torch
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1337)
+    train, validation, vocab = shakespeare_tokens(args.data)
+    if args.nanogpt:
+        sys.path.insert(0, args.nanogpt)
+        from model import GPT, GPTConfig  # nanoGPT's own model.py
+        model = GPT(GPTConfig(block_size=RECIPE["context"], vocab_size=vocab, n_layer=RECIPE["layers"],
+                              n_head=RECIPE["heads"], n_embd=RECIPE["width"], dropout=0.0, bias=False))
+        model_source = os.path.join(args.nanogpt, "model.py")
+    else:
+        model = build_nanogpt(torch, vocab)
+        model_source = "replica in bench_train.py"
+    context, batch = RECIPE["context"], RECIPE["batch"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": RECIPE["weight_decay"]},
+                                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+                                  lr=RECIPE["lr"], betas=(RECIPE["beta1"], RECIPE["beta2"]))
+    train_t, validation_t = torch.from_numpy(train), torch.from_numpy(validation)
+
+    def get_batch(data):
+        ix = torch.randint(len(data) - context, (batch,))
+        return torch.stack([data[i:i + context] for i in ix]), torch.stack([data[i + 1:i + 1 + context] for i in ix])
+
+    def get_lr(it):
+        if it < RECIPE["warmup"]:
+            return RECIPE["lr"] * (it + 1) / (RECIPE["warmup"] + 1)
+        if it > args.steps:
+            return RECIPE["min_lr"]
+        ratio = (it - RECIPE["warmup"]) / (args.steps - RECIPE["warmup"])
+        return RECIPE["min_lr"] + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (RECIPE["lr"] - RECIPE["min_lr"])
+
+    model.train()
+    x, y = get_batch(train_t)
+    start = None
+    for it in range(args.steps):
+        if it == 1:
+            start = time.perf_counter()  # the first step (allocation, warm-up) is not timed
+            start_cpu = time.process_time()
+        for group in optimizer.param_groups:
+            group["lr"] = get_lr(it)
+        _, loss = model(x, y)
+        x, y = get_batch(train_t)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), RECIPE["grad_clip"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        last = loss.item()
+    elapsed = time.perf_counter() - start
+    cpu = time.process_time() - start_cpu
+    model.eval()
+    with torch.no_grad():
+        losses = [model(*get_batch(validation_t))[1].item() for _ in range(args.eval_batches)]
+    print(json.dumps(dict(impl="torch", model=model_source, threads=args.threads, steps=args.steps,
+                          tokens_per_s=(args.steps - 1) * batch * context / elapsed, seconds=elapsed, cpu_seconds=cpu,
+                          train_loss=last, val_loss=float(np.mean(losses)), vocab=vocab,
+                          params=sum(p.numel() for p in params))))
+
+
+def run_recipe_torch(threads, args):
+    command = [sys.executable, __file__, "--worker", "shakespeare", "--threads", str(threads), "--steps", str(args.steps),
+               "--data", args.data, "--eval-batches", str(args.eval_batches)] + (["--nanogpt", args.nanogpt] if args.nanogpt else [])
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    run = subprocess.run(command, capture_output=True, text=True, env=env)
+    if run.returncode != 0:
+        sys.exit(f"nanoGPT worker failed:\n{run.stderr[-2000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def run_recipe_flash(flash, threads, args):
+    """`flash train` with the recipe's flags; the rate comes from its --log lines (steps 2..N)."""
+    r = RECIPE
+    with tempfile.TemporaryDirectory() as scratch:
+        log = os.path.join(scratch, "log.jsonl")
+        command = [flash, "train", "--data", args.data, "--layers", str(r["layers"]), "--heads", str(r["heads"]),
+                   "--width", str(r["width"]), "--context", str(r["context"]), "--batch", str(r["batch"]),
+                   "--steps", str(args.steps), "--lr", str(r["lr"]), "--warmup", str(r["warmup"]), "--dropout", "0",
+                   "--no-bias", "--beta1", str(r["beta1"]), "--beta2", str(r["beta2"]), "--weight-decay", str(r["weight_decay"]),
+                   "--decay-embeddings", "--grad-clip", str(r["grad_clip"]), "--eval-every", str(args.steps),
+                   "--eval-batches", str(args.eval_batches), "--threads", str(threads),
+                   "--out", os.path.join(scratch, "checkpoint"), "--log", log]
+        run = subprocess.run(command, capture_output=True, text=True)
+        if run.returncode != 0:
+            sys.exit(f"`{' '.join(command)}` failed:\n{run.stderr[-2000:]}")
+        lines = [json.loads(line) for line in open(log)]
+    isa = re.search(r"ISA (\S+)", run.stderr)
+    first, last = lines[0], lines[-1]
+    elapsed = last["elapsed_seconds"] - first["elapsed_seconds"]
+    tokens = (len(lines) - 1) * r["batch"] * r["context"]
+    return dict(impl="flash", threads=threads, steps=args.steps, tokens_per_s=tokens / elapsed, seconds=elapsed,
+                cpu_seconds=last["cpu_seconds"] - first["cpu_seconds"],
+                train_loss=last["train_loss"], val_loss=last["val_loss"], isa=isa.group(1) if isa else "unknown",
+                command=" ".join(command[1:]))
+
+
+def recipe_main(args, flash):
+    if not args.data or not os.path.exists(args.data):
+        sys.exit("--data: give the path of tiny Shakespeare's input.txt (karpathy/char-rnn data/tinyshakespeare/input.txt)")
+    if flash is None:
+        sys.exit("no flash binary (build with `swift build -c release`, or pass --flash)")
+    recorder = bench_json.Run("train", flash)
+    thread_counts = [int(t) for t in str(args.threads).split(",")]
+    rows = []
+    for threads in thread_counts:
+        print(f"[shakespeare, {threads} thread(s)] nanoGPT ({args.steps} steps) ...", file=sys.stderr, flush=True)
+        torch_row = run_recipe_torch(threads, args)
+        print(f"[shakespeare, {threads} thread(s)] flash train ...", file=sys.stderr, flush=True)
+        flash_row = run_recipe_flash(flash, threads, args)
+        rows.append(dict(recipe="shakespeare", threads=threads, torch=torch_row, flash=flash_row,
+                         ratio=flash_row["tokens_per_s"] / torch_row["tokens_per_s"],
+                         cpu_ratio=torch_row["cpu_seconds"] / flash_row["cpu_seconds"]))
+    if args.json == "-":
+        print(json.dumps(rows, indent=2))
+        return
+    if args.json:
+        recorder.write(args.json, rows, thread_counts, note=f"nanoGPT tiny-Shakespeare recipe, {args.steps} steps")
+    print(f"ISA of the flash build: {rows[0]['flash']['isa']}; nanoGPT model: {rows[0]['torch']['model']}")
+    print(f"tiny Shakespeare, 4 layers x 4 heads x 128, context 64, batch 12, {args.steps} steps; "
+          f"validation loss over {args.eval_batches} batches; ratio = flash/nanoGPT tokens/s (wall clock); "
+          f"CPU ratio = nanoGPT/flash CPU seconds for the same steps (all threads; the load-robust figure on a busy machine)")
+    print(f"{'threads':>7} {'nanoGPT tok/s':>14} {'flash tok/s':>12} {'ratio':>6} {'CPU ratio':>9} {'nanoGPT val':>12} "
+          f"{'flash val':>10} {'nanoGPT s':>10} {'flash s':>8} {'nanoGPT CPU s':>14} {'flash CPU s':>12}")
+    for row in rows:
+        t, f = row["torch"], row["flash"]
+        print(f"{row['threads']:7d} {t['tokens_per_s']:14.0f} {f['tokens_per_s']:12.0f} {row['ratio']:6.2f} {row['cpu_ratio']:9.2f} "
+              f"{t['val_loss']:12.4f} {f['val_loss']:10.4f} {t['seconds']:10.1f} {f['seconds']:8.1f} "
+              f"{t['cpu_seconds']:14.1f} {f['cpu_seconds']:12.1f}")
 
 
 def worker(preset, args):
@@ -147,9 +379,14 @@ def run_flash(flash, preset, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--threads", default=str(os.cpu_count()),
+                        help="thread count (recipe mode: a comma-separated list, e.g. 1,2)")
+    parser.add_argument("--recipe", choices=["shakespeare"], help="nanoGPT's tiny-Shakespeare CPU recipe instead of the presets")
+    parser.add_argument("--data", help="recipe mode: tiny Shakespeare's input.txt")
+    parser.add_argument("--eval-batches", type=int, default=100, help="recipe mode: validation batches for the final loss")
+    parser.add_argument("--nanogpt", help="recipe mode: a nanoGPT checkout whose model.py to run (default: the replica here)")
     parser.add_argument("--presets", default="small,nanogpt")
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10; recipe mode: 2000, the recipe's)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--vocab", type=int, default=2048)
     parser.add_argument("--flash", default=None, help="path of the flash binary (default .build/release/flash)")
@@ -157,6 +394,18 @@ def main():
                         help="print the rows as JSON; with OUT, write them with machine, ISA, threads and date there")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.steps is None:
+        args.steps = 2000 if args.recipe or args.worker == "shakespeare" else 10
+    if args.worker == "shakespeare":
+        args.threads = int(args.threads)
+        recipe_worker(args)
+        return
+    if args.recipe:
+        if args.steps < 2 or args.steps <= RECIPE["warmup"]:
+            parser.error(f"--steps must exceed the recipe's {RECIPE['warmup']} warm-up steps, got {args.steps}")
+        recipe_main(args, find_flash(args.flash))
+        return
+    args.threads = int(args.threads)
     if args.worker:
         worker(args.worker, args)
         return

@@ -15,12 +15,16 @@ public final class SpinPool: @unchecked Sendable {
     static let idlePolls = 2_000
 
     private let workers: Int
-    /// `region << 8 | activeWorkers`, changed once per region; workers run a region when they
-    /// see a new value, if their index is below its active-worker count.
+    /// Bumped once per region; a worker that sees a new value tries to join that region.
     private let generation = Atomic<Int>(0)
     private var region = 0
     private let nextItem = Atomic<Int>(0)
-    /// Workers that have not yet finished the current region.
+    /// Places left in the current region: a worker joins by taking one (a decrement that finds
+    /// it positive). When the caller has run out of items it revokes the places not taken, so
+    /// it never waits for a worker that has not started (on a loaded machine, one that is not
+    /// even scheduled): the items that worker would have run, the caller has already run.
+    private let places = Atomic<Int>(0)
+    /// Places taken and not yet finished, plus those not yet taken or revoked.
     private let pending = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
     private let wake = NSCondition()
@@ -33,10 +37,11 @@ public final class SpinPool: @unchecked Sendable {
 
     /// A pool with `workers` helper threads (the calling thread is one more participant).
     init(workers: Int) {
-        precondition(workers < 256, "the active-worker count is packed in 8 bits")
         self.workers = workers
         for index in 0..<workers {
-            let thread = Thread { [unowned self] in self.run(index: index) }
+            // The worker keeps its pool alive: a pool replaced by a larger one is still polled
+            // by its old workers until they fall asleep (for good), so it must never be freed.
+            let thread = Thread { self.run(index: index) }
             thread.stackSize = 1 << 20
             thread.start()
         }
@@ -58,7 +63,8 @@ public final class SpinPool: @unchecked Sendable {
 
     /// Runs `body(i)` for every `i` in `0..<count` on the caller plus up to `participants − 1`
     /// pool workers, taking items from a shared counter. Returns false (running nothing) when
-    /// the pool is busy with another caller's region.
+    /// the pool is busy with another caller's region (a nested call from inside a region, or
+    /// another thread's).
     func forEachDynamic(_ count: Int, participants: Int, _ body: (Int) -> Void) -> Bool {
         guard busy.try() else { return false }
         defer { busy.unlock() }
@@ -69,11 +75,15 @@ public final class SpinPool: @unchecked Sendable {
             region += 1
             nextItem.store(0, ordering: .relaxed)
             pending.store(activeWorkers, ordering: .relaxed)
-            generation.store(region << 8 | activeWorkers, ordering: .sequentiallyConsistent)
+            // Releasing: a worker that takes a place (acquiring) sees `body` and `count`.
+            places.store(activeWorkers, ordering: .releasing)
+            generation.store(region, ordering: .sequentiallyConsistent)
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                 wake.lock(); wake.broadcast(); wake.unlock()
             }
             drain(body)
+            let untaken = places.exchange(0, ordering: .acquiringAndReleasing)
+            if untaken > 0 { pending.subtract(untaken, ordering: .relaxed) }
             while pending.load(ordering: .acquiring) > 0 { sched_yield() }
             self.body = nil
         }
@@ -113,7 +123,9 @@ public final class SpinPool: @unchecked Sendable {
                 wake.unlock()
             }
             seen = generation.load(ordering: .acquiring)
-            guard index < seen & 0xff else { continue }
+            // A place taken late may belong to a newer region than `seen`: the worker then
+            // runs that region, which is as good.
+            guard places.subtract(1, ordering: .acquiringAndReleasing).oldValue > 0 else { continue }
             runRegion()
             pending.subtract(1, ordering: .releasing)
         }
@@ -121,18 +133,10 @@ public final class SpinPool: @unchecked Sendable {
 }
 
 extension Parallel {
-    /// `forEachDynamic` on persistent polling workers (`SpinPool`): for a long run of short
-    /// regions, such as a decode step's matrix-vector products. Falls back to Dispatch when
-    /// the pool is in use by another thread.
+    /// `forEachDynamic` (which now runs on the polling pool too); kept for the decode paths
+    /// that name it.
+    @inlinable
     public static func forEachDynamicPolling(_ count: Int, threads: Int? = nil, _ body: (Int) -> Void) {
-        let participants = min(max(1, threads ?? defaultThreads), count)
-        if participants <= 1 {
-            for i in 0..<count { body(i) }
-            return
-        }
-        if #available(macOS 15.0, *) {
-            if SpinPool.pool(workers: participants - 1).forEachDynamic(count, participants: participants, body) { return }
-        }
-        forEachDynamic(count, threads: participants, body)
+        forEachDynamic(count, threads: threads, body)
     }
 }

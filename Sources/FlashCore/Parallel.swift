@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 
-/// Parallel loops over Dispatch's thread pool.
+/// Parallel loops over a pool of persistent workers (`SpinPool`), or Dispatch's thread pool.
 ///
 /// Every kernel in the project splits its work into items whose results do not depend on which
 /// thread runs them or in what order, so results are bit-identical for any thread count.
@@ -21,12 +21,10 @@ public enum Parallel {
             for i in 0..<count { body(i) }
             return
         }
-        withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                let start = count * worker / workers
-                let end = count * (worker + 1) / workers
-                for i in start..<end { body(i) }
-            }
+        region(workers, participants: workers) { worker in
+            let start = count * worker / workers
+            let end = count * (worker + 1) / workers
+            for i in start..<end { body(i) }
         }
     }
 
@@ -39,9 +37,23 @@ public enum Parallel {
             for i in 0..<count { body(i) }
             return
         }
+        region(count, participants: workers, body)
+    }
+
+    /// One fork-join region: `body(i)` for `i` in `0..<count`, items taken from a shared counter
+    /// by the caller and up to `participants − 1` helpers. The helpers are the persistent
+    /// polling workers of `SpinPool`: a training step at width 128 runs a few hundred regions
+    /// of tens of microseconds each, and Dispatch's sleeping workers cost a futex wake-up per
+    /// region. When the pool is taken (a region started inside another, or by another thread
+    /// at the same time) the region runs on Dispatch instead.
+    @usableFromInline
+    static func region(_ count: Int, participants: Int, _ body: (Int) -> Void) {
+        if #available(macOS 15.0, *) {
+            if SpinPool.pool(workers: participants - 1).forEachDynamic(count, participants: participants, body) { return }
+        }
         let next = AtomicCounter()
         withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            DispatchQueue.concurrentPerform(iterations: participants) { _ in
                 while true {
                     let i = next.increment()
                     if i >= count { break }

@@ -96,16 +96,22 @@ extension TransformerModel {
         let attentionOutput = headsView(b.attentionOutput[l], batch: batch, time: time, heads: config.heads)
         let attentionGradient = headsView(b.attentionGradient, batch: batch, time: time, heads: config.heads)
         let descriptor = attentionDescriptor(layer: l, dropoutSeed: dropoutSeed)
-        let gradients = try contextParallel.map {
-            try $0.backward(query: query, key: key, value: value, output: attentionOutput, logSumExp: b.logSumExp[l]!,
-                            outputGradient: attentionGradient, descriptor: descriptor)
-        } ?? Attention.backward(query: query, key: key, value: value, output: attentionOutput, logSumExp: b.logSumExp[l]!,
-                                logSumExpResidual: b.logSumExpResidual[l],
-                                outputGradient: attentionGradient, descriptor: descriptor)
         let dQKV = b.qkvGradient.floats
-        scatter(gradients.query, into: dQKV, rowStride: qkvWidth, column: 0, rows: rows)
-        scatter(gradients.key, into: dQKV, rowStride: qkvWidth, column: config.heads * config.headDim, rows: rows)
-        scatter(gradients.value, into: dQKV, rowStride: qkvWidth, column: (config.heads + config.kvHeads) * config.headDim, rows: rows)
+        if let contextParallel {
+            let gradients = try contextParallel.backward(query: query, key: key, value: value, output: attentionOutput,
+                                                         logSumExp: b.logSumExp[l]!, outputGradient: attentionGradient,
+                                                         descriptor: descriptor)
+            scatter(gradients.query, into: dQKV, rowStride: qkvWidth, column: 0, rows: rows)
+            scatter(gradients.key, into: dQKV, rowStride: qkvWidth, column: config.heads * config.headDim, rows: rows)
+            scatter(gradients.value, into: dQKV, rowStride: qkvWidth, column: (config.heads + config.kvHeads) * config.headDim, rows: rows)
+        } else {
+            // dQ, dK and dV written straight into their columns of the fused dQKV buffer: no
+            // gradient tensors allocated and zeroed per layer, no copies into dQKV afterwards.
+            let (dQuery, dKey, dValue) = attentionViews(l, batch: batch, time: time, storage: b.qkvGradient)
+            try Attention.backward(query: query, key: key, value: value, output: attentionOutput, logSumExp: b.logSumExp[l]!,
+                                   logSumExpResidual: b.logSumExpResidual[l], outputGradient: attentionGradient,
+                                   descriptor: descriptor, into: AttentionGradients(query: dQuery, key: dKey, value: dValue))
+        }
         rotary?.apply(dQKV, rowStride: qkvWidth, column: 0, heads: config.heads + config.kvHeads,
                       batch: batch, time: time, positionOffset: 0, positions: contextParallel?.positions, inverse: true, threads: t)
         if pre {

@@ -73,10 +73,9 @@ extension TransformerModel {
         if let head = layout.head {
             Linear.forward(input: headInput, weight: p + head, bias: nil, output: b.logits.floats, rows: rows, inFeatures: c, outFeatures: v, threads: t)
         } else {
-            // Tied: logits = h · Eᵀ with E the [V, C] token embedding (Eᵀ copied out: see Linear.backward).
-            Transpose.copy(p + layout.tokenEmbedding, rows: v, columns: c, into: b.transposeScratch.floats, threads: t)
-            GEMM.multiplyUnchecked(transposeA: false, transposeB: false, m: rows, n: v, k: c, alpha: 1, a: headInput, lda: c,
-                                   b: b.transposeScratch.floats, ldb: v, beta: 0, c: b.logits.floats, ldc: v, threads: t)
+            // Tied: logits = h · Eᵀ with E the [V, C] token embedding, as stored (transposed B).
+            GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: rows, n: v, k: c, alpha: 1, a: headInput, lda: c,
+                                   b: p + layout.tokenEmbedding, ldb: c, beta: 0, c: b.logits.floats, ldc: v, threads: t)
         }
         cache?.length += time
         lastPass = (batch, time, mode)
@@ -185,11 +184,12 @@ extension TransformerModel {
 
     // MARK: helpers shared with the backward pass
 
-    /// Query, key and value as [batch, time, heads, D] views of layer `l`'s fused QKV buffer.
-    func attentionViews(_ l: Int, batch: Int, time: Int) -> (Tensor, Tensor, Tensor) {
+    /// Query, key and value as [batch, time, heads, D] views of layer `l`'s fused QKV buffer
+    /// (or of `storage`, laid out the same way: the fused dQKV gradient).
+    func attentionViews(_ l: Int, batch: Int, time: Int, storage: TensorStorage? = nil) -> (Tensor, Tensor, Tensor) {
         let d = config.headDim, h = config.heads, hkv = config.kvHeads
         let qkvWidth = (h + 2 * hkv) * d
-        let storage = buffers!.qkv[l]
+        let storage = storage ?? buffers!.qkv[l]
         func view(heads: Int, column: Int) -> Tensor {
             Tensor(storage: storage, elementType: .float32, shape: [batch, time, heads, d],
                    strides: [time * qkvWidth, qkvWidth, d, 1], offset: column)

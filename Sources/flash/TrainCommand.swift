@@ -58,10 +58,14 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Peak learning rate.") var lr: Float = 1e-3
     @Option(help: "Linear warm-up steps.") var warmup = 100
     @Option(name: .customLong("weight-decay"), help: "AdamW weight decay (weight matrices only).") var weightDecay: Float = 0.1
+    @Flag(name: .customLong("decay-embeddings"), help: "Apply the weight decay to the embeddings too (as nanoGPT, which decays every 2-D tensor).") var decayEmbeddings = false
+    @Option(help: "AdamW β₁.") var beta1: Float = 0.9
+    @Option(help: "AdamW β₂ (nanoGPT's tiny-Shakespeare recipe uses 0.99).") var beta2: Float = 0.95
     @Option(help: "Dropout probability.") var dropout: Float = 0
     @Option(name: .customLong("grad-clip"), help: "Gradient-norm clip (0 = off).") var gradClip: Float = 1
     @Option(help: "Random seed (weights, data windows, dropout).") var seed: UInt64 = 1337
     @Option(name: .customLong("eval-every"), help: "Validation loss and checkpoint every K steps.") var evalEvery = 100
+    @Option(name: .customLong("eval-batches"), help: "Batches of --batch validation windows averaged for one validation loss.") var evalBatches = 4
     @Option(name: .customLong("validation-fraction"), help: "Fraction of tokens held out for validation.") var validationFraction = 0.1
     @Option(help: "Tokenizer: char or bpe.") var tokenizer: String = "char"
     @Option(name: .customLong("bpe-vocab"), help: "BPE vocabulary size (≥ 256).") var bpeVocab = 512
@@ -85,6 +89,10 @@ struct TrainCommand: ParsableCommand {
         if !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
         if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
         if !(weightDecay >= 0) { throw ValidationError("--weight-decay must be ≥ 0, got \(weightDecay)") }
+        for (name, value) in [("--beta1", beta1), ("--beta2", beta2)] where !(value >= 0 && value < 1) {
+            throw ValidationError("\(name) must be in [0, 1), got \(value)")
+        }
+        if evalBatches < 1 { throw ValidationError("--eval-batches must be ≥ 1, got \(evalBatches)") }
         if !(validationFraction >= 0 && validationFraction < 1) { throw ValidationError("--validation-fraction must be in [0, 1)") }
         if !["char", "bpe"].contains(tokenizer) { throw ValidationError("--tokenizer must be char or bpe, got \(tokenizer)") }
         if bpeVocab < 256 { throw ValidationError("--bpe-vocab must be ≥ 256, got \(bpeVocab)") }
@@ -168,8 +176,11 @@ struct TrainCommand: ParsableCommand {
             model.threads = threads
             let dataset = try TokenDataset(tokens: tokenizer.encode(text), validationFraction: validationFraction, context: config.context)
             let options = TrainingOptions(steps: steps, batch: batch ?? shape.batch, accumulate: accumulate, learningRate: lr,
-                                          warmup: warmup, optimizer: AdamW.Options(weightDecay: weightDecay),
-                                          gradientClip: gradClip, seed: seed, validationFraction: validationFraction)
+                                          warmup: warmup,
+                                          optimizer: AdamW.Options(beta1: beta1, beta2: beta2, weightDecay: weightDecay,
+                                                                   decayEmbeddings: decayEmbeddings),
+                                          gradientClip: gradClip, seed: seed, validationFraction: validationFraction,
+                                          evaluationBatches: evalBatches)
             try Self.checkRanksAgree(dataParallel, config: config, options: options, tokens: dataset, layout: layout)
             let trainer = try Trainer(model: model, data: dataset, options: options, communicator: dataParallel, zeroStage: zero,
                                       contextParallel: contextParallel)
@@ -177,7 +188,8 @@ struct TrainCommand: ParsableCommand {
                 model: \(config.layers) layers × \(config.heads) heads × \(config.width) wide, context \(config.context), \
                 vocabulary \(config.vocabularySize) (\(self.tokenizer)), \(model.parameterCount) parameters
                 data: \(dataset.training.count) training + \(dataset.validation.count) validation tokens; \
-                \(trainer.tokensPerStep) tokens per step, attention \(attention.rawValue), threads \(threads ?? Parallel.defaultThreads)\
+                \(trainer.tokensPerStep) tokens per step, attention \(attention.rawValue), threads \(threads ?? Parallel.defaultThreads), \
+                ISA \(VectorISA.compiled.rawValue)\
                 \(world > 1 ? "\n\(world / contextParallel) data-parallel groups × \(options.batch) sequences (global batch \(trainer.globalBatch)), ZeRO-\(zero)" : "")\
                 \(contextParallel > 1 ? ", each sequence split over \(contextParallel) ranks (ring attention)" : "")
 

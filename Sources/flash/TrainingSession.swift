@@ -127,6 +127,7 @@ struct TrainingSession {
                 record["global_batch"] = trainer.globalBatch
                 record["grad_norm"] = result.gradientNorm
                 record["communication_wait_seconds"] = communicationWait
+                record["cpu_seconds"] = BenchServe.cpuSeconds()
                 log.write(try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]))
                 log.write(Data("\n".utf8))
             }

@@ -41,6 +41,28 @@ final class ParallelTests: XCTestCase {
                        [Int](repeating: rounds, count: callers * count))
     }
 
+    /// A region started inside another (the inner one falls back to Dispatch while the pool
+    /// runs the outer), many short regions in a row (places taken late by a worker must not
+    /// run a region twice or miss one), and a worker pool larger than the region.
+    func testNestedAndBackToBackRegions() {
+        let outer = 6, inner = 37
+        let visits = UnsafeMutablePointer<Int>.allocate(capacity: outer * inner)
+        defer { visits.deallocate() }
+        visits.initialize(repeating: 0, count: outer * inner)
+        Parallel.forEach(outer, threads: 2) { o in
+            Parallel.forEachDynamic(inner, threads: 2) { i in visits[o * inner + i] += 1 }
+        }
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: visits, count: outer * inner)), [Int](repeating: 1, count: outer * inner))
+        let slots = UnsafeMutablePointer<Int>.allocate(capacity: 3)
+        defer { slots.deallocate() }
+        slots.initialize(repeating: 0, count: 3)
+        for round in 0..<20_000 {
+            let threads = round % 3 == 0 ? 4 : 2
+            Parallel.forEach(3, threads: threads) { i in slots[i] += 1 }
+        }
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: slots, count: 3)), [20_000, 20_000, 20_000])
+    }
+
     func testAtomicCounterHandsOutEachValueOnce() {
         let counter = AtomicCounter()
         let seen = UnsafeMutablePointer<Int>.allocate(capacity: 4000)

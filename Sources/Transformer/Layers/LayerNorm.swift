@@ -27,34 +27,48 @@ public enum LayerNorm {
         weightGradient: UnsafeMutablePointer<Float>, biasGradient: UnsafeMutablePointer<Float>?,
         rows: Int, width: Int, threads: Int? = nil
     ) {
+        typealias V = VectorMath.Vector
+        let lanes = V.scalarCount
         Parallel.forEach(rows, threads: threads) { r in
             let x = input + r * width, dy = outputGradient + r * width, dx = inputGradient + r * width
             let m = mean[r], s = rstd[r]
-            var meanG: Float = 0, meanGX: Float = 0
-            for c in 0..<width {
-                let g = dy[c] * weight[c]
-                meanG += g
-                meanGX += g * (x[c] - m) * s
+            // 16 lanes at a time (partial vectors zero-padded): the scalar loops' serial
+            // reductions and per-element optional checks made this a fifth of a width-128
+            // training step (`perf record`).
+            var sumG = V(), sumGX = V()
+            var c = 0
+            while c < width {
+                let n = min(lanes, width - c)
+                let g = VectorMath.load(dy + c, count: n) * VectorMath.load(weight + c, count: n)
+                sumG += g
+                sumGX += g * ((VectorMath.load(x + c, count: n) - m) * s)
+                c += lanes
             }
-            meanG /= Float(width)
-            meanGX /= Float(width)
-            for c in 0..<width {
-                let xHat = (x[c] - m) * s
-                let value = s * (dy[c] * weight[c] - meanG - xHat * meanGX)
-                dx[c] = accumulate ? dx[c] + value : value
+            let meanG = VectorMath.sum(sumG) / Float(width), meanGX = VectorMath.sum(sumGX) / Float(width)
+            c = 0
+            while c < width {
+                let n = min(lanes, width - c)
+                let xHat = (VectorMath.load(x + c, count: n) - m) * s
+                var value = s * (VectorMath.load(dy + c, count: n) * VectorMath.load(weight + c, count: n) - meanG - xHat * meanGX)
+                if accumulate { value += VectorMath.load(dx + c, count: n) }
+                VectorMath.store(value, to: dx + c, count: n)
+                c += lanes
             }
         }
-        let blocks = (width + ColumnSums.block - 1) / ColumnSums.block
+        // Weight and bias gradients: one 16-column block per work item, summed over the rows in
+        // row order in registers (each column's sum is taken by one thread: thread-independent).
+        let blocks = (width + lanes - 1) / lanes
         Parallel.forEach(blocks, threads: threads) { blockIndex in
-            let start = blockIndex * ColumnSums.block, end = min(width, start + ColumnSums.block)
+            let start = blockIndex * lanes, n = min(lanes, width - start)
+            var dw = VectorMath.load(weightGradient + start, count: n)
+            var db = biasGradient.map { VectorMath.load($0 + start, count: n) } ?? V()
             for r in 0..<rows {
-                let x = input + r * width, dy = outputGradient + r * width
-                let m = mean[r], s = rstd[r]
-                for c in start..<end {
-                    weightGradient[c] += dy[c] * (x[c] - m) * s
-                    biasGradient?[c] += dy[c]
-                }
+                let x = input + r * width + start, dy = VectorMath.load(outputGradient + r * width + start, count: n)
+                dw += dy * ((VectorMath.load(x, count: n) - mean[r]) * rstd[r])
+                db += dy
             }
+            VectorMath.store(dw, to: weightGradient + start, count: n)
+            if let biasGradient { VectorMath.store(db, to: biasGradient + start, count: n) }
         }
     }
 }

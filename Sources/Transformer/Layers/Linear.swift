@@ -24,10 +24,11 @@ public enum Linear {
     /// weightGradient[K, N] += inputᵀ · outputGradient
     /// biasGradient[N]      += Σ_rows outputGradient
     ///
-    /// With `scratch` (room for max(K·N, M·K) floats), weightᵀ and inputᵀ are first copied out
-    /// explicitly so that both products run as untransposed GEMMs, which the blocked GEMM runs
-    /// ~1.6× faster than the transposed-A form; the copies cost O(M·K + K·N), next to the
-    /// products' O(M·K·N).
+    /// The input gradient multiplies by the weight as stored (transposed B: the GEMM transposes
+    /// it while packing, in registers). With `scratch` (room for M·K floats), inputᵀ is first
+    /// copied out so that the weight-gradient product runs as an untransposed GEMM, which the
+    /// blocked GEMM runs ~1.6× faster than the transposed-A form (A is read in place); the copy
+    /// costs O(M·K), next to the product's O(M·K·N).
     public static func backward(
         input: UnsafePointer<Float>, weight: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
         inputGradient: UnsafeMutablePointer<Float>?, accumulateInput: Bool = false,
@@ -35,16 +36,9 @@ public enum Linear {
         rows: Int, inFeatures: Int, outFeatures: Int, scratch: UnsafeMutablePointer<Float>? = nil, threads: Int? = nil
     ) {
         if let inputGradient {
-            if let scratch {
-                Transpose.copy(weight, rows: inFeatures, columns: outFeatures, into: scratch, threads: threads)
-                GEMM.multiplyUnchecked(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
-                                       a: outputGradient, lda: outFeatures, b: scratch, ldb: inFeatures,
-                                       beta: accumulateInput ? 1 : 0, c: inputGradient, ldc: inFeatures, threads: threads)
-            } else {
-                GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
-                                       a: outputGradient, lda: outFeatures, b: weight, ldb: outFeatures,
-                                       beta: accumulateInput ? 1 : 0, c: inputGradient, ldc: inFeatures, threads: threads)
-            }
+            GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
+                                   a: outputGradient, lda: outFeatures, b: weight, ldb: outFeatures,
+                                   beta: accumulateInput ? 1 : 0, c: inputGradient, ldc: inFeatures, threads: threads)
         }
         if let scratch {
             Transpose.copy(input, rows: rows, columns: inFeatures, into: scratch, threads: threads)

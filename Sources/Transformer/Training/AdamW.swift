@@ -99,16 +99,50 @@ public final class AdamW {
         let m = firstMoment, v = secondMoment
         Parallel.forEach(chunks.count, threads: threads) { index in
             let chunk = chunks[index]
-            for e in 0..<chunk.count {
-                let i = chunk.start + e, j = chunk.moment + e
-                let g = gradients[i]
-                var p = parameters[i]
-                if chunk.decays { p *= decayFactor }
-                m[j] = b1 * m[j] + (1 - b1) * g
-                v[j] = b2 * v[j] + (1 - b2) * g * g
-                p -= stepSize * m[j] / (v[j].squareRoot() / correction2Root + eps)
-                parameters[i] = p
-            }
+            AdamW.updateChunk(parameters: parameters + chunk.start, gradients: gradients + chunk.start,
+                              firstMoment: m + chunk.moment, secondMoment: v + chunk.moment, count: chunk.count,
+                              decayFactor: chunk.decays ? decayFactor : nil, beta1: b1, beta2: b2, epsilon: eps,
+                              stepSize: stepSize, correction2Root: correction2Root)
+        }
+    }
+
+    /// One fused pass over `count` values in native vectors (the tail masked by a partial
+    /// load/store): decay, both moments and the step, each element with exactly the scalar
+    /// formula's operations in its order (no fused multiply-adds), so the vector and scalar
+    /// forms agree bit for bit.
+    @inline(__always)
+    static func updateChunk(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                            firstMoment m: UnsafeMutablePointer<Float>, secondMoment v: UnsafeMutablePointer<Float>, count: Int,
+                            decayFactor: Float?, beta1 b1: Float, beta2 b2: Float, epsilon eps: Float,
+                            stepSize: Float, correction2Root: Float) {
+        typealias V = FloatVector
+        let lanes = V.scalarCount
+        let oneMinusB1 = V(repeating: 1 - b1), oneMinusB2 = V(repeating: 1 - b2)
+        @inline(__always)
+        func load(_ p: UnsafePointer<Float>, _ n: Int) -> V {
+            if n == lanes { return UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+            var x = V()
+            for i in 0..<n { x[i] = p[i] }
+            return x
+        }
+        @inline(__always)
+        func store(_ x: V, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
+            if n == lanes { UnsafeMutableRawPointer(p).storeBytes(of: x, as: V.self); return }
+            for i in 0..<n { p[i] = x[i] }
+        }
+        var e = 0
+        while e < count {
+            let n = min(lanes, count - e)
+            let g = load(gradients + e, n)
+            var p = load(parameters + e, n)
+            if let decayFactor { p *= decayFactor }
+            let mNew = b1 * load(m + e, n) + oneMinusB1 * g
+            let vNew = b2 * load(v + e, n) + oneMinusB2 * g * g
+            p -= stepSize * mNew / (vNew.squareRoot() / correction2Root + eps)
+            store(mNew, m + e, n)
+            store(vNew, v + e, n)
+            store(p, parameters + e, n)
+            e += lanes
         }
     }
 }
