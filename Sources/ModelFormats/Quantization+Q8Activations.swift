@@ -35,7 +35,9 @@ public final class Q8Activations: @unchecked Sendable {
         self.rows = rows
         blocks = columns / 32
         rowBytes = 40 * blocks
-        data = UnsafeMutableRawPointer.allocate(byteCount: max(rows * rowBytes, 1), alignment: 64)
+        // 64 bytes of padding: the kernels' last group of a row reads whole registers.
+        data = UnsafeMutableRawPointer.allocate(byteCount: rows * rowBytes + 64, alignment: 64)
+        (data + rows * rowBytes).initializeMemory(as: UInt8.self, repeating: 0, count: 64)
     }
 
     deinit { data.deallocate() }
