@@ -257,4 +257,73 @@ void flash_quantized_dot_tile(int32_t kind, const void *weights, ptrdiff_t weigh
     }
 }
 
+
+/// Offsets of a block's low and high halves in an activation row (see the header).
+INLINE void half_offsets(int32_t b, int32_t blocks, ptrdiff_t *low, ptrdiff_t *high) {
+    int32_t group = b >> 2, i = b & 3, t = blocks - 4 * group < 4 ? blocks - 4 * group : 4;
+    *low = 128 * (ptrdiff_t)group + 16 * i;
+    *high = 128 * (ptrdiff_t)group + 16 * t + 16 * i;
+}
+
+void flash_quantize_q8_row(const float *x, int32_t blocks, void *row) {
+    int8_t *q = (int8_t *)row;
+    float *d = (float *)(q + 32 * (ptrdiff_t)blocks), *s = d + blocks;
+    for (int32_t b = 0; b < blocks; b++) {
+        const float *v = x + 32 * (ptrdiff_t)b;
+        ptrdiff_t low, high;
+        half_offsets(b, blocks, &low, &high);
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+        __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
+        __m512 a0 = _mm512_abs_ps(v0), a1 = _mm512_abs_ps(v1);
+        // Any NaN or infinity (unordered or not below +inf) makes the block NaN.
+        const __m512 inf = _mm512_set1_ps(__builtin_inff());
+        int bad = _mm512_cmp_ps_mask(a0, inf, _CMP_NLT_UQ) | _mm512_cmp_ps_mask(a1, inf, _CMP_NLT_UQ);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
+#else
+        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8), v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+        const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(__builtin_inff());
+        __m256 a0 = _mm256_andnot_ps(sign, v0), a1 = _mm256_andnot_ps(sign, v1), a2 = _mm256_andnot_ps(sign, v2), a3 = _mm256_andnot_ps(sign, v3);
+        int bad = _mm256_movemask_ps(_mm256_cmp_ps(a0, inf, _CMP_NLT_UQ)) | _mm256_movemask_ps(_mm256_cmp_ps(a1, inf, _CMP_NLT_UQ))
+                | _mm256_movemask_ps(_mm256_cmp_ps(a2, inf, _CMP_NLT_UQ)) | _mm256_movemask_ps(_mm256_cmp_ps(a3, inf, _CMP_NLT_UQ));
+        __m256 m = _mm256_max_ps(_mm256_max_ps(a0, a1), _mm256_max_ps(a2, a3));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+#endif
+        if (bad) {
+            _mm_storeu_si128((__m128i *)(q + low), _mm_setzero_si128());
+            _mm_storeu_si128((__m128i *)(q + high), _mm_setzero_si128());
+            d[b] = s[b] = __builtin_nanf("");
+            continue;
+        }
+        float scale = amax / 127;
+        // A scale that underflows to a subnormal would make 1/d infinite: such a block is below
+        // Float32's resolution anyway and quantises to zero.
+        float inverse = scale > 0 && __builtin_isfinite(1 / scale) ? 1 / scale : 0;
+        // x·(1/d) rounded to nearest even (the default rounding mode of the conversions).
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+        __m512 k = _mm512_set1_ps(inverse);
+        __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, k)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, k));
+        _mm_storeu_si128((__m128i *)(q + low), _mm512_cvtsepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(q + high), _mm512_cvtsepi32_epi8(q1));
+        int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+#else
+        __m256 k = _mm256_set1_ps(inverse);
+        __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, k)), q1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, k));
+        __m256i q2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, k)), q3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, k));
+        // packs works within 128-bit lanes: reorder the 64-bit quarters back to element order.
+        __m256i w01 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
+        __m256i w23 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q2, q3), 0xD8);
+        _mm_storeu_si128((__m128i *)(q + low), _mm_packs_epi16(_mm256_castsi256_si128(w01), _mm256_extracti128_si256(w01, 1)));
+        _mm_storeu_si128((__m128i *)(q + high), _mm_packs_epi16(_mm256_castsi256_si128(w23), _mm256_extracti128_si256(w23, 1)));
+        __m256i t = _mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3));
+        __m128i t4 = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+        t4 = _mm_add_epi32(t4, _mm_shuffle_epi32(t4, 0x4E));
+        t4 = _mm_add_epi32(t4, _mm_shuffle_epi32(t4, 0xB1));
+        int32_t sum = _mm_cvtsi128_si32(t4);
+#endif
+        d[b] = inverse == 0 ? 0 : scale;
+        s[b] = d[b] * (float)sum;
+    }
+}
 #endif
