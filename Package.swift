@@ -87,15 +87,19 @@ let package = Package(
         // Swift code uses it only on AVX2/AVX-512 builds and has a portable loop otherwise.
         .target(name: "QuantizedDotKernels",
                 cSettings: march == "none" ? [] : [.unsafeFlags(["-march=\(march)", "-O3"])]),
+        // The prefetch hint of the GEMM driver, which Swift cannot express (header-only; see
+        // CacheHints.h and README, "GEMM").
+        .target(name: "CacheHints"),
         // Compute core: tensors, element types, GEMM, parallel loops, vector math.
-        .target(name: "FlashCore", swiftSettings: kernelSettings),
+        .target(name: "FlashCore", dependencies: ["CacheHints"], swiftSettings: kernelSettings),
         // Attention: descriptor, standard and flash kernels (forward, backward, decode), masks.
         .target(name: "FlashAttention", dependencies: ["FlashCore"], swiftSettings: kernelSettings),
         // Model file formats: safetensors, GGUF, tokenizers.
         .target(name: "ModelFormats", dependencies: ["FlashCore", "QuantizedDotKernels"], swiftSettings: optimise),
         // Distributed: the communicator protocol, Open MPI loaded at run time (dlopen, so nothing
-        // links against libmpi), an in-process communicator over threads for tests.
-        .target(name: "Distributed", swiftSettings: optimise),
+        // links against libmpi), an in-process communicator over threads for tests, ring attention
+        // over a communicator.
+        .target(name: "Distributed", dependencies: ["FlashCore", "FlashAttention"], swiftSettings: optimise),
         // Transformer: layers (forward/backward pairs), models, optimizer, trainer, sampler, KV cache.
         .target(name: "Transformer", dependencies: ["FlashCore", "FlashAttention", "ModelFormats", "Distributed"],
                 resources: [.copy("Corpus")], swiftSettings: optimise),
@@ -103,10 +107,10 @@ let package = Package(
         .target(name: "Estimates", dependencies: ["FlashCore", "FlashAttention", "Transformer"], swiftSettings: optimise),
         // Serving: block manager (paged KV cache, prefix caching), scheduler, engine.
         .target(name: "Serving", dependencies: ["FlashCore", "FlashAttention", "Transformer", "ModelFormats"], swiftSettings: optimise),
-        // OpenAI-compatible HTTP server over a generation engine (Hummingbird 2, Prometheus metrics).
+        // OpenAI-compatible HTTP server over the serving engine (Hummingbird 2, Prometheus metrics).
         .target(name: "ServingHTTP",
                 dependencies: [
-                    "FlashCore", "Transformer", "ModelFormats",
+                    "FlashCore", "Transformer", "ModelFormats", "Serving",
                     .product(name: "Hummingbird", package: "hummingbird"),
                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                     .product(name: "Metrics", package: "swift-metrics"),
@@ -123,14 +127,14 @@ let package = Package(
             ],
             swiftSettings: optimise),
         .testTarget(name: "FlashCoreTests", dependencies: ["FlashCore", "CompilerTarget"], swiftSettings: vectorFlags),
-        .testTarget(name: "FlashAttentionTests", dependencies: ["FlashAttention", "ModelFormats"],
+        .testTarget(name: "FlashAttentionTests", dependencies: ["FlashAttention", "ModelFormats", "Distributed"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer"],
                     resources: [.copy("Fixtures")], swiftSettings: vectorFlags),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "FlashCore", "Transformer", "Estimates"], swiftSettings: vectorFlags),
         .testTarget(name: "ServingHTTPTests",
-                    dependencies: ["ServingHTTP", .product(name: "HummingbirdTesting", package: "hummingbird")],
+                    dependencies: ["ServingHTTP", "Serving", .product(name: "HummingbirdTesting", package: "hummingbird")],
                     swiftSettings: vectorFlags),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Transformer", "ModelFormats"], swiftSettings: vectorFlags),
         .testTarget(name: "EstimatesTests", dependencies: ["Estimates", "Transformer"],

@@ -162,8 +162,11 @@ def main():
 
     print(f"ISA of the flash build: {next((row['isa'] for row in flash_rows if 'isa' in row), 'unknown')}")
     print(f"threads={args.threads}; ratios > 1 mean flash is faster / uses less memory")
+    fma_peak = next((row["peak_gflops"] for row in flash_rows if row.get("peak_gflops")), None)
+    if fma_peak:
+        print(f"fp32 FMA peak of the flash build on {args.threads} thread(s): {fma_peak:.1f} GFLOP/s (% peak = flash GF/s / peak; torch % the same for SDPA)")
     header = (f"{'pass':17} {'B':>2} {'H':>3} {'Hkv':>3} {'Nq':>6} {'Nk':>6} {'D':>4} {'causal':>6} {'flash ms':>9} {'std ms':>9} "
-              f"{'torch ms':>9} {'flash GF/s':>10} {'vs torch':>8} {'vs std':>7} {'MiB flash':>9} {'MiB std':>8} {'MiB torch':>9}")
+              f"{'torch ms':>9} {'flash GF/s':>10} {'% peak':>6} {'torch %':>7} {'vs torch':>8} {'vs std':>7} {'MiB flash':>9} {'MiB std':>8} {'MiB torch':>9}")
     print(header)
     for shape, impls in shapes.items():
         p, b, h, hkv, nq, nk, d, causal = shape
@@ -172,6 +175,8 @@ def main():
         standard_cell = fmt(s_ms, ".2f") if "standard" not in impls or impls["standard"]["status"] == "ok" else "refused"
         print(f"{p:17} {b:2} {h:3} {hkv:3} {nq:6} {nk:6} {d:4} {('yes' if causal else 'no'):>6} {fmt(f_ms, '.2f'):>9} {standard_cell:>9} "
               f"{fmt(t_ms, '.2f'):>9} {fmt(impls.get('flash', {}).get('gflops'), '.1f'):>10} "
+              f"{fmt(100 * impls['flash']['fraction_of_peak'] if impls.get('flash', {}).get('fraction_of_peak') else None, '.0f'):>6} "
+              f"{fmt(100 * impls['torch']['gflops'] / fma_peak if fma_peak and 'torch' in impls else None, '.0f'):>7} "
               f"{fmt(t_ms / f_ms if f_ms and t_ms else None, '.2f'):>8} {fmt(s_ms / f_ms if f_ms and s_ms else None, '.2f'):>7} "
               f"{fmt(peak('flash'), '.1f'):>9} {fmt(peak('standard'), '.1f'):>8} {fmt(peak('torch'), '.1f'):>9}")
     at8192 = [(shape, impls) for shape, impls in shapes.items() if shape[4] == 8192 and shape[5] == 8192]

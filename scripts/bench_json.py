@@ -55,11 +55,12 @@ class Run:
         self.start_load = load_average()
         self.date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
 
-    def write(self, path, rows, threads, note=""):
-        """Writes the rows with the run's description to `path`."""
+    def write(self, path, rows, threads, note="", extra=None):
+        """Writes the rows with the run's description to `path`; `extra` adds keys of the
+        benchmark's own (results that are not rows of the chart, the settings)."""
         document = dict(benchmark=self.benchmark, machine=machine(), isa=isa(self.flash),
                         threads=threads, date=self.date, load_average=[self.start_load, load_average()],
-                        note=note, rows=rows)
+                        note=note, rows=rows, **(extra or {}))
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w") as file:
             json.dump(document, file, indent=1)

@@ -6,12 +6,15 @@
     python3 scripts/bench_attention.py --threads 2 --json docs/figures/data/attention.json
     python3 scripts/bench_train.py --threads 2 --json docs/figures/data/train.json
     python3 scripts/bench_generate.py --threads 2 --json docs/figures/data/generate-2thread.json
+    python3 scripts/bench_serve.py --threads 2 --json docs/figures/data/serving.json
     python3 scripts/plot_benchmarks.py [--data docs/figures/data] [--out docs/figures]
 
 Each chart is drawn from every `<benchmark>*.json` file in the data folder (so a sweep can be
 added as a second file), and says under its title which machine, ISA, thread count and date
-the numbers come from. A benchmark with no file is skipped (serving: `serving*.json`, rows of
-{engine, concurrency, tokens_per_second, ttft_ms}). Prints the SVGs it wrote.
+the numbers come from. A benchmark with no file is skipped (serving: `serving*.json` as
+scripts/bench_serve.py writes it: rows of {engine, concurrency, tokens_per_second, ttft_ms} and
+optionally `rate`, plus an optional `sweep` of {engine, streams, decode_tokens_per_second}).
+Prints the SVGs it wrote.
 """
 import argparse
 import glob
@@ -236,22 +239,65 @@ def plot_generate(documents, out, written):
     save(fig, out, "generate.svg", written)
 
 
+def load_label(row):
+    """A load point's label: its Poisson arrival rate (requests/s; None = all at once) when the row
+    has one (scripts/bench_serve.py), else its number of concurrent requests."""
+    if "rate" not in row:
+        return str(row["concurrency"])
+    return "all at once" if row["rate"] is None else f"{row['rate']:g}/s"
+
+
+def load_order(row):
+    if "rate" not in row:
+        return row["concurrency"]
+    return float("inf") if row["rate"] is None else row["rate"]
+
+
 def plot_serving(documents, out, written):
+    """Throughput against median time to first token as load rises, per server; with a batch
+    sweep in the JSON (bench_serve.py's `sweep`), a second panel of aggregate decode tokens/s
+    against concurrent streams."""
     rows = [row for document in documents for row in document["rows"]]
-    fig, axes = figure("Serving: throughput against time to first token", documents, 1, 8.0, 4.0)
+    sweep = [row for document in documents for row in document.get("sweep") or []
+             if row.get("decode_tokens_per_second")]
+    by_rate = any("rate" in row for row in rows)
+    fig, axes = figure("Serving: throughput against time to first token", documents, 2 if sweep else 1,
+                       11.0 if sweep else 8.0, 4.2)
     axis = axes[0]
     for engine in sorted({row["engine"] for row in rows}):
-        points = sorted((row for row in rows if row["engine"] == engine), key=lambda row: row["concurrency"])
+        points = sorted((row for row in rows if row["engine"] == engine and row.get("ttft_ms")), key=load_order)
         axis.plot([p["ttft_ms"] for p in points], [p["tokens_per_second"] for p in points], "o-",
                   color=COLOURS.get(engine), label=engine)
         for p in points:
-            axis.annotate(str(p["concurrency"]), (p["ttft_ms"], p["tokens_per_second"]), textcoords="offset points",
+            axis.annotate(load_label(p), (p["ttft_ms"], p["tokens_per_second"]), textcoords="offset points",
                           xytext=(4, 4), fontsize=8)
+    ttfts = [row["ttft_ms"] for row in rows if row.get("ttft_ms")]
+    if ttfts and max(ttfts) > 20 * min(ttfts):  # queueing at high load: milliseconds to seconds
+        axis.set_xscale("log")
     axis.set_xlabel("time to first token, ms (median)")
     axis.set_ylabel("throughput, generated tokens/s")
-    axis.set_title("points labelled with the number of concurrent requests", fontsize=9)
+    if by_rate:
+        caps = sorted({row["concurrency"] for row in rows})
+        axis.set_title(f"points labelled with the Poisson arrival rate (requests/s); at most "
+                       f"{', '.join(map(str, caps))} in flight", fontsize=9)
+    else:
+        axis.set_title("points labelled with the number of concurrent requests", fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8.5)
+    if sweep:
+        axis = axes[1]
+        for engine in sorted({row["engine"] for row in sweep}):
+            points = sorted((row for row in sweep if row["engine"] == engine), key=lambda row: row["streams"])
+            axis.plot([p["streams"] for p in points], [p["decode_tokens_per_second"] for p in points], "o-",
+                      color=COLOURS.get(engine), label=engine)
+        axis.set_xscale("log", base=2)
+        axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.set_xticks(sorted({row["streams"] for row in sweep}))
+        axis.set_xlabel("concurrent streams")
+        axis.set_ylabel("aggregate decode tokens/s")
+        axis.set_title("batch sweep: every stream decoding at once", fontsize=9)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8.5)
     save(fig, out, "serving.svg", written)
 
 

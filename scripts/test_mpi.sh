@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Multi-rank tests under a real Open MPI launcher (run by .ci/run after installing Open MPI).
-# Every check trains with the real `flash train` and compares checkpoints and logs:
+# 0. ring attention alone (RingAttentionGroupTests from the test bundle) on 2 and 4 ranks;
+# the other checks train with the real `flash train` and compare checkpoints and logs:
 #   1. data parallel P = 2, 4 ranks × B sequences equals one process with P·B sequences,
 #      with and without accumulation and ZeRO-1 (and a negative control that must differ);
 #   2. ZeRO-1 equals ZeRO-0; context parallelism (ring attention over 2 ranks, alone and
@@ -43,6 +44,20 @@ same() {  # same A B: checkpoints and losses agree
     python3 scripts/compare_checkpoints.py "$WORK/$1" "$WORK/$2" --tolerance $TOL \
         --log-a "$WORK/$1.jsonl" --log-b "$WORK/$2.jsonl" || fail "$1 differs from $2"
 }
+
+echo "== ring attention alone over real ranks (RingAttentionGroupTests: forward and backward against the Float64 reference)"
+TESTS=${TESTS:-.build/release/FlashTransformerPackageTests.xctest}
+[ -x "$TESTS" ] || fail "no test bundle at $TESTS (swift build -c release --build-tests first)"
+for ranks in 2 4; do
+    timeout 300 $MPIRUN "$ranks" --bind-to none "$TESTS" FlashAttentionTests.RingAttentionGroupTests > "$WORK/ring$ranks.out" 2>&1 \
+        || { cat "$WORK/ring$ranks.out"; fail "ring attention over $ranks ranks"; }
+    # Every rank ran the check over the MPI world (not the threads fallback) and passed.
+    [ "$(grep -c "ring attention over $ranks MPI ranks" "$WORK/ring$ranks.out")" = "$ranks" ] \
+        || { cat "$WORK/ring$ranks.out"; fail "the ring test did not run on $ranks MPI ranks"; }
+    [ "$(grep -c "Executed 2 tests, with 0 failures" "$WORK/ring$ranks.out")" -ge "$ranks" ] \
+        || { cat "$WORK/ring$ranks.out"; fail "ring test results over $ranks ranks"; }
+    echo "ring attention over $ranks MPI ranks: passed on every rank"
+done
 
 run single4 1 --batch 4
 run single4acc 1 --batch 4 --accumulate 2

@@ -16,6 +16,9 @@ public final class CollectiveQueue: @unchecked Sendable {
         var stopped = false
         var waited = 0.0
         var busy = 0.0
+        /// Bodies enqueued and finished so far (tickets are 1, 2, …).
+        var enqueued = 0
+        var finished = 0
 
         func loop() {
             condition.lock()
@@ -36,6 +39,7 @@ public final class CollectiveQueue: @unchecked Sendable {
                 busy += seconds
                 if let error, failure == nil { failure = error }
                 running = false
+                finished += 1
                 condition.broadcast()
             }
             condition.unlock()
@@ -58,12 +62,29 @@ public final class CollectiveQueue: @unchecked Sendable {
         state.condition.unlock()
     }
 
-    /// Queues `body` to run after everything queued before it.
-    public func enqueue(_ body: @escaping () throws -> Void) {
+    /// Queues `body` to run after everything queued before it; returns its ticket for `wait(for:)`.
+    @discardableResult
+    public func enqueue(_ body: @escaping () throws -> Void) -> Int {
         state.condition.lock()
         state.work.append(body)
+        state.enqueued += 1
+        let ticket = state.enqueued
         state.condition.broadcast()
         state.condition.unlock()
+        return ticket
+    }
+
+    /// Blocks until the body with `ticket` (and so everything queued before it) has run, while
+    /// later bodies may still be running; rethrows the first failure since the last wait.
+    public func wait(for ticket: Int) throws {
+        let start = DispatchTime.now().uptimeNanoseconds
+        state.condition.lock()
+        while state.finished < ticket && state.failure == nil { state.condition.wait() }
+        let failure = state.failure
+        state.failure = nil
+        state.waited += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        state.condition.unlock()
+        if let failure { throw failure }
     }
 
     /// Blocks until the queue is empty and idle; rethrows the first failure since the last wait.

@@ -6,9 +6,10 @@ import Transformer
 /// - Data parallel (ring all-reduce of S gradient bytes): 2(P−1)/P·S per rank.
 /// - ZeRO-1: reduce-scatter (P−1)/P·S plus all-gather of the parameters (P−1)/P·S: the same
 ///   2(P−1)/P·S (each bucket padded to a multiple of P, ignored here).
-/// - Ring attention (C ranks per sequence, this trainer's schedule): per layer and micro-batch,
-///   the forward passes K and V of the rank's N/C tokens C−1 hops, the backward passes K, V,
-///   dK and dV C hops: (2(C−1) + 4C)·(N/C)·d_kv·4 bytes per sequence, d_kv = Hkv·D.
+/// - Ring attention (C ranks per sequence, this trainer's schedule, `RingAttentionGroup`): per
+///   layer and micro-batch, the forward passes K and V of the rank's N/C tokens C−1 hops, the
+///   backward passes K and V C−1 hops and the dK/dV accumulators C−1 hops:
+///   6(C−1)·(N/C)·d_kv·4 bytes per sequence, d_kv = Hkv·D.
 public struct CommunicationEstimate: Codable, Equatable, Sendable {
     /// Gradient (and, under ZeRO-1, parameter) bytes each rank sends per step.
     public var gradientBytes: Double
@@ -25,7 +26,7 @@ public struct CommunicationEstimate: Codable, Equatable, Sendable {
         let gradients = 4 * Double(ParameterLayout(config).count)
         gradientBytes = ranks > 1 ? 2 * (p - 1) / p * gradients : 0
         let kv = Double(config.kvHeads * config.headDim)
-        let perSequenceLayer = contextParallel > 1 ? (2 * (c - 1) + 4 * c) * (Double(sequenceLength) / c) * kv * 4 : 0
+        let perSequenceLayer = contextParallel > 1 ? 6 * (c - 1) * (Double(sequenceLength) / c) * kv * 4 : 0
         ringBytes = perSequenceLayer * Double(config.layers * microBatch * accumulate)
         seconds = (gradientBytes + ringBytes) / bandwidth
     }

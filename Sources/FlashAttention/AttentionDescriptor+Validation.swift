@@ -119,6 +119,8 @@ extension AttentionDescriptor {
         }
         try InvalidArgument.require(dropoutProbability >= 0 && dropoutProbability < 1, "descriptor.dropoutProbability",
                                     expected: "in [0, 1)", got: "\(dropoutProbability)")
+        try InvalidArgument.require(dropoutSequenceOffset >= 0, "descriptor.dropoutSequenceOffset", expected: "≥ 0",
+                                    got: "\(dropoutSequenceOffset)")
         if let threads {
             try InvalidArgument.require(threads >= 1, "descriptor.threads", expected: "≥ 1 (or nil)", got: "\(threads)")
         }
@@ -153,7 +155,7 @@ extension AttentionDescriptor {
             leftReach: windowLeft ?? unbounded, rightReach: right,
             softcap: softcap, alibiSlopes: alibiSlopes,
             bias: bias.map(BroadcastLogits.init), keepMask: keepMask.map(BroadcastLogits.init),
-            dropoutProbability: dropoutProbability, dropoutSeed: dropoutSeed,
+            dropoutProbability: dropoutProbability, dropoutSeed: dropoutSeed, dropoutSequenceOffset: dropoutSequenceOffset,
             threads: threads ?? Parallel.defaultThreads)
     }
 }

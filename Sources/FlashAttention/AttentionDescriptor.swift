@@ -38,6 +38,10 @@ public struct AttentionDescriptor: Sendable {
     public var dropoutProbability: Float
     /// Seed of the dropout mask; the backward must get the same seed as the forward.
     public var dropoutSeed: UInt64
+    /// The dropout mask's batch coordinate of this call's first sequence (sequence s draws the
+    /// mask of batch `dropoutSequenceOffset + s`), so a data-parallel rank holding sequences
+    /// r·B..<(r+1)·B of a global batch draws the masks one process with the whole batch draws.
+    public var dropoutSequenceOffset: Int = 0
     /// Which algorithm runs.
     public var implementation: AttentionImplementation
     /// Threads to use; `nil` means `Parallel.defaultThreads`.

@@ -106,7 +106,7 @@ extension AttentionProblem {
     ) {
         let keepScale = 1 / (1 - dropoutProbability)
         let threshold = SIMD16<UInt32>(repeating: AttentionDropout.threshold(dropoutProbability))
-        let headKey = AttentionDropout.headKey(seed: dropoutSeed, batch: s, head: h)
+        let headKey = AttentionDropout.headKey(seed: dropoutSeed, batch: dropoutSequenceOffset + s, head: h)
         let queryMultiplier = AttentionDropout.queryMultiplier
         let keyMultiplier = AttentionDropout.keyMultiplier
         let fixedRowKey = AttentionDropout.mix(headKey ^ (UInt32(truncatingIfNeeded: i0) &* queryMultiplier))

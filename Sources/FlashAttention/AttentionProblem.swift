@@ -32,6 +32,8 @@ struct AttentionProblem {
     let keepMask: BroadcastLogits?
     let dropoutProbability: Float
     let dropoutSeed: UInt64
+    /// Added to the sequence index in the dropout mask's coordinates.
+    let dropoutSequenceOffset: Int
     let threads: Int
     /// Set when the caller asked for traffic counts (`Attention.forwardCountingTraffic`).
     var traffic: TrafficCounter? = nil

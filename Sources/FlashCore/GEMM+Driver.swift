@@ -1,3 +1,5 @@
+import CacheHints
+
 /// The blocked algorithm on one thread, and how the threads share a multiply.
 extension GEMM {
     /// How a multiply is shared between threads: C is cut into contiguous ranges of columns
@@ -116,6 +118,9 @@ extension GEMM {
                 panel = UnsafePointer(edgePanel)
                 (rowStride, stepStride) = (1, mr)
             }
+            if !transposeA && i + mr < rows {
+                prefetchPanel(a + (i + mr) * lda, lda: lda, rows: min(mr, rows - i - mr), depth: depth)
+            }
             var j = 0
             while j < columns {
                 let width = min(nr, columns - j)
@@ -131,6 +136,23 @@ extension GEMM {
                 j += nr
             }
             i += mr
+        }
+    }
+
+    /// Asks for the next A panel (`rows` rows of `depth` floats, `lda` apart) in L2 while the
+    /// current panel's tiles are computed: its rows are read in place from L3 or memory, and
+    /// without the hint the first tile of each panel waited for them (2048³ on Zen 5, AVX-512,
+    /// 1 thread: about 5% faster with it; see `GEMMBlocking`).
+    @inline(__always)
+    static func prefetchPanel(_ panel: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int) {
+        for r in 0..<rows {
+            let row = panel + r * lda
+            var p = 0
+            while p < depth {
+                flash_prefetch_l2(row + p)
+                p += 16   // one 64-byte line
+            }
+            flash_prefetch_l2(row + depth - 1)
         }
     }
 

@@ -71,18 +71,40 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// that share an input quantise it once.
     public static func multiplyVectors(_ products: [(matrix: QuantizedMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>)],
                                        threads: Int? = nil) {
-        let chunk = 64
+        multiplyTokens(products.map { ($0.matrix, $0.x, $0.matrix.columns, $0.y, $0.matrix.rows) }, tokens: 1, threads: threads)
+    }
+
+    /// `y[t·yStride + r] = Σ_c W[r, c]·x[t·xStride + c]` for `tokens` rows of x and several
+    /// products in one parallel region. Packed products quantise each distinct input once
+    /// (`tokens` rows) and hand chunks of weight rows to the register-tiled kernel with all the
+    /// tokens, so each weight row is read from memory once for the whole batch; every element
+    /// gets the same arithmetic whatever `tokens`, the chunk or `threads` (batch-invariant).
+    /// Other types decode each row to Float32 and take fixed-order dot products.
+    static func multiplyTokens(_ products: [(matrix: QuantizedMatrix, x: UnsafePointer<Float>, xStride: Int,
+                                             y: UnsafeMutablePointer<Float>, yStride: Int)],
+                               tokens: Int, threads: Int? = nil) {
+        guard tokens > 0, !products.isEmpty else { return }
+        // Rows per work item: enough work per item to amortise the hand-out, enough items to
+        // balance two threads on the smallest matrices (576 rows).
+        let chunk = tokens == 1 ? 64 : tokens <= 8 ? 32 : 16
+        let tokenChunk = 32  // activation rows per kernel call: 32 rows of x stay in L1
         var firstChunk: [Int] = [0]
         for p in products { firstChunk.append(firstChunk.last! + (p.matrix.rows + chunk - 1) / chunk) }
         var quantized: [Q8Activations?] = []
         for (i, p) in products.enumerated() {
             guard p.matrix.packed != nil else { quantized.append(nil); continue }
-            if let j = products[..<i].firstIndex(where: { $0.x == p.x && $0.matrix.columns == p.matrix.columns && $0.matrix.packed != nil }) {
+            if let j = products[..<i].firstIndex(where: {
+                $0.x == p.x && $0.xStride == p.xStride && $0.matrix.columns == p.matrix.columns && $0.matrix.packed != nil
+            }) {
                 quantized.append(quantized[j])
                 continue
             }
-            let q = Q8Activations(validatedRows: 1, columns: p.matrix.columns)
-            q.quantize(row: 0, from: p.x)
+            let q = Q8Activations(validatedRows: tokens, columns: p.matrix.columns)
+            if tokens >= 16 {
+                Parallel.forEach(tokens, threads: threads) { t in q.quantize(row: t, from: p.x + t * p.xStride) }
+            } else {
+                for t in 0..<tokens { q.quantize(row: t, from: p.x + t * p.xStride) }
+            }
             quantized.append(q)
         }
         let widest = products.map { $0.matrix.packed == nil ? $0.matrix.columns : 1 }.max() ?? 1
@@ -93,26 +115,22 @@ public struct QuantizedMatrix: @unchecked Sendable {
         Parallel.forEachDynamicPolling(firstChunk.last!, threads: threads) { c in
             var p = 0
             while firstChunk[p + 1] <= c { p += 1 }
-            let matrix = products[p].matrix, y = products[p].y
+            let (matrix, x, xStride, y, yStride) = products[p]
             let start = (c - firstChunk[p]) * chunk
             let rows = start..<min(matrix.rows, start + chunk)
-            if let packed = matrix.packed, let x = quantized[p] {
-                // The packed rows' reference is taken once per chunk: no reference counting
-                // in the row loop.
-                for r in rows { packed.dot(r, x, first: 0, count: 1, y + r, yStride: 1) }
+            if let packed = matrix.packed, let q = quantized[p] {
+                for first in stride(from: 0, to: tokens, by: tokenChunk) {
+                    packed.dot(rows: rows, q, first: first, count: min(tokenChunk, tokens - first), y + first * yStride + start, yStride: yStride)
+                }
             } else {
                 let buffer = UnsafeMutablePointer<Float>.allocate(capacity: widest)
                 defer { buffer.deallocate() }
-                for r in rows { y[r] = matrix.floatRowDot(r, products[p].x, buffer) }
+                for r in rows {
+                    let row = matrix.decodedRow(r, buffer)
+                    for t in 0..<tokens { y[t * yStride + r] = VectorMath.dot(row, x + t * xStride, count: matrix.columns) }
+                }
             }
         }
-    }
-
-    /// Row `r` · x in Float32 for the types without an integer kernel: the row decoded to
-    /// Float32 (F32 read in place), then one fixed-order dot product.
-    @inline(__always)
-    func floatRowDot(_ r: Int, _ x: UnsafePointer<Float>, _ buffer: UnsafeMutablePointer<Float>) -> Float {
-        VectorMath.dot(decodedRow(r, buffer), x, count: columns)
     }
 
     /// Row `r` as Float32: in place for F32, else decoded into `buffer`.
@@ -127,27 +145,19 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// `xStride` apart, `y` rows `yStride` apart. Every element is computed exactly as
     /// `multiplyVector` computes it (x row quantised alone, the same row kernel), so a row's
     /// result depends neither on the other rows of the batch nor on the batch size nor on
-    /// `threads`. Tiles of 16 weight rows meet chunks of 32 tokens, so both stay in L1.
+    /// `threads`.
     public func multiply(_ x: UnsafePointer<Float>, tokens: Int, xStride: Int,
                          into y: UnsafeMutablePointer<Float>, yStride: Int, threads: Int? = nil) {
         if tokens == 1 {
             multiplyVector(x, into: y, threads: threads)
             return
         }
-        let tile = 16, tokenChunk = 32
-        let tiles = (rows + tile - 1) / tile
-        if let packed {
-            let quantized = Q8Activations(validatedRows: tokens, columns: columns)
-            Parallel.forEach(tokens, threads: threads) { t in quantized.quantize(row: t, from: x + t * xStride) }
-            Parallel.forEachDynamic(tiles, threads: threads) { t in
-                let rowRange = (t * tile)..<min(rows, t * tile + tile)
-                for first in stride(from: 0, to: tokens, by: tokenChunk) {
-                    let count = min(tokenChunk, tokens - first)
-                    for r in rowRange { packed.dot(r, quantized, first: first, count: count, y + first * yStride + r, yStride: yStride) }
-                }
-            }
+        if packed != nil {
+            QuantizedMatrix.multiplyTokens([(self, x, xStride, y, yStride)], tokens: tokens, threads: threads)
             return
         }
+        let tile = 16
+        let tiles = (rows + tile - 1) / tile
         let k = columns
         Parallel.forEachDynamic(tiles, threads: threads) { t in
             let rowStart = t * tile

@@ -35,7 +35,10 @@ final class PackedRows: @unchecked Sendable {
         blocks = columns / 32
         quantBytes = (type == .q8_0 ? 32 : 16) * blocks
         rowBytes = quantBytes + (type == .q4_1 ? 4 : 2) * blocks
-        data = UnsafeMutableRawPointer.allocate(byteCount: max(rows * rowBytes, 1), alignment: 64)
+        // 64 bytes of padding: the kernels' last group of a row reads whole registers (see
+        // QuantizedDotKernels.h).
+        data = UnsafeMutableRawPointer.allocate(byteCount: rows * rowBytes + 64, alignment: 64)
+        (data + rows * rowBytes).initializeMemory(as: UInt8.self, repeating: 0, count: 64)
         let (blocks, quantBytes, rowBytes, data) = (blocks, quantBytes, rowBytes, data)
         let blockBytes = type.blockBytes
         let header = type == .q4_1 ? 4 : 2
@@ -91,36 +94,36 @@ final class PackedRows: @unchecked Sendable {
         return sum
     }
 
-    /// y[t·yStride] = row `r` · activation row `first + t`, for t < count. The same arithmetic
-    /// for every t whatever `count` is, so a mat-vec and any batch give bit-identical rows.
+    /// The kernels' code for the type: 0 = Q4_0, 1 = Q4_1, 2 = Q8_0.
+    var kind: Int32 { type == .q4_0 ? 0 : type == .q4_1 ? 1 : 2 }
+
+    /// y[t·yStride + i] = row `rows.lowerBound + i` · activation row `first + t`, for every row
+    /// of `rows` and t < count. Each element gets the same arithmetic whatever `rows` and
+    /// `count` are, so a mat-vec and any batch or tile give bit-identical results.
     @inline(__always)
-    func dot(_ r: Int, _ x: Q8Activations, first: Int, count: Int, _ y: UnsafeMutablePointer<Float>, yStride: Int) {
-        let row = row(r)
+    func dot(rows: Range<Int>, _ x: Q8Activations, first: Int, count: Int, _ y: UnsafeMutablePointer<Float>, yStride: Int) {
         #if FLASH_ISA_AVX512 || FLASH_ISA_AVX2
-        let activations = UnsafeRawPointer(x.row(first))
-        if type == .q8_0 {
-            flash_q8_0_dot_rows(row.assumingMemoryBound(to: Int8.self), scales(row), Int32(blocks),
-                                activations, x.rowBytes, Int32(count), y, yStride)
-        } else {
-            flash_q4_dot_rows(row.assumingMemoryBound(to: UInt8.self), scales(row), mins(row), Int32(blocks),
-                              activations, x.rowBytes, Int32(count), y, yStride)
-        }
+        flash_quantized_dot_tile(kind, row(rows.lowerBound), rowBytes, Int32(rows.count), Int32(blocks),
+                                 UnsafeRawPointer(x.row(first)), x.rowBytes, Int32(count), y, yStride)
         #else
-        let d = scales(row), m = mins(row)
-        for t in 0..<count {
-            let a = first + t
-            let xq = UnsafeRawPointer(x.row(a)), xd = x.scales(a), xs = x.scaledSums(a)
-            var total: Float = 0
-            for b in 0..<blocks {
-                let scale = Float(Float16(bitPattern: d[b]))
-                let offset: Float = switch type {
-                case .q4_1: Float(Float16(bitPattern: m![b]))
-                case .q4_0: -8 * scale
-                default: 0
+        for (i, r) in rows.enumerated() {
+            let row = row(r)
+            let d = scales(row), m = mins(row)
+            for t in 0..<count {
+                let a = first + t
+                let xq = UnsafeRawPointer(x.row(a)), xd = x.scales(a), xs = x.scaledSums(a)
+                var total: Float = 0
+                for b in 0..<blocks {
+                    let scale = Float(Float16(bitPattern: d[b]))
+                    let offset: Float = switch type {
+                    case .q4_1: Float(Float16(bitPattern: m![b]))
+                    case .q4_0: -8 * scale
+                    default: 0
+                    }
+                    total += Float(blockSum(row, b, xq)) * (scale * xd[b]) + offset * xs[b]
                 }
-                total += Float(blockSum(row, b, xq)) * (scale * xd[b]) + offset * xs[b]
+                y[t * yStride + i] = total
             }
-            y[t * yStride] = total
         }
         #endif
     }

@@ -1,4 +1,7 @@
 import FlashCore
+#if FLASH_ISA_AVX512 || FLASH_ISA_AVX2
+import QuantizedDotKernels
+#endif
 
 /// Rows of activations quantised to 8 bits per block of 32, the form in which the quantised
 /// products (Q4_0, Q4_1, Q8_0 weights) take their input — llama.cpp's `vec_dot_type` (Q8_0,
@@ -35,7 +38,9 @@ public final class Q8Activations: @unchecked Sendable {
         self.rows = rows
         blocks = columns / 32
         rowBytes = 40 * blocks
-        data = UnsafeMutableRawPointer.allocate(byteCount: max(rows * rowBytes, 1), alignment: 64)
+        // 64 bytes of padding: the kernels' last group of a row reads whole registers.
+        data = UnsafeMutableRawPointer.allocate(byteCount: rows * rowBytes + 64, alignment: 64)
+        (data + rows * rowBytes).initializeMemory(as: UInt8.self, repeating: 0, count: 64)
     }
 
     deinit { data.deallocate() }
@@ -56,6 +61,10 @@ public final class Q8Activations: @unchecked Sendable {
 
     /// Quantises `32·blocks` values at `x` into row `r`.
     public func quantize(row r: Int, from x: UnsafePointer<Float>) {
+        #if FLASH_ISA_AVX512 || FLASH_ISA_AVX2
+        // The same arithmetic in C (see QuantizedDotKernels.h for why).
+        flash_quantize_q8_row(x, Int32(blocks), row(r))
+        #else
         let values = row(r).assumingMemoryBound(to: Int8.self)
         let d = scales(r), s = scaledSums(r)
         for b in 0..<blocks {
@@ -79,6 +88,7 @@ public final class Q8Activations: @unchecked Sendable {
             }
             (d[b], s[b]) = (inverse == 0 ? 0 : scale, (inverse == 0 ? 0 : scale) * Float(sum))
         }
+        #endif
     }
 
     /// Quantised value of element `e` (0..<32·blocks, in row order) of row `r`.

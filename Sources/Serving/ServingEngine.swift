@@ -36,6 +36,21 @@ public final class ServingEngine: @unchecked Sendable {
     /// Counters after the latest step (a finished request's stream ends after they count it).
     public var statistics: EngineStatistics { core.statistics }
 
+    /// Graceful shutdown: from now on `submit` throws `.shutDown`; requests already taken may
+    /// run for up to `gracePeriod`, then every unfinished sample ends with `.cancelled` (its
+    /// stream ends normally) and the step loop stops. Returns once the loop has ended (after the
+    /// step in progress, if any), so every stream has ended by then.
+    public func shutdown(gracePeriod: Duration) async {
+        core.stopAccepting()
+        let deadline = ContinuousClock.now + gracePeriod
+        while ContinuousClock.now < deadline, core.hasRequests {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        core.shutdown()
+        while !core.hasEnded { try? await Task.sleep(for: .milliseconds(5)) }
+    }
+
+    /// Stops at once, cancelling whatever runs (as `shutdown(gracePeriod: .zero)`).
     func shutdown() { core.shutdown() }
 }
 
@@ -53,6 +68,8 @@ final class EngineLoop: @unchecked Sendable {
     private var snapshot: EngineStatistics
     private var nextID = 0
     private var stopping = false
+    private var accepting = true
+    private var ended = false
     /// Requests finished during the current step; their streams end after the statistics update.
     private var completed: [AsyncThrowingStream<GenerationEvent, Error>.Continuation] = []
 
@@ -72,8 +89,9 @@ final class EngineLoop: @unchecked Sendable {
         try Scheduler.validate(request, configuration: configuration, vocabularySize: vocabularySize, contextLength: contextLength)
         condition.lock()
         defer { condition.unlock() }
-        guard !stopping else { throw ServingError.shutDown }
-        guard snapshot.waitingRequests + submissions.count < configuration.maxWaiting else {
+        guard !stopping && accepting else { throw ServingError.shutDown }
+        // `snapshot.waitingRequests` counts the submissions not yet taken by the loop too.
+        guard snapshot.waitingRequests < configuration.maxWaiting else {
             throw ServingError.queueFull(limit: configuration.maxWaiting)
         }
         let id = nextID
@@ -92,6 +110,26 @@ final class EngineLoop: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return snapshot
+    }
+
+    /// Whether a request is queued, waiting or running.
+    var hasRequests: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return !submissions.isEmpty || snapshot.waitingRequests + snapshot.runningRequests > 0
+    }
+
+    /// Whether the loop has stopped (after `shutdown`).
+    var hasEnded: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return ended
+    }
+
+    func stopAccepting() {
+        condition.lock()
+        accepting = false
+        condition.unlock()
     }
 
     func shutdown() {
@@ -118,8 +156,14 @@ final class EngineLoop: @unchecked Sendable {
             cancellations = []
             condition.unlock()
             if stop {
-                for (_, c) in open { c.finish(throwing: ServingError.shutDown) }
+                // Requests in flight end as cancelled (a `.finished` per unfinished sample).
+                for id in open.keys { scheduler.cancel(id: id) }
+                completed = []
+                for (_, c) in open { c.finish() }
                 for s in newRequests { s.continuation.finish(throwing: ServingError.shutDown) }
+                condition.lock()
+                ended = true
+                condition.unlock()
                 return
             }
             for s in newRequests {

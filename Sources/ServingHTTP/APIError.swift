@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Serving
 
 /// An error the API answers with: an HTTP status and an OpenAI-style body
 /// `{"error": {"message", "type", "param", "code"}}`.
@@ -25,17 +26,25 @@ public struct APIError: Error, Equatable, CustomStringConvertible {
         APIError(status: .badRequest, message: message, type: "invalid_request_error", param: param, code: code)
     }
 
-    /// The API error for an engine's refusal.
-    public static func from(_ error: EngineError) -> APIError {
+    /// The API error for the engine's refusal: 503 when it is busy or stopping (retry later),
+    /// 400 naming the limit when the request can never be served.
+    public static func from(_ error: ServingError) -> APIError {
         switch error {
-        case .queueFull:
-            APIError(status: .serviceUnavailable, message: error.description, type: "server_overloaded", code: "queue_full")
-        case .tooLarge:
-            .invalid(error.description, code: "context_length_exceeded")
-        case .invalid(let argument, _, _):
-            .invalid(error.description, param: argument)
-        case .shuttingDown:
-            APIError(status: .serviceUnavailable, message: error.description, type: "server_shutting_down")
+        case .queueFull(let limit):
+            APIError(status: .serviceUnavailable, message: "the server is busy: \(limit) requests are already waiting (--max-waiting); retry later",
+                     type: "server_overloaded", code: "queue_full")
+        case .promptTooLong(let tokens, let limit):
+            .invalid("the prompt has \(tokens) tokens, more than the model's context length allows: at most \(limit) "
+                     + "(context length \(limit + 1), less one position for a generated token)",
+                     param: "prompt", code: "context_length_exceeded")
+        case .promptExceedsCache(let tokens, let limit):
+            .invalid("the prompt has \(tokens) tokens, more than the server's whole KV cache holds: at most \(limit) "
+                     + "(--kv-cache-tokens \(limit + 1), less one position for a generated token)",
+                     param: "prompt", code: "kv_cache_exceeded")
+        case .invalidRequest(let field, _, _):
+            .invalid(error.description, param: field)
+        case .shutDown:
+            APIError(status: .serviceUnavailable, message: "the server is shutting down", type: "server_shutting_down")
         }
     }
 

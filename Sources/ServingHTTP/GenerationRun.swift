@@ -1,4 +1,5 @@
 import Foundation
+import Serving
 
 /// One token's log-probability entry, endpoint-neutral.
 struct LogprobEntry: Sendable {
@@ -18,7 +19,7 @@ struct ChoiceDelta: Sendable {
 }
 
 /// Token counts of a finished request, as `usage` reports them.
-public struct Usage: Codable, Sendable, Equatable {
+public struct ResponseUsage: Codable, Sendable, Equatable {
     public struct PromptDetails: Codable, Sendable, Equatable { public var cached_tokens: Int }
     public var prompt_tokens: Int
     public var completion_tokens: Int
@@ -26,82 +27,99 @@ public struct Usage: Codable, Sendable, Equatable {
     public var prompt_tokens_details: PromptDetails
 }
 
-/// Drives one request through an engine: turns its token events into text deltas per choice
+/// Drives one request through the engine: turns its token events into text deltas per choice
 /// (stop strings matched on decoded text, UTF-8 kept whole), counts usage, records latency.
 struct GenerationRun: Sendable {
-    let engine: any InferenceEngine
-    let request: EngineRequest
+    let model: ServedModel
+    let request: GenerationRequest
     let stops: [String]
     let metrics: ServerMetrics?
-    private let events: AsyncThrowingStream<EngineEvent, Error>
+    /// nil for `max_tokens` 0: nothing to generate, the request is answered without the engine.
+    private let events: AsyncThrowingStream<GenerationEvent, Error>?
     private let started: ContinuousClock.Instant
 
-    /// Submits the request; throws `EngineError` at once if the engine refuses it, before any
-    /// response is sent.
-    init(engine: any InferenceEngine, request: EngineRequest, stops: [String], metrics: ServerMetrics?) throws {
-        self.engine = engine
+    /// Submits the request; throws `ServingError` at once if the engine refuses it, before any
+    /// response is sent. A request for 0 tokens is validated as one for 1 and not submitted.
+    init(model: ServedModel, request: GenerationRequest, stops: [String], metrics: ServerMetrics?) throws {
+        self.model = model
         self.request = request
         self.stops = stops
         self.metrics = metrics
         started = ContinuousClock.now
-        events = try engine.submit(request)
+        if request.maxTokens == 0 {
+            var one = request
+            one.maxTokens = 1
+            try Scheduler.validate(one, configuration: model.engine.configuration, vocabularySize: model.vocabularySize,
+                                   contextLength: model.contextLength)
+            events = nil
+        } else {
+            events = try model.engine.submit(request)
+        }
     }
 
     /// Calls `send` for every delta. Returns when every choice has finished; leaving early (a
-    /// stop string in every choice, or cancellation) cancels the engine's stream.
-    func consume(send: (ChoiceDelta) async throws -> Void) async throws -> Usage {
-        let tokenizer = engine.tokenizer
-        var assemblers = Array(repeating: TextAssembler(stops: stops), count: request.samples)
-        var counts = Array(repeating: 0, count: request.samples)
-        var done = Array(repeating: false, count: request.samples)
-        var cached = 0
+    /// stop string in every choice, or cancellation) drops the engine's stream, which cancels
+    /// the request and frees its KV blocks.
+    func consume(send: (ChoiceDelta) async throws -> Void) async throws -> ResponseUsage {
+        let tokenizer = model.tokenizer
+        var assemblers = Array(repeating: TextAssembler(stops: stops), count: request.n)
+        var counts = Array(repeating: 0, count: request.n)
+        var done = Array(repeating: false, count: request.n)
+        var engineUsage: Usage?
         var lastToken: ContinuousClock.Instant?
 
-        loop: for try await event in events {
-            switch event {
-            case .prefilled(_, _, let cachedTokens):
-                cached = max(cached, cachedTokens)
-            case .token(let sample, let token, let logprob, let top):
-                guard !done[sample] else { continue }
-                let now = ContinuousClock.now
-                if let lastToken { metrics?.recordTokenLatency(now - lastToken) } else { metrics?.recordTimeToFirstToken(now - started) }
-                lastToken = now
-                counts[sample] += 1
-                let text = assemblers[sample].append(tokenizer.textBytes(of: token))
-                var entries: [LogprobEntry] = []
-                if let logprob {
-                    // `bytes`: the token's own bytes (part of a character for a split one), else its spelling's.
-                    func describe(_ id: Int) -> (String, [UInt8]) {
-                        let spelling = tokenizer.spelling(of: id), raw = tokenizer.textBytes(of: id)
-                        return (spelling, raw.isEmpty ? Array(spelling.utf8) : raw)
+        if let events {
+            loop: for try await event in events {
+                switch event {
+                case .token(let t):
+                    let sample = t.index
+                    guard !done[sample] else { continue }
+                    let now = ContinuousClock.now
+                    if let lastToken { metrics?.recordTokenLatency(now - lastToken) } else { metrics?.recordTimeToFirstToken(now - started) }
+                    lastToken = now
+                    counts[sample] += 1
+                    let text = assemblers[sample].append(tokenizer.textBytes(of: t.token))
+                    var entries: [LogprobEntry] = []
+                    if let logprob = t.logprob {
+                        // `bytes`: the token's own bytes (part of a character for a split one), else its spelling's.
+                        func describe(_ id: Int) -> (String, [UInt8]) {
+                            let spelling = tokenizer.spelling(of: id), raw = tokenizer.textBytes(of: id)
+                            return (spelling, raw.isEmpty ? Array(spelling.utf8) : raw)
+                        }
+                        let (spelling, bytes) = describe(t.token)
+                        entries.append(LogprobEntry(token: spelling, bytes: bytes, logprob: logprob,
+                                                    top: t.topLogprobs.map { alt in
+                                                        let (s, b) = describe(alt.token)
+                                                        return (s, b, alt.logprob)
+                                                    }))
                     }
-                    let (spelling, bytes) = describe(token)
-                    entries.append(LogprobEntry(token: spelling, bytes: bytes, logprob: logprob.logprob,
-                                                top: top.map { alt in
-                                                    let (s, b) = describe(alt.token)
-                                                    return (s, b, alt.logprob)
-                                                }))
-                }
-                if assemblers[sample].stopped {
+                    if assemblers[sample].stopped {
+                        done[sample] = true
+                        try await send(ChoiceDelta(index: sample, text: text, logprobs: entries, finishReason: "stop"))
+                        if !done.contains(false) { break loop }
+                    } else if !text.isEmpty || !entries.isEmpty {
+                        try await send(ChoiceDelta(index: sample, text: text, logprobs: entries, finishReason: nil))
+                    }
+                case .finished(let sample, let reason, let usage):
+                    engineUsage = usage
+                    guard !done[sample] else { continue }
                     done[sample] = true
-                    try await send(ChoiceDelta(index: sample, text: text, logprobs: entries, finishReason: "stop"))
-                    if !done.contains(false) { break loop }
-                } else if !text.isEmpty || !entries.isEmpty {
-                    try await send(ChoiceDelta(index: sample, text: text, logprobs: entries, finishReason: nil))
+                    try await send(ChoiceDelta(index: sample, text: assemblers[sample].flush(), logprobs: [],
+                                               finishReason: reason.rawValue))
                 }
-            case .finished(let sample, let reason, let completionTokens):
-                guard !done[sample] else { continue }
-                done[sample] = true
-                counts[sample] = max(counts[sample], completionTokens)
-                try await send(ChoiceDelta(index: sample, text: assemblers[sample].flush(), logprobs: [],
-                                           finishReason: reason.rawValue))
+            }
+        } else {
+            for sample in 0..<request.n {
+                try await send(ChoiceDelta(index: sample, text: "", logprobs: [], finishReason: FinishReason.length.rawValue))
             }
         }
         try Task.checkCancellation()
-        let completion = counts.reduce(0, +)
-        metrics?.recordTokens(prompt: request.promptTokens.count, completion: completion)
-        return Usage(prompt_tokens: request.promptTokens.count, completion_tokens: completion,
-                     total_tokens: request.promptTokens.count + completion,
-                     prompt_tokens_details: .init(cached_tokens: cached))
+        // The engine counts every sampled token (a stop token too) over all samples; a request
+        // ended early by stop strings reports the tokens it received.
+        let completion = max(counts.reduce(0, +), engineUsage?.completionTokens ?? 0)
+        let prompt = request.promptTokens.count
+        metrics?.recordTokens(prompt: prompt, completion: completion)
+        return ResponseUsage(prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion,
+                             prompt_tokens_details: .init(cached_tokens: engineUsage?.cachedPromptTokens ?? 0))
     }
 }

@@ -10,20 +10,20 @@ public final class ModelSlot: @unchecked Sendable {
     }
 
     private let lock = NSLock()
-    private var _engine: (any InferenceEngine)?
+    private var _model: ServedModel?
     private var _embedder: Embedder?
     private var _state: State = .loading
 
     public init() {}
 
     public var state: State { lock.withLock { _state } }
-    public var engine: (any InferenceEngine)? { lock.withLock { _engine } }
+    public var model: ServedModel? { lock.withLock { _model } }
     public var embedder: Embedder? { lock.withLock { _embedder } }
 
-    /// Publishes the loaded engine (and embedding model); the server is ready from now on.
-    public func finishLoading(engine: any InferenceEngine, embedder: Embedder? = nil) {
+    /// Publishes the loaded model (and embedding model); the server is ready from now on.
+    public func finishLoading(model: ServedModel, embedder: Embedder? = nil) {
         lock.withLock {
-            _engine = engine
+            _model = model
             _embedder = embedder
             _state = .ready
         }

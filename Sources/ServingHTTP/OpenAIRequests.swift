@@ -1,4 +1,5 @@
 import Foundation
+import Serving
 
 /// `prompt`: a string, a one-element array of strings, or an array of token ids.
 public enum PromptInput: Decodable, Equatable, Sendable {
@@ -105,7 +106,7 @@ public struct RequestLimits: Sendable {
 /// Fields shared by both generation endpoints, validated and in engine terms.
 struct GenerationParameters {
     var maxTokens: Int?
-    var sampling: EngineSampling
+    var sampling: SamplingParameters
     var stop: [String]
     var samples: Int
     var logprobs: Int?
@@ -138,8 +139,8 @@ struct GenerationParameters {
         // No seed: a fresh one per request, so that unseeded requests differ.
         let seedBits = seed.map { UInt64(bitPattern: Int64($0)) } ?? UInt64.random(in: .min ... .max)
         self.maxTokens = maxTokens
-        self.sampling = EngineSampling(temperature: Float(temperature), topP: Float(topP),
-                                       topK: topK == 0 ? nil : topK, seed: seedBits)
+        self.sampling = SamplingParameters(temperature: Float(temperature), topP: Float(topP),
+                                           topK: topK == 0 ? nil : topK, seed: seedBits)
         self.stop = stops
         self.samples = samples
         self.logprobs = logprobs

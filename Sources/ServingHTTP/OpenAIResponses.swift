@@ -38,7 +38,7 @@ struct ResponseBuilder {
     }
 
     /// The whole response of a non-streamed request.
-    func response(choices: [ChoiceAccumulator], usage: Usage) -> JSONValue {
+    func response(choices: [ChoiceAccumulator], usage: ResponseUsage) -> JSONValue {
         let items: [JSONValue] = choices.enumerated().map { index, choice in
             switch kind {
             case .completion:
@@ -71,11 +71,11 @@ struct ResponseBuilder {
     }
 
     /// The last chunk before `[DONE]`: no choices, the request's usage.
-    func usageChunk(_ usage: Usage) -> JSONValue {
+    func usageChunk(_ usage: ResponseUsage) -> JSONValue {
         .object(header(object: kind.chunkObject) + [("choices", .array([])), ("usage", Self.usage(usage))])
     }
 
-    static func usage(_ u: Usage) -> JSONValue {
+    static func usage(_ u: ResponseUsage) -> JSONValue {
         .object([("prompt_tokens", .int(u.prompt_tokens)), ("completion_tokens", .int(u.completion_tokens)),
                  ("total_tokens", .int(u.total_tokens)),
                  ("prompt_tokens_details", .object([("cached_tokens", .int(u.prompt_tokens_details.cached_tokens))]))])

@@ -1,6 +1,7 @@
 import Foundation
 import ModelFormats
 import Hummingbird
+import Serving
 import NIOCore
 
 /// Settings of the HTTP layer.
@@ -45,7 +46,7 @@ public struct OpenAIServer: Sendable {
         router.get("/health") { _, _ in self.health() }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: self.metrics.render(engine: self.slot.engine?.statistics()))))
+                     body: .init(byteBuffer: ByteBuffer(string: self.metrics.render(engine: self.slot.model?.engine.statistics))))
         }
         router.get("/v1/models") { _, _ in await self.answer { try self.models() } }
         router.post("/v1/completions") { request, context in await self.answer { try await self.completions(request, context) } }
@@ -65,9 +66,9 @@ public struct OpenAIServer: Sendable {
     }
 
     private func models() throws -> Response {
-        let engine = try readyEngine()
-        var data: [JSONValue] = [.object([("id", .string(engine.model.id)), ("object", "model"), ("created", 0),
-                                          ("owned_by", "flash"), ("context_length", .int(engine.model.contextLength))])]
+        let model = try readyModel()
+        var data: [JSONValue] = [.object([("id", .string(model.id)), ("object", "model"), ("created", 0),
+                                          ("owned_by", "flash"), ("context_length", .int(model.contextLength))])]
         if let embedder = slot.embedder {
             data.append(.object([("id", .string(embedder.id)), ("object", "model"), ("created", 0), ("owned_by", "flash")]))
         }
@@ -77,23 +78,23 @@ public struct OpenAIServer: Sendable {
     private func completions(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         var request = request
         let body = try await decodeBody(CompletionRequest.self, from: &request)
-        let engine = try readyEngine()
+        let model = try readyModel()
         let p = try GenerationParameters(maxTokens: body.max_tokens, temperature: body.temperature, topP: body.top_p,
                                          topK: body.top_k, seed: body.seed, stop: body.stop, n: body.n,
                                          logprobs: body.logprobs, stream: body.stream, limits: options.limits)
         let prompt: [Int]
         switch body.prompt {
-        case .text(let text): prompt = engine.tokenizer.encode(text, special: false)
+        case .text(let text): prompt = model.tokenizer.encode(text, special: false)
         case .tokens(let tokens): prompt = tokens
         }
-        return try await generate(.completion, engine: engine, prompt: prompt,
+        return try await generate(.completion, model: model, prompt: prompt,
                                   maxTokens: p.maxTokens ?? options.defaultCompletionMaxTokens, parameters: p, request: request)
     }
 
     private func chat(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         var request = request
         let body = try await decodeBody(ChatCompletionRequest.self, from: &request)
-        let engine = try readyEngine()
+        let model = try readyModel()
         guard !body.messages.isEmpty else { throw APIError.invalid("'messages' must hold at least one message", param: "messages") }
         if body.top_logprobs != nil && body.logprobs != true {
             throw APIError.invalid("'top_logprobs' needs 'logprobs': true", param: "top_logprobs")
@@ -104,13 +105,13 @@ public struct OpenAIServer: Sendable {
                                          stream: body.stream, limits: options.limits)
         let text: String
         do {
-            text = try engine.tokenizer.chatPrompt(body.messages.map { ChatMessage(role: $0.role, content: $0.content?.text ?? "") })
+            text = try model.tokenizer.chatPrompt(body.messages.map { ChatMessage(role: $0.role, content: $0.content?.text ?? "") })
         } catch {
             throw APIError.invalid("this model has no usable chat template (\(error)); use /v1/completions", param: "messages")
         }
-        let prompt = engine.tokenizer.encode(text, special: true)
+        let prompt = model.tokenizer.encode(text, special: true)
         // No max_tokens: up to the context length.
-        return try await generate(.chat, engine: engine, prompt: prompt, maxTokens: p.maxTokens ?? engine.model.contextLength,
+        return try await generate(.chat, model: model, prompt: prompt, maxTokens: p.maxTokens ?? model.contextLength,
                                   parameters: p, request: request)
     }
 
@@ -143,18 +144,18 @@ public struct OpenAIServer: Sendable {
 
     // MARK: Generation
 
-    private func generate(_ kind: GenerationKind, engine: any InferenceEngine, prompt: [Int], maxTokens: Int,
+    private func generate(_ kind: GenerationKind, model: ServedModel, prompt: [Int], maxTokens: Int,
                           parameters p: GenerationParameters, request: Request) async throws -> Response {
-        let engineRequest = EngineRequest(promptTokens: prompt, maxTokens: maxTokens, sampling: p.sampling,
-                                          stopTokens: engine.tokenizer.endOfGenerationTokens, samples: p.samples,
-                                          logprobs: p.logprobs)
+        let engineRequest = GenerationRequest(promptTokens: prompt, maxTokens: maxTokens, sampling: p.sampling,
+                                              stopTokens: model.tokenizer.endOfGenerationTokens, n: p.samples,
+                                              logprobs: p.logprobs)
         let run: GenerationRun
         do {
-            run = try GenerationRun(engine: engine, request: engineRequest, stops: p.stop, metrics: metrics)
-        } catch let error as EngineError {
+            run = try GenerationRun(model: model, request: engineRequest, stops: p.stop, metrics: metrics)
+        } catch let error as ServingError {
             throw APIError.from(error)
         }
-        let builder = ResponseBuilder(kind: kind, model: engine.model.id, wantsLogprobs: p.logprobs != nil)
+        let builder = ResponseBuilder(kind: kind, model: model.id, wantsLogprobs: p.logprobs != nil)
         let cancelOnClose = options.cancelOnClientDisconnect
 
         if p.stream {
@@ -186,7 +187,7 @@ public struct OpenAIServer: Sendable {
         }
 
         var choices = Array(repeating: ChoiceAccumulator(), count: p.samples)
-        func collect() async throws -> Usage {
+        func collect() async throws -> ResponseUsage {
             try await run.consume { delta in
                 choices[delta.index].text += delta.text
                 choices[delta.index].logprobs += delta.logprobs
@@ -204,9 +205,9 @@ public struct OpenAIServer: Sendable {
     private static let loadingError = APIError(status: .serviceUnavailable, message: "the model is still loading; retry when GET /health answers 200",
                                                type: "model_loading")
 
-    private func readyEngine() throws -> any InferenceEngine {
+    private func readyModel() throws -> ServedModel {
         switch slot.state {
-        case .ready: if let engine = slot.engine { return engine }
+        case .ready: if let model = slot.model { return model }
         case .failed(let message):
             throw APIError(status: .serviceUnavailable, message: "the model failed to load: \(message)", type: "server_error")
         case .loading: break
@@ -237,7 +238,7 @@ public struct OpenAIServer: Sendable {
             return try await handler()
         } catch let error as APIError {
             return Self.json(error.status, .object([("error", Self.errorJSON(error))]))
-        } catch let error as EngineError {
+        } catch let error as ServingError {
             let api = APIError.from(error)
             return Self.json(api.status, .object([("error", Self.errorJSON(api))]))
         } catch {

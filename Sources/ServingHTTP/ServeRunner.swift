@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Serving
 import Logging
 import ServiceLifecycle
 
@@ -13,13 +14,14 @@ public struct ServeRunner: Sendable {
     public var port: Int
     public var options: ServerOptions
     public var shutdownGrace: Duration
-    /// Loads the engine and the optional embedding model (slow; runs off the async threads).
-    public var load: @Sendable () throws -> (engine: any InferenceEngine, embedder: Embedder?)
+    /// Loads the served model (starting its engine) and the optional embedding model (slow;
+    /// runs off the async threads).
+    public var load: @Sendable () throws -> (model: ServedModel, embedder: Embedder?)
     /// Progress lines (the address, readiness); stderr by default.
     public var report: @Sendable (String) -> Void
 
     public init(host: String, port: Int, options: ServerOptions, shutdownGrace: Duration = .seconds(10),
-                load: @escaping @Sendable () throws -> (engine: any InferenceEngine, embedder: Embedder?),
+                load: @escaping @Sendable () throws -> (model: ServedModel, embedder: Embedder?),
                 report: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) {
         self.host = host
         self.port = port
@@ -85,12 +87,12 @@ final class Readiness: @unchecked Sendable {
 /// Loads the model, publishes it, and on graceful shutdown drains the engine.
 struct EngineService: Service {
     let slot: ModelSlot
-    let load: @Sendable () throws -> (engine: any InferenceEngine, embedder: Embedder?)
+    let load: @Sendable () throws -> (model: ServedModel, embedder: Embedder?)
     let grace: Duration
     let readiness: Readiness
 
     func run() async throws {
-        let loaded: (engine: any InferenceEngine, embedder: Embedder?)
+        let loaded: (model: ServedModel, embedder: Embedder?)
         do {
             loaded = try await withCheckedThrowingContinuation { continuation in
                 Thread.detachNewThread { continuation.resume(with: Result { try load() }) }
@@ -99,9 +101,9 @@ struct EngineService: Service {
             slot.failLoading("\(error)")
             throw error
         }
-        slot.finishLoading(engine: loaded.engine, embedder: loaded.embedder)
-        readiness.loaded(loaded.engine.model.id)
+        slot.finishLoading(model: loaded.model, embedder: loaded.embedder)
+        readiness.loaded(loaded.model.id)
         try? await gracefulShutdown()
-        await loaded.engine.shutdown(gracePeriod: grace)
+        await loaded.model.engine.shutdown(gracePeriod: grace)
     }
 }

@@ -1,14 +1,15 @@
 import Foundation
 import Metrics
 import Prometheus
+import Serving
 
 /// The server's Prometheus metrics: swift-metrics handles made by a `PrometheusMetricsFactory`
 /// over a registry of this server's own (not the process-global bootstrap, so that several
 /// servers — tests — can live in one process).
 ///
 /// Token counts and latencies are recorded by the HTTP layer as requests run; the engine's
-/// gauges and counters (running/waiting requests, KV blocks, prefix-cache hits, speculation)
-/// are read from `EngineStatistics` when `/metrics` is scraped.
+/// gauges and counters (running/waiting requests, KV blocks, prefix-cache hits, preemptions,
+/// speculation) are read from its `EngineStatistics` when `/metrics` is scraped.
 public final class ServerMetrics: @unchecked Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let promptTokens: Metrics.Counter
@@ -17,15 +18,15 @@ public final class ServerMetrics: @unchecked Sendable {
     private let timePerToken: Metrics.Timer
     private let running: Metrics.Gauge
     private let waiting: Metrics.Gauge
-    private let factory: PrometheusMetricsFactory
-    // Made on first report: an engine without a block pool or speculation exports none of these.
-    private var kvUsed: Metrics.Gauge?
-    private var kvFree: Metrics.Gauge?
-    private var prefixHits: Metrics.Counter?
-    private var proposed: Metrics.Counter?
-    private var accepted: Metrics.Counter?
+    private let kvUsed: Metrics.Gauge
+    private let kvFree: Metrics.Gauge
+    private let prefixHits: Metrics.Counter
+    private let prefixQueried: Metrics.Counter
+    private let preemptions: Metrics.Counter
+    private let proposed: Metrics.Counter
+    private let accepted: Metrics.Counter
     private let lock = NSLock()
-    private var reported = EngineStatistics(runningRequests: 0, waitingRequests: 0)
+    private var reported = EngineStatistics()
 
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -41,7 +42,13 @@ public final class ServerMetrics: @unchecked Sendable {
         timePerToken = Metrics.Timer(label: "flash_time_per_output_token_seconds", preferredDisplayUnit: .seconds, factory: factory)
         running = Metrics.Gauge(label: "flash_requests_running", factory: factory)
         waiting = Metrics.Gauge(label: "flash_requests_waiting", factory: factory)
-        self.factory = factory
+        kvUsed = Metrics.Gauge(label: "flash_kv_blocks_used", factory: factory)
+        kvFree = Metrics.Gauge(label: "flash_kv_blocks_free", factory: factory)
+        prefixQueried = Metrics.Counter(label: "flash_prefix_cache_queried_tokens_total", factory: factory)
+        prefixHits = Metrics.Counter(label: "flash_prefix_cache_hit_tokens_total", factory: factory)
+        preemptions = Metrics.Counter(label: "flash_preemptions_total", factory: factory)
+        proposed = Metrics.Counter(label: "flash_speculative_proposed_tokens_total", factory: factory)
+        accepted = Metrics.Counter(label: "flash_speculative_accepted_tokens_total", factory: factory)
     }
 
     func recordTimeToFirstToken(_ duration: Duration) { timeToFirstToken.recordNanoseconds(Self.nanoseconds(duration)) }
@@ -57,22 +64,15 @@ public final class ServerMetrics: @unchecked Sendable {
             lock.withLock {
                 running.record(s.runningRequests)
                 waiting.record(s.waitingRequests)
-                func gauge(_ g: inout Metrics.Gauge?, _ label: String, _ value: Int?) {
-                    guard let value else { return }
-                    if g == nil { g = Metrics.Gauge(label: label, factory: factory) }
-                    g?.record(value)
-                }
+                kvUsed.record(s.blocksUsed)
+                kvFree.record(s.blocksFree)
                 // Engine counters are cumulative; Prometheus counters only grow by increments.
-                func advance(_ c: inout Metrics.Counter?, _ label: String, _ now: Int?, _ before: Int?) {
-                    guard let now else { return }
-                    if c == nil { c = Metrics.Counter(label: label, factory: factory) }
-                    c?.increment(by: max(0, now - (before ?? 0)))
-                }
-                gauge(&kvUsed, "flash_kv_blocks_used", s.kvBlocksUsed)
-                gauge(&kvFree, "flash_kv_blocks_free", s.kvBlocksFree)
-                advance(&prefixHits, "flash_prefix_cache_hit_tokens_total", s.prefixCacheHitTokens, reported.prefixCacheHitTokens)
-                advance(&proposed, "flash_speculative_proposed_tokens_total", s.speculativeProposedTokens, reported.speculativeProposedTokens)
-                advance(&accepted, "flash_speculative_accepted_tokens_total", s.speculativeAcceptedTokens, reported.speculativeAcceptedTokens)
+                let r = reported
+                prefixQueried.increment(by: max(0, s.prefixQueriedTokens - r.prefixQueriedTokens))
+                prefixHits.increment(by: max(0, s.prefixHitTokens - r.prefixHitTokens))
+                preemptions.increment(by: max(0, s.preemptions - r.preemptions))
+                proposed.increment(by: max(0, s.speculativeProposed - r.speculativeProposed))
+                accepted.increment(by: max(0, s.speculativeAccepted - r.speculativeAccepted))
                 reported = s
             }
         }

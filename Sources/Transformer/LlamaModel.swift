@@ -118,15 +118,8 @@ public final class LlamaModel: @unchecked Sendable {
             rmsNorm(x.p, weight: layer.attentionNorm, into: normed.p, tokens: t)
             let keys = cache.keys[index] + start * kvWidth
             let values = cache.values[index] + start * kvWidth
-            if t == 1 {
-                let input = UnsafePointer(normed.p)
-                QuantizedMatrix.multiplyVectors([(layer.query, input, q), (layer.key, input, keys),
-                                                 (layer.value, input, values)], threads: threads)
-            } else {
-                layer.query.multiply(normed.p, tokens: t, xStride: hidden, into: q, yStride: qWidth, threads: threads)
-                layer.key.multiply(normed.p, tokens: t, xStride: hidden, into: keys, yStride: kvWidth, threads: threads)
-                layer.value.multiply(normed.p, tokens: t, xStride: hidden, into: values, yStride: kvWidth, threads: threads)
-            }
+            QuantizedMatrix.multiplyRows([(layer.query, q, qWidth), (layer.key, keys, kvWidth), (layer.value, values, kvWidth)],
+                                         x: normed.p, xStride: hidden, tokens: t, threads: threads)
             rotate(q, heads: c.heads, tokens: t, start: start)
             rotate(keys, heads: c.keyValueHeads, tokens: t, start: start)
             _ = try Attention.forward(query: queryTensor, key: cache.keys(layer: index, length: start + t),
@@ -136,13 +129,8 @@ public final class LlamaModel: @unchecked Sendable {
             VectorMath.add(residual.p, to: x.p, count: t * hidden)
 
             rmsNorm(x.p, weight: layer.feedForwardNorm, into: normed.p, tokens: t)
-            if t == 1 {
-                let input = UnsafePointer(normed.p)
-                QuantizedMatrix.multiplyVectors([(layer.gate, input, gate.p), (layer.up, input, up.p)], threads: threads)
-            } else {
-                layer.gate.multiply(normed.p, tokens: t, xStride: hidden, into: gate.p, yStride: c.intermediateSize, threads: threads)
-                layer.up.multiply(normed.p, tokens: t, xStride: hidden, into: up.p, yStride: c.intermediateSize, threads: threads)
-            }
+            QuantizedMatrix.multiplyRows([(layer.gate, gate.p, c.intermediateSize), (layer.up, up.p, c.intermediateSize)],
+                                         x: normed.p, xStride: hidden, tokens: t, threads: threads)
             VectorMath.map(gate.p, count: t * c.intermediateSize) { VectorMath.silu($0) }
             for i in 0..<(t * c.intermediateSize) { gate.p[i] *= up.p[i] }
             layer.down.multiply(gate.p, tokens: t, xStride: c.intermediateSize, into: residual.p, yStride: hidden, threads: threads)

@@ -42,7 +42,7 @@ extension TransformerModel {
         let dEmbedding = b.residualGradient.floats
         if let dropoutSeed {
             Dropout.apply(dEmbedding, output: dEmbedding, count: rows * c, probability: config.dropout,
-                          seed: self.dropoutSeed(dropoutSeed, layer: -1, site: 0), threads: t)
+                          seed: self.dropoutSeed(dropoutSeed, layer: -1, site: 0), firstIndex: dropoutSequenceOffset * pass.time * c, threads: t)
         }
         Embedding.backward(tokens: b.tokens, outputGradient: dEmbedding, tokenGradient: g + layout.tokenEmbedding,
                            positionGradient: layout.positionEmbedding.map { g + $0 }, batch: pass.batch, time: pass.time,
@@ -63,7 +63,7 @@ extension TransformerModel {
         func branchGradient(_ gradient: UnsafeMutablePointer<Float>, site: UInt64) -> UnsafeMutablePointer<Float> {
             guard let dropoutSeed else { return gradient }
             Dropout.apply(gradient, output: b.branch.floats, count: rows * c, probability: config.dropout,
-                          seed: self.dropoutSeed(dropoutSeed, layer: l, site: site), threads: t)
+                          seed: self.dropoutSeed(dropoutSeed, layer: l, site: site), firstIndex: dropoutSequenceOffset * time * c, threads: t)
             return b.branch.floats
         }
 

@@ -57,7 +57,7 @@ extension TransformerModel {
                           positions: contextParallel?.positions, threads: t)
         if let dropoutSeed {
             Dropout.apply(b.layerInput[0].floats, output: b.layerInput[0].floats, count: rows * c, probability: config.dropout,
-                          seed: self.dropoutSeed(dropoutSeed, layer: -1, site: 0), threads: t)
+                          seed: self.dropoutSeed(dropoutSeed, layer: -1, site: 0), firstIndex: dropoutSequenceOffset * time * c, threads: t)
         }
         for l in 0..<config.layers {
             try layerForward(l, batch: batch, time: time, positionOffset: positionOffset, dropoutSeed: dropoutSeed, cache: cache)
@@ -143,7 +143,7 @@ extension TransformerModel {
                        output: b.branch.floats, rows: rows, inFeatures: c, outFeatures: c, threads: t)
         if let dropoutSeed {
             Dropout.apply(b.branch.floats, output: b.branch.floats, count: rows * c, probability: config.dropout,
-                          seed: self.dropoutSeed(dropoutSeed, layer: l, site: 1), threads: t)
+                          seed: self.dropoutSeed(dropoutSeed, layer: l, site: 1), firstIndex: dropoutSequenceOffset * time * c, threads: t)
         }
         let sum1 = pre ? b.residual[l].floats : b.normA[l].floats
         addRows(x, b.branch.floats, into: sum1, count: rows * c)
@@ -173,7 +173,7 @@ extension TransformerModel {
                        rows: rows, inFeatures: f, outFeatures: c, threads: t)
         if let dropoutSeed {
             Dropout.apply(b.branch.floats, output: b.branch.floats, count: rows * c, probability: config.dropout,
-                          seed: self.dropoutSeed(dropoutSeed, layer: l, site: 3), threads: t)
+                          seed: self.dropoutSeed(dropoutSeed, layer: l, site: 3), firstIndex: dropoutSequenceOffset * time * c, threads: t)
         }
         let sum2 = pre ? b.layerInput[l + 1].floats : b.normB[l].floats
         addRows(b.residual[l].floats, b.branch.floats, into: sum2, count: rows * c)
@@ -204,10 +204,12 @@ extension TransformerModel {
     }
 
     func attentionDescriptor(layer: Int, dropoutSeed: UInt64?) -> AttentionDescriptor {
-        AttentionDescriptor(causal: true, alibiSlopes: alibiSlopes,
-                            dropoutProbability: dropoutSeed == nil ? 0 : config.dropout,
-                            dropoutSeed: dropoutSeed.map { self.dropoutSeed($0, layer: layer, site: 2) } ?? 0,
-                            implementation: attentionImplementation, threads: threads)
+        var descriptor = AttentionDescriptor(causal: true, alibiSlopes: alibiSlopes,
+                                             dropoutProbability: dropoutSeed == nil ? 0 : config.dropout,
+                                             dropoutSeed: dropoutSeed.map { self.dropoutSeed($0, layer: layer, site: 2) } ?? 0,
+                                             implementation: attentionImplementation, threads: threads)
+        descriptor.dropoutSequenceOffset = dropoutSequenceOffset
+        return descriptor
     }
 
     /// Copies a Float32 tensor, in row-major order, into `destination`.

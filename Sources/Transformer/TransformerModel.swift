@@ -35,6 +35,10 @@ public final class TransformerModel {
     /// When set, each sequence is split over a ring of ranks: the model sees this rank's shard
     /// (positions from `contextParallel.positions`) and attention runs as ring attention.
     public var contextParallel: ContextParallelism?
+    /// The index in the global batch of this rank's first sequence (data parallel: r·B). Dropout
+    /// masks are functions of global coordinates (element, sequence), so every rank draws the
+    /// masks one process with the whole global batch would draw for these sequences.
+    public var dropoutSequenceOffset = 0
 
     let rotary: RotaryTable?
     let alibiSlopes: [Float]?

@@ -132,6 +132,10 @@ struct AttentionBenchResult: Codable {
     var ms: Double?
     var gflops: Double?
     var peakBytes: Int?
+    /// The fp32 FMA peak on `threads` threads (`FMAPeak`), GFLOP/s.
+    var peakGflops: Double?
+    /// `gflops / peakGflops`: the fraction of the honest peak the kernel reaches.
+    var fractionOfPeak: Double?
     var isa = Bench.isa
 
     init(_ benchCase: AttentionBenchCase) {
@@ -150,14 +154,17 @@ struct AttentionBenchResult: Codable {
 
     static func printTable(_ results: [AttentionBenchResult]) {
         func pad(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
-        print(["impl", "pass", "B", "H", "Hkv", "Nq", "Nk", "D", "causal", "ms", "GFLOP/s", "peak MiB"]
-            .enumerated().map { pad($1, [9, 17, 3, 4, 4, 6, 6, 4, 7, 10, 8, 9][$0]) }.joined(separator: " "))
+        let widths = [9, 17, 3, 4, 4, 6, 6, 4, 7, 10, 8, 7, 9]
+        print(["impl", "pass", "B", "H", "Hkv", "Nq", "Nk", "D", "causal", "ms", "GFLOP/s", "% peak", "peak MiB"]
+            .enumerated().map { pad($1, widths[$0]) }.joined(separator: " "))
         for r in results {
-            let cells = [r.impl, r.pass, "\(r.batch)", "\(r.heads)", "\(r.kvHeads)", "\(r.seqQ)", "\(r.seqK)", "\(r.headDim)",
-                         r.causal ? "yes" : "no", r.ms.map { String(format: "%.2f", $0) } ?? r.status,
-                         r.gflops.map { String(format: "%.1f", $0) } ?? "-",
-                         r.peakBytes.map { String(format: "%.1f", Double($0) / 1_048_576) } ?? "-"]
-            print(cells.enumerated().map { pad($1, [9, 17, 3, 4, 4, 6, 6, 4, 7, 10, 8, 9][$0]) }.joined(separator: " "))
+            let time: String = r.ms.map { String(format: "%.2f", $0) } ?? r.status
+            let rate: String = r.gflops.map { String(format: "%.1f", $0) } ?? "-"
+            let ofPeak: String = r.fractionOfPeak.map { String(format: "%.0f%%", 100 * $0) } ?? "-"
+            let memory: String = r.peakBytes.map { String(format: "%.1f", Double($0) / 1_048_576) } ?? "-"
+            var cells: [String] = [r.impl, r.pass, "\(r.batch)", "\(r.heads)", "\(r.kvHeads)", "\(r.seqQ)", "\(r.seqK)"]
+            cells += ["\(r.headDim)", r.causal ? "yes" : "no", time, rate, ofPeak, memory]
+            print(cells.enumerated().map { pad($1, widths[$0]) }.joined(separator: " "))
             if let error = r.error { print("    \(error)") }
         }
     }

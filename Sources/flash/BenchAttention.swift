@@ -21,6 +21,9 @@ struct BenchAttention: ParsableCommand {
             causal mask Σᵢ min(Nk, i + Nk − Nq + 1), which is N(N+1)/2 when Nq = Nk — the \
             "halved for causal" of FlashAttention's papers, counted exactly. Backward counts 2.5× \
             forward (FlashAttention's convention), so forward+backward is 3.5× forward. \
+            "% peak" (JSON: fraction_of_peak, with peak_gflops) is GFLOP/s over the machine's fp32 \
+            FMA peak on the same thread count (FMAPeak, measured once before the cases in the \
+            build's native vector width, as flash bench gemm does). \
             Time: best of up to 5 runs after one warm-up run (at least 0.3 s of runs where a run \
             is short). Peak memory: the resident-set high-water mark the call adds beyond its \
             inputs (Linux /proc/self/clear_refs), measured on the warm-up run; it includes the \
@@ -69,10 +72,14 @@ struct BenchAttention: ParsableCommand {
         let cases = try singleCase ? single(implementations, threads: threadCount)
             : AttentionBenchCase.sweep(full: full, implementations: implementations, threads: threadCount)
         PeakMemory.prepare()
+        let peak = FMAPeak.measure(threads: threadCount)
         var results: [AttentionBenchResult] = []
         for (index, benchCase) in cases.enumerated() {
             FileHandle.standardError.write(Data("[\(index + 1)/\(cases.count)] \(benchCase.label)\n".utf8))
-            results.append(try benchCase.run())
+            var result = try benchCase.run()
+            result.peakGflops = peak
+            result.fractionOfPeak = result.gflops.map { $0 / peak }
+            results.append(result)
         }
         if json {
             let encoder = JSONEncoder()
@@ -81,6 +88,7 @@ struct BenchAttention: ParsableCommand {
             print(String(decoding: try encoder.encode(results), as: UTF8.self))
         } else {
             print(Bench.isaLine)
+            print(String(format: "fp32 FMA peak, %d thread(s): %.1f GFLOP/s", threadCount, peak))
             AttentionBenchResult.printTable(results)
         }
     }

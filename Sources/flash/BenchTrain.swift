@@ -31,6 +31,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Untimed steps first.") var warmup = 2
     @Option(help: "Vocabulary size (random tokens).") var vocab = 2048
     @Option(help: "Sequences per step (default: the preset's, 8).") var batch: Int?
+    @Option(help: "Tokens per sequence (default: the preset's).") var context: Int?
     @Option(help: "Threads (default: all cores).") var threads: Int?
     @Flag(help: "Print JSON (one object for one pair, else a list).") var json = false
     @Option(help: "ZeRO stage under mpirun (0 or 1).") var zero = 0
@@ -60,6 +61,7 @@ struct BenchTrain: ParsableCommand {
         if warmup < 0 { throw ValidationError("--warmup must be ≥ 0, got \(warmup)") }
         if vocab < 2 || vocab > 1 << 20 { throw ValidationError("--vocab must be in 2...1048576, got \(vocab)") }
         if let batch, batch < 1 { throw ValidationError("--batch must be ≥ 1, got \(batch)") }
+        if let context, context < 2 || context > 1 << 20 { throw ValidationError("--context must be in 2...1048576, got \(context)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
     }
 
@@ -114,6 +116,7 @@ struct BenchTrain: ParsableCommand {
         var arguments = ["bench", "train", "--json", "--preset", preset.rawValue, "--attention", attention.rawValue,
                          "--steps", "\(steps)", "--warmup", "\(warmup)", "--vocab", "\(vocab)"]
         if let batch { arguments += ["--batch", "\(batch)"] }
+        if let context { arguments += ["--context", "\(context)"] }
         if let threads { arguments += ["--threads", "\(threads)"] }
         process.arguments = arguments
         let pipe = Pipe()
@@ -130,15 +133,15 @@ struct BenchTrain: ParsableCommand {
     func measure(preset: TrainingPreset, attention: AttentionImplementation, communicator: Communicator? = nil) throws -> Result {
         if let threads { Parallel.defaultThreads = threads }
         let shape = preset.shape
-        let batch = self.batch ?? shape.batch
-        let config = TransformerConfig(layers: shape.layers, heads: shape.heads, width: shape.width, context: shape.context,
+        let batch = self.batch ?? shape.batch, context = self.context ?? shape.context
+        let config = TransformerConfig(layers: shape.layers, heads: shape.heads, width: shape.width, context: context,
                                        vocabularySize: vocab)
         let model = try TransformerModel(config: config, seed: 0)
         model.attentionImplementation = attention
         model.threads = threads
         var random = TrainerRandom(seed: 1)
-        let tokens = (0..<max(100_000, 4 * batch * shape.context)).map { _ in random.nextInt(below: vocab) }
-        let data = try TokenDataset(tokens: tokens, validationFraction: 0, context: shape.context)
+        let tokens = (0..<max(100_000, 4 * batch * context)).map { _ in random.nextInt(below: vocab) }
+        let data = try TokenDataset(tokens: tokens, validationFraction: 0, context: context)
         let distributed = (communicator?.size ?? 1) > 1 ? communicator : nil
         let trainer = try Trainer(model: model, data: data, options: TrainingOptions(
             steps: warmup + steps, batch: batch, learningRate: 3e-4, warmup: 0, seed: 1),
@@ -153,7 +156,7 @@ struct BenchTrain: ParsableCommand {
         let waited = trainer.takeCommunicationWait(), busy = trainer.takeCommunicationTime()
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Result(preset: preset.rawValue, attention: attention.rawValue, batch: batch, context: shape.context,
+        return Result(preset: preset.rawValue, attention: attention.rawValue, batch: batch, context: context,
                       threads: threads ?? Parallel.defaultThreads, layers: shape.layers, heads: shape.heads, width: shape.width,
                       vocab: vocab, params: model.parameterCount, steps: steps,
                       tokens_per_second: Double(steps * trainer.tokensPerStep) / elapsed, ms_per_step: 1000 * elapsed / Double(steps),

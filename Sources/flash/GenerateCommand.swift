@@ -3,6 +3,8 @@ import Foundation
 import FlashAttention
 import FlashCore
 import ModelFormats
+import Serving
+import ServingHTTP
 import Transformer
 
 /// `flash generate`: samples text from a trained checkpoint (`--checkpoint`) or a LLaMA-family
@@ -12,15 +14,21 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate text from a checkpoint written by `flash train` or from a GGUF model.",
         discussion: """
-            Give exactly one of --checkpoint DIR or --gguf FILE. The prompt is processed in one \
-            pass, then one token per pass against a KV cache. --temperature 0 is greedy.
-            With --checkpoint the prompt is echoed before the continuation; --no-cache recomputes \
-            the whole context every token (greedy output is the same) and past the model's context \
-            the last `context` tokens are used. Defaults: --max-tokens 200, all tokens kept.
-            With --gguf the generated text alone goes to stdout and model facts and prefill/decode \
-            tokens/s to stderr; --chat wraps the prompt as a user turn of the model's chat \
-            template; generation stops at an end-of-turn token or the context length. \
-            Defaults: --max-tokens 128, --top-k 40, --top-p 0.95.
+            Give exactly one of --checkpoint DIR or --gguf FILE. Both run through the serving \
+            engine's scheduler (the paged KV cache and forward pass `flash serve` runs, so a \
+            greedy run here is token for token what the server answers): the prompt in one \
+            pass, then one token per pass (or several with --speculative). --temperature 0 is \
+            greedy. Generation stops at --max-tokens, an end-of-turn token (--gguf) or the \
+            model's context length. Model facts, prefill/decode tokens/s and the speculative \
+            acceptance rate go to stderr.
+            With --checkpoint the prompt is echoed before the continuation; --no-cache instead \
+            recomputes the whole context every token without the engine (the reference path; \
+            greedy output is the same), and past the model's context it slides, using the last \
+            `context` tokens; --attention picks its attention algorithm. Defaults: --max-tokens \
+            200, all tokens kept.
+            With --gguf the generated text alone goes to stdout; --chat wraps the prompt as a \
+            user turn of the model's chat template. Defaults: --max-tokens 128, --top-k 40, \
+            --top-p 0.95.
             """)
 
     @Option(help: "Checkpoint directory written by `flash train`.") var checkpoint: String?
@@ -32,8 +40,12 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("top-k"), help: "Keep only the k most likely tokens (0 = all; default: all with --checkpoint, 40 with --gguf).") var topK: Int?
     @Option(name: .customLong("top-p"), help: "Nucleus sampling: keep the most likely tokens up to this total probability (default 1 with --checkpoint, 0.95 with --gguf).") var topP: Float?
     @Option(help: "Sampling seed.") var seed: UInt64 = 0
-    @Flag(name: .customLong("no-cache"), help: "Recompute the whole context for every token instead of using the KV cache (--checkpoint only).") var noCache = false
-    @Option(help: "Attention algorithm: flash or standard (--checkpoint only).") var attention: AttentionImplementation?
+    @Flag(name: .customLong("no-cache"), help: "Recompute the whole context for every token instead of using the KV cache (--checkpoint only; slides past the context).") var noCache = false
+    @Option(help: "Attention algorithm of --no-cache: flash or standard.") var attention: AttentionImplementation?
+    @Option(help: "Speculative decoding: none, ngram (prompt lookup) or draft (--draft-gguf/--draft-checkpoint); the output is unchanged.") var speculative = "none"
+    @Option(name: .customLong("draft-tokens"), help: "Tokens proposed per step with --speculative (1...16).") var draftTokens = 4
+    @Option(name: .customLong("draft-gguf"), help: "Draft model for --speculative draft: a GGUF with the target's vocabulary.") var draftGGUF: String?
+    @Option(name: .customLong("draft-checkpoint"), help: "Draft model for --speculative draft: a `flash train` checkpoint with the target's vocabulary.") var draftCheckpoint: String?
     @Option(help: "Threads (default: all cores).") var threads: Int?
 
     func validate() throws {
@@ -42,10 +54,22 @@ struct GenerateCommand: ParsableCommand {
         }
         if gguf != nil {
             if noCache { throw ValidationError("--no-cache needs --checkpoint (a GGUF model always uses its KV cache)") }
-            if attention != nil { throw ValidationError("--attention needs --checkpoint (a GGUF model always uses flash attention)") }
             if prompt == nil { throw ValidationError("--gguf needs --prompt TEXT") }
         } else if chat {
             throw ValidationError("--chat needs --gguf (a checkpoint has no chat template)")
+        }
+        if attention != nil && !noCache { throw ValidationError("--attention needs --no-cache (the engine's paged attention runs otherwise)") }
+        guard let method = SpeculationMethod(rawValue: speculative) else {
+            throw ValidationError("--speculative must be none, ngram or draft, got \(speculative)")
+        }
+        if method != .none && noCache { throw ValidationError("--speculative needs the KV cache (drop --no-cache)") }
+        if !(1...16).contains(draftTokens) { throw ValidationError("--draft-tokens must be in 1...16, got \(draftTokens)") }
+        if draftGGUF != nil && draftCheckpoint != nil { throw ValidationError("give at most one of --draft-gguf FILE or --draft-checkpoint DIR") }
+        if method == .draft && draftGGUF == nil && draftCheckpoint == nil {
+            throw ValidationError("--speculative draft needs --draft-gguf FILE or --draft-checkpoint DIR")
+        }
+        if method != .draft && (draftGGUF != nil || draftCheckpoint != nil) {
+            throw ValidationError("--draft-gguf/--draft-checkpoint need --speculative draft")
         }
         if let maxTokens, maxTokens < 0 { throw ValidationError("--max-tokens must be ≥ 0, got \(maxTokens)") }
         if let topK, topK < 0 { throw ValidationError("--top-k must be ≥ 0 (0 = all), got \(topK)") }
@@ -53,21 +77,29 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        if let gguf {
-            try runGGUFGeneration(GGUFGenerationOptions(
-                path: gguf, prompt: prompt ?? "", chat: chat, maxTokens: maxTokens ?? 128, temperature: temperature,
-                topK: topK ?? 40, topP: topP ?? 0.95, seed: seed, threads: threads))
+        if let threads { Parallel.defaultThreads = threads }
+        guard let checkpoint, noCache else {
+            let source: ModelSource = gguf.map { .gguf($0) } ?? .checkpoint(checkpoint ?? "")
+            let isGGUF = gguf != nil
+            let k = self.topK ?? (isGGUF ? 40 : 0)
+            let draft: (source: ModelSource, flag: String)? = draftGGUF.map { (.gguf($0), "--draft-gguf") }
+                ?? draftCheckpoint.map { (.checkpoint($0), "--draft-checkpoint") }
+            try runEngineGeneration(EngineGenerationOptions(
+                source: source, prompt: prompt ?? "\n", chat: chat, echoPrompt: !isGGUF,
+                maxTokens: maxTokens ?? (isGGUF ? 128 : 200),
+                sampling: SamplingParameters(temperature: temperature, topP: topP ?? (isGGUF ? 0.95 : 1),
+                                             topK: k == 0 ? nil : k, seed: seed),
+                threads: threads, speculation: SpeculationMethod(rawValue: speculative) ?? .none, draftTokens: draftTokens,
+                draft: draft))
             return
         }
-        guard let checkpoint else { return }
-        if let threads { Parallel.defaultThreads = threads }
         let model = try Checkpoint.loadModel(from: checkpoint)
         model.attentionImplementation = attention ?? .flash
         model.threads = threads
         let tokenizer = try JSONDecoder().decode(AnyTokenizer.self, from: Checkpoint.loadTokenizerJSON(from: checkpoint))
         var sampler = try Sampler(temperature: temperature, topK: topK == 0 ? nil : topK, topP: topP ?? 1, seed: seed)
         try Self.stream(model: model, tokenizer: tokenizer, prompt: prompt ?? "\n", maxTokens: maxTokens ?? 200,
-                        useCache: !noCache, sampler: &sampler)
+                        useCache: false, sampler: &sampler)
     }
 
     /// Generates and prints text as it is produced (holding back an incomplete UTF-8 sequence).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FlashCore
+import Serving
 import ServingHTTP
 
 /// `flash serve`: an OpenAI-compatible HTTP server over a GGUF model or a trained checkpoint.
@@ -16,20 +17,32 @@ struct ServeCommand: AsyncParsableCommand {
             (with --embedding-model), GET /metrics (Prometheus), GET /health; the API is \
             documented in docs/openapi.yaml. SIGINT/SIGTERM: stop taking requests, give running \
             ones --shutdown-grace seconds, cancel the rest, exit 0.
-            Requests now run one at a time (one sequence, real model output) with up to \
-            --max-waiting more queued; more get 503. --parallel, --kv-cache-tokens and \
-            --block-size are validated and take effect with the batching engine (paged KV \
-            cache, continuous batching), which replaces the one-at-a-time engine.
+            Requests run on the batching engine (module Serving): a paged KV cache of \
+            --kv-cache-tokens positions in blocks of --block-size, up to --parallel sequences \
+            decoded together in one pass over the weights per step (continuous batching: \
+            finished ones leave and waiting ones join every step), prompts prefilled in chunks \
+            of at most --max-batch-tokens rows per step, shared prompt prefixes reused from the \
+            cache, the newest sequence preempted (and recomputed later) when blocks run out. Up \
+            to --max-waiting requests wait for a slot; more get 503. --speculative ngram|draft \
+            guesses --draft-tokens tokens per step that the model verifies in the same pass \
+            (output unchanged; draft needs --draft-gguf or --draft-checkpoint with the same \
+            vocabulary).
             """)
 
     @Option(help: "LLaMA-family GGUF model file.") var gguf: String?
     @Option(help: "Checkpoint directory written by `flash train`.") var checkpoint: String?
     @Option(help: "Address to listen on (loopback by default; 0.0.0.0 exposes the server to the network).") var host = "127.0.0.1"
     @Option(help: "TCP port (0: any free port, printed when listening).") var port = 8080
-    @Option(help: "Sequences decoded together (batching engine; more = more throughput, slower per stream).") var parallel = 8
-    @Option(name: .customLong("kv-cache-tokens"), help: "Tokens the KV cache pool holds across all sequences (batching engine; default: parallel × context).") var kvCacheTokens: Int?
-    @Option(name: .customLong("block-size"), help: "Tokens per KV cache block (batching engine; smaller = less waste, more table lookups).") var blockSize = 16
-    @Option(name: .customLong("max-waiting"), help: "Requests that may wait for a free slot; beyond that they get 503.") var maxWaiting = 64
+    @Option(help: "Sequences decoded together at most (a request with n samples counts n): more = more throughput, slower per stream.") var parallel = 8
+    @Option(name: .customLong("kv-cache-tokens"), help: "Positions the KV cache pool holds across all sequences (default: 16384, or the context length if larger): more = more long sequences at once, more memory.") var kvCacheTokens: Int?
+    @Option(name: .customLong("block-size"), help: "Positions per KV cache block: smaller = less memory lost in partly filled blocks and finer prefix reuse, more table lookups.") var blockSize = 16
+    @Option(name: .customLong("max-batch-tokens"), help: "Rows one step computes at most (decodes first, then prompt chunks): smaller = running streams stall less behind a long prompt, slower prefill.") var maxBatchTokens = 256
+    @Option(name: .customLong("max-waiting"), help: "Requests that may wait for a slot (≥ 1); beyond that they get 503 at once.") var maxWaiting = 64
+    @Flag(name: .customLong("no-prefix-caching"), help: "Do not reuse the KV blocks of prompt prefixes seen before.") var noPrefixCaching = false
+    @Option(help: "Speculative decoding: none, ngram (prompt lookup, no second model) or draft (--draft-gguf/--draft-checkpoint).") var speculative = "none"
+    @Option(name: .customLong("draft-tokens"), help: "Tokens proposed per sequence and step with --speculative (1...16): more = more tokens per pass when guesses are good, more wasted rows when not.") var draftTokens = 4
+    @Option(name: .customLong("draft-gguf"), help: "Draft model for --speculative draft: a GGUF with the target's vocabulary.") var draftGGUF: String?
+    @Option(name: .customLong("draft-checkpoint"), help: "Draft model for --speculative draft: a `flash train` checkpoint with the target's vocabulary.") var draftCheckpoint: String?
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on every route but /health.") var apiKey: String?
     @Option(help: "Threads for the model's matrix products (default: all cores).") var threads: Int?
     @Option(name: .customLong("embedding-model"), help: "BERT sentence-transformers directory served by /v1/embeddings.") var embeddingModel: String?
@@ -44,30 +57,46 @@ struct ServeCommand: AsyncParsableCommand {
         if let kvCacheTokens, kvCacheTokens < blockSize {
             throw ValidationError("--kv-cache-tokens must be ≥ --block-size (\(blockSize)), got \(kvCacheTokens)")
         }
-        if maxWaiting < 0 { throw ValidationError("--max-waiting must be ≥ 0, got \(maxWaiting)") }
+        if maxWaiting < 1 { throw ValidationError("--max-waiting must be ≥ 1, got \(maxWaiting)") }
+        if maxBatchTokens < 1 { throw ValidationError("--max-batch-tokens must be ≥ 1, got \(maxBatchTokens)") }
+        guard let method = SpeculationMethod(rawValue: speculative) else {
+            throw ValidationError("--speculative must be none, ngram or draft, got \(speculative)")
+        }
+        if !(1...16).contains(draftTokens) { throw ValidationError("--draft-tokens must be in 1...16, got \(draftTokens)") }
+        if draftGGUF != nil && draftCheckpoint != nil { throw ValidationError("give at most one of --draft-gguf FILE or --draft-checkpoint DIR") }
+        if method == .draft && draftGGUF == nil && draftCheckpoint == nil {
+            throw ValidationError("--speculative draft needs --draft-gguf FILE or --draft-checkpoint DIR")
+        }
+        if method != .draft && (draftGGUF != nil || draftCheckpoint != nil) {
+            throw ValidationError("--draft-gguf/--draft-checkpoint need --speculative draft")
+        }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
         if let apiKey, apiKey.isEmpty { throw ValidationError("--api-key must not be empty") }
         if !(shutdownGrace >= 0 && shutdownGrace <= 3600) { throw ValidationError("--shutdown-grace must be in 0...3600 seconds, got \(shutdownGrace)") }
-        for (flag, path) in [("--gguf", gguf), ("--checkpoint", checkpoint), ("--embedding-model", embeddingModel)] {
+        for (flag, path) in [("--gguf", gguf), ("--checkpoint", checkpoint), ("--embedding-model", embeddingModel),
+                             ("--draft-gguf", draftGGUF), ("--draft-checkpoint", draftCheckpoint)] {
             if let path, !FileManager.default.fileExists(atPath: path) { throw ValidationError("\(flag): no such file or directory: \(path)") }
         }
     }
 
     func run() async throws {
+        let (kvCacheTokens, modelName, embeddingModel, threads) = (self.kvCacheTokens, self.modelName, self.embeddingModel, self.threads)
         if let threads { Parallel.defaultThreads = threads }
-        let (gguf, checkpoint, threads, maxWaiting, modelName, embeddingModel) =
-            (self.gguf, self.checkpoint, self.threads, self.maxWaiting, self.modelName, self.embeddingModel)
+        let source: ModelSource = gguf.map { .gguf($0) } ?? .checkpoint(checkpoint ?? "")
+        let draft: (source: ModelSource, flag: String)? = draftGGUF.map { (.gguf($0), "--draft-gguf") }
+            ?? draftCheckpoint.map { (.checkpoint($0), "--draft-checkpoint") }
+        let configuration = ServingConfiguration(
+            blockSize: blockSize, maxRunning: parallel, maxBatchTokens: maxBatchTokens, maxWaiting: maxWaiting,
+            prefixCaching: !noPrefixCaching, threads: threads,
+            speculation: SpeculationMethod(rawValue: speculative) ?? .none, speculativeTokens: draftTokens)
         let runner = ServeRunner(
             host: host, port: port, options: ServerOptions(apiKey: apiKey),
             shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000)),
             load: {
-                let engine: any InferenceEngine = if let gguf {
-                    try SequentialEngine(gguf: gguf, modelID: modelName, threads: threads, maxWaiting: maxWaiting)
-                } else {
-                    try SequentialEngine(checkpoint: checkpoint!, modelID: modelName, threads: threads, maxWaiting: maxWaiting)
-                }
+                let served = try ServedModel.load(source, id: modelName, draft: draft, configuration: configuration,
+                                                  cacheTokens: { kvCacheTokens ?? max(16384, $0) })
                 let embedder = try embeddingModel.map { try Embedder(directory: $0, threads: threads) }
-                return (engine, embedder)
+                return (served, embedder)
             })
         try await runner.run()
     }

@@ -25,11 +25,13 @@ final class DataParallelTests: XCTestCase {
         var parameters: [Float]
     }
 
-    func train(options: TrainingOptions, steps: Int, communicator: Communicator?, zero: Int, seed: UInt64) throws -> Run {
-        let model = try TransformerModel(config: Self.config, seed: seed)
+    func train(options: TrainingOptions, steps: Int, communicator: Communicator?, zero: Int, seed: UInt64,
+               config: TransformerConfig = DataParallelTests.config, prepare: (TransformerModel) -> Void = { _ in }) throws -> Run {
+        let model = try TransformerModel(config: config, seed: seed)
         model.threads = 1
-        let data = try TokenDataset(tokens: Self.tokens, validationFraction: 0.1, context: Self.config.context)
+        let data = try TokenDataset(tokens: Self.tokens, validationFraction: 0.1, context: config.context)
         let trainer = try Trainer(model: model, data: data, options: options, communicator: communicator, zeroStage: zero)
+        prepare(model)
         var run = Run(losses: [], norms: [], parameters: [])
         for _ in 0..<steps {
             let result = try trainer.trainStep()
@@ -79,6 +81,32 @@ final class DataParallelTests: XCTestCase {
 
     func testFourRanksWithAccumulation() throws {
         try checkDataParallel(ranks: 4, batch: 1, accumulate: 2, zero: 0)
+    }
+
+    /// Dropout (residual and attention) under data parallel: rank r draws the masks one process
+    /// with the global batch draws for sequences r·B..<(r+1)·B, so the runs still agree.
+    func testDropoutEqualsOneProcess() throws {
+        var config = Self.config
+        config.dropout = 0.3
+        for (ranks, batch, accumulate) in [(2, 2, 1), (4, 1, 2)] {
+            let single = try train(options: options(batch: ranks * batch, accumulate: accumulate), steps: 5, communicator: nil, zero: 0,
+                                   seed: 5, config: config)
+            let runs = try ThreadCommunicator.run(size: ranks) { c in
+                try self.train(options: self.options(batch: batch, accumulate: accumulate), steps: 5, communicator: c, zero: 0, seed: 5,
+                               config: config)
+            }
+            for (rank, run) in runs.enumerated() {
+                assertClose(run, single, "dropout 0.3, P=\(ranks) B=\(batch) accumulate \(accumulate) rank \(rank)")
+            }
+            // Negative control: every rank drawing the masks of sequences 0..<B (what a rank
+            // alone would draw) must not pass the same comparison.
+            let local = try ThreadCommunicator.run(size: ranks) { c in
+                try self.train(options: self.options(batch: batch, accumulate: accumulate), steps: 5, communicator: c, zero: 0, seed: 5,
+                               config: config, prepare: { $0.dropoutSequenceOffset = 0 })
+            }
+            let worst = zip(local[0].parameters, single.parameters).map { abs($0 - $1) }.max()!
+            XCTAssertGreaterThan(worst, 10 * Self.tolerance, "per-rank masks must differ from the global batch's")
+        }
     }
 
     func testZeroOneEqualsOneProcessAndZeroZero() throws {

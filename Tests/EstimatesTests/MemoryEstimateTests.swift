@@ -117,10 +117,10 @@ final class CommunicationEstimateTests: XCTestCase {
         XCTAssertEqual(dp.gradientBytes, 2 * 3.0 / 4 * 4 * Double(count))
         XCTAssertEqual(dp.ringBytes, 0)
         XCTAssertEqual(dp.seconds, dp.gradientBytes / 1e9)
-        // C = 2: forward 1 hop of K,V (8 tokens × 8 floats each), backward 2 hops of K,V,dK,dV:
-        // (2 + 8)·8·8·4 bytes per layer and sequence, × 2 layers × 3 sequences.
+        // C = 2: forward 1 hop of K,V (8 tokens × 8 floats each), backward 1 hop of K,V and 1 of
+        // the dK/dV accumulators: (2 + 2 + 2)·8·8·4 bytes per layer and sequence, × 2 layers × 3 sequences.
         let ring = CommunicationEstimate(config: config, ranks: 2, contextParallel: 2, microBatch: 3, sequenceLength: 16, bandwidth: 1e9)
-        XCTAssertEqual(ring.ringBytes, Double((2 + 8) * 8 * 8 * 4 * 2 * 3))
+        XCTAssertEqual(ring.ringBytes, Double((2 + 2 + 2) * 8 * 8 * 4 * 2 * 3))
         XCTAssertEqual(CommunicationEstimate(config: config, ranks: 1, microBatch: 1, sequenceLength: 16, bandwidth: 1).seconds, 0)
     }
 }

@@ -9,7 +9,7 @@ final class RingAttentionTests: XCTestCase {
     enum Sharding { case zigzag, contiguous }
 
     /// Rows of `tensor` ([B, N, H, D]) at `positions`, as a contiguous [B, n, H, D] tensor.
-    func gather(_ tensor: Tensor, _ positions: [Int]) throws -> Tensor {
+    static func gather(_ tensor: Tensor, _ positions: [Int]) throws -> Tensor {
         let (b, h, d) = (tensor.shape[0], tensor.shape[2], tensor.shape[3])
         let full = tensor.floats(), width = h * d, n = tensor.shape[1]
         var values = [Float]()
@@ -18,7 +18,7 @@ final class RingAttentionTests: XCTestCase {
     }
 
     /// Writes a local [B, n, H, D] (or LSE [B, H, n] with `lse`) back at the global positions.
-    func scatter(_ local: Tensor, _ positions: [Int], into global: inout [Float], length: Int, lse: Bool = false) {
+    static func scatter(_ local: Tensor, _ positions: [Int], into global: inout [Float], length: Int, lse: Bool = false) {
         let values = local.floats()
         if lse {
             let (b, h, n) = (local.shape[0], local.shape[1], local.shape[2])
@@ -42,10 +42,10 @@ final class RingAttentionTests: XCTestCase {
                                 : try ContextShard.contiguous(sequenceLength: n, ranks: ranks, rank: r)
         }
         XCTAssertEqual(shards.flatMap(\.positions).sorted(), Array(0..<n))
-        let q = try shards.map { try gather(inputs.query, $0.positions) }
-        let k = try shards.map { try gather(inputs.key, $0.positions) }
-        let v = try shards.map { try gather(inputs.value, $0.positions) }
-        let dO = try shards.map { try gather(inputs.outputGradient, $0.positions) }
+        let q = try shards.map { try Self.gather(inputs.query, $0.positions) }
+        let k = try shards.map { try Self.gather(inputs.key, $0.positions) }
+        let v = try shards.map { try Self.gather(inputs.value, $0.positions) }
+        let dO = try shards.map { try Self.gather(inputs.outputGradient, $0.positions) }
         var descriptor = inputs.descriptor
         descriptor.implementation = .flash
 
@@ -78,11 +78,11 @@ final class RingAttentionTests: XCTestCase {
         var gq = o, gk = [Float](repeating: .nan, count: inputs.key.elementCount), gv = gk
         for r in 0..<ranks {
             let positions = shards[r].positions
-            scatter(outputs[r].output, positions, into: &o, length: n)
-            scatter(outputs[r].logSumExp, positions, into: &lse, length: n, lse: true)
-            scatter(dQ[r], positions, into: &gq, length: n)
-            scatter(dK[r], positions, into: &gk, length: n)
-            scatter(dV[r], positions, into: &gv, length: n)
+            Self.scatter(outputs[r].output, positions, into: &o, length: n)
+            Self.scatter(outputs[r].logSumExp, positions, into: &lse, length: n, lse: true)
+            Self.scatter(dQ[r], positions, into: &gq, length: n)
+            Self.scatter(dK[r], positions, into: &gk, length: n)
+            Self.scatter(dV[r], positions, into: &gv, length: n)
         }
 
         var standardDescriptor = inputs.descriptor

@@ -134,22 +134,24 @@ final class Q8ActivationTests: XCTestCase {
         return try QuantizedMatrix(type: type, rows: rows, columns: columns, data: data.pointer, owner: data)
     }
 
-    /// A row's product must not depend on the batch it is computed in: a mat-vec, batches of 7
-    /// and 16 rows (the row at different positions), 1 and 2 threads all give the same bits.
+    /// A row's product must not depend on the batch it is computed in: a mat-vec, batches of
+    /// 1–40 rows (the row at different positions of the kernel's register tiles of weight rows ×
+    /// activation rows, on either side of its 32-row activation chunks, in chunks of weight rows
+    /// that end in a partial tile: 75 rows), 1 and 2 threads all give the same bits.
     func testRowsAreBitIdenticalWhateverTheBatch() throws {
         var rng = SystemRandomNumberGenerator()
         let columns = 32 * 18, rows = 75
         for type in [GGMLType.q4_1, .q4_0, .q8_0, .f16] {
             let matrix = try Self.randomMatrix(type, rows: rows, columns: columns)
-            let x = (0..<(16 * columns)).map { _ in Float.random(in: -2...2, using: &rng) }
+            let x = (0..<(40 * columns)).map { _ in Float.random(in: -2...2, using: &rng) }
             var single = [[Float]]()
-            for t in 0..<16 {
+            for t in 0..<40 {
                 var y = [Float](repeating: .nan, count: rows)
                 x.withUnsafeBufferPointer { matrix.multiplyVector($0.baseAddress! + t * columns, into: &y, threads: 1) }
                 single.append(y)
             }
             for threads in [1, 2] {
-                for (first, count) in [(0, 16), (0, 7), (5, 7), (9, 7), (3, 1)] {
+                for (first, count) in [(0, 16), (0, 7), (5, 7), (9, 7), (3, 1), (0, 2), (1, 2), (6, 3), (0, 40), (1, 33), (7, 8)] {
                     var y = [Float](repeating: .nan, count: count * rows)
                     x.withUnsafeBufferPointer {
                         matrix.multiply($0.baseAddress! + first * columns, tokens: count, xStride: columns, into: &y, yStride: rows, threads: threads)

@@ -36,7 +36,7 @@ final class RowProductTests: XCTestCase {
             data.copyMemory(from: bytes, byteCount: bytes.count)
             let matrix = try QuantizedMatrix(type: type, rows: rows, columns: columns, data: data, owner: nil)
             let weights = matrix.dequantized()
-            for tokens in [1, 3, 4, 7, 9] {
+            for tokens in [1, 2, 3, 4, 7, 9, 16, 33] {
                 let x = (0..<(tokens * columns)).map { _ in uniform() }
                 var batched = [Float](repeating: 0, count: tokens * rows)
                 x.withUnsafeBufferPointer { xp in

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import Hummingbird
 import HummingbirdTesting
+import Serving
 import ServingHTTP
 
 /// Errors, authentication, loading, back-pressure, cancellation, metrics and embeddings.
@@ -66,13 +67,14 @@ final class ServerBehaviourTests: XCTestCase {
     }
 
     func testAPromptThatCanNeverFitGets400NamingTheContextLength() async throws {
-        let engine = try ServingFixtures.engine()
+        let served = try ServingFixtures.engine()
         let app = Application(router: try ServingFixtures.server().makeRouter())
-        let tooLong = Array(repeating: "1", count: engine.model.contextLength).joined(separator: ",")
+        let tooLong = Array(repeating: "1", count: served.contextLength).joined(separator: ",")
         try await request(app, .post, "/v1/completions", body: "{\"prompt\": [\(tooLong)]}") { response in
-            let (message, _) = Self.error(response, .badRequest)
-            XCTAssertTrue(message.contains("context length"), message)
-            XCTAssertTrue(message.contains("\(engine.model.contextLength)"), message)
+            let (message, param) = Self.error(response, .badRequest)
+            XCTAssertEqual(param, "prompt")
+            XCTAssertTrue(message.contains("context length \(served.contextLength)"), message)
+            XCTAssertTrue(message.contains("at most \(served.contextLength - 1)"), message)
             XCTAssertEqual((response.body.json["error"] as? [String: Any])?["code"] as? String, "context_length_exceeded")
         }
     }
@@ -103,7 +105,7 @@ final class ServerBehaviourTests: XCTestCase {
             XCTAssertEqual(response.body.json["status"] as? String, "loading")
         }
         try await request(app, .post, "/v1/completions", body: "{\"prompt\": \"hi\"}") { _ = Self.error($0, .serviceUnavailable) }
-        slot.finishLoading(engine: try ServingFixtures.engine())
+        slot.finishLoading(model: try ServingFixtures.engine())
         try await request(app, .get, "/health") { response in
             XCTAssertEqual(response.status, .ok)
             XCTAssertEqual(response.body.json["status"] as? String, "ok")
@@ -117,61 +119,98 @@ final class ServerBehaviourTests: XCTestCase {
         }
     }
 
-    /// One request running and none allowed to wait: the next gets 503 with a JSON error at once.
+    /// One slot, one request running and one waiting (`maxWaiting` 1): the next gets 503 with
+    /// a JSON error at once; once they are gone, requests are served again.
     func testAFullQueueGets503() async throws {
-        let (model, tokenizer) = try ServingFixtures.model()
-        let engine = SequentialEngine(model: model, tokenizer: tokenizer, modelID: "busy", maxWaiting: 0)
-        let holder = try engine.submit(EngineRequest(promptTokens: tokenizer.encode("Hello", parseSpecial: false), maxTokens: 400,
-                                                     sampling: EngineSampling(temperature: 0)))
-        let app = Application(router: try ServingFixtures.server(engine: engine).makeRouter())
+        let served = try ServingFixtures.served(ServingConfiguration(blockSize: 16, blockCount: 64, maxRunning: 1, maxWaiting: 1, threads: 2))
+        let prompt = served.tokenizer.encode("Hello", special: false)
+        let greedy = SamplingParameters(temperature: 0)
+        let holder = try served.engine.submit(GenerationRequest(promptTokens: prompt, maxTokens: 400, sampling: greedy))
+        try await waitUntil { served.engine.statistics.runningRequests == 1 }
+        let waiter = try served.engine.submit(GenerationRequest(promptTokens: prompt, maxTokens: 400, sampling: greedy))
+        try await waitUntil { served.engine.statistics.waitingRequests == 1 }
+        let app = Application(router: try ServingFixtures.server(model: served).makeRouter())
         try await request(app, .post, "/v1/completions", body: "{\"prompt\": \"hi\", \"max_tokens\": 2}") { response in
             let (message, _) = Self.error(response, .serviceUnavailable)
             XCTAssertTrue(message.contains("busy"), message)
+            XCTAssertTrue(message.contains("--max-waiting"), message)
             XCTAssertEqual((response.body.json["error"] as? [String: Any])?["code"] as? String, "queue_full")
         }
-        // Cancelling the holder frees the engine for the next request.
-        let consumer = Task { for try await _ in holder {} }
-        consumer.cancel()
-        _ = try? await consumer.value
-        try await waitUntil { engine.statistics().runningRequests == 0 }
+        // Dropping both streams cancels them and frees the engine for the next request.
+        for events in [holder, waiter] {
+            let consumer = Task { for try await _ in events {} }
+            consumer.cancel()
+            _ = try? await consumer.value
+        }
+        try await waitUntil { served.engine.statistics.runningRequests + served.engine.statistics.waitingRequests == 0 }
         try await request(app, .post, "/v1/completions", body: "{\"prompt\": \"hi\", \"max_tokens\": 2}") {
             XCTAssertEqual($0.status, .ok)
         }
+        await ServingFixtures.drain(served)
     }
 
     /// A consumer that goes away mid-generation (what a client disconnect does to the handler)
-    /// stops the sequence within a token, not after max_tokens.
-    func testCancellingTheStreamStopsTheSequence() async throws {
-        let (model, tokenizer) = try ServingFixtures.model()
-        let engine = SequentialEngine(model: model, tokenizer: tokenizer, modelID: "cancel", maxWaiting: 4)
-        let events = try engine.submit(EngineRequest(promptTokens: tokenizer.encode("Hello", parseSpecial: false),
-                                                     maxTokens: 2000, sampling: EngineSampling(temperature: 0)))
+    /// stops the sequence within a step and gives its KV blocks back; a request cancelled while
+    /// it waits leaves the queue.
+    func testCancellingTheStreamStopsTheSequenceAndFreesItsBlocks() async throws {
+        let served = try ServingFixtures.served(ServingConfiguration(blockSize: 16, blockCount: 64, maxRunning: 1, maxWaiting: 4, threads: 2))
+        let engine = served.engine
+        let greedy = SamplingParameters(temperature: 0)
+        let events = try engine.submit(GenerationRequest(promptTokens: served.tokenizer.encode("Hello", special: false),
+                                                         maxTokens: 2000, sampling: greedy))
         let seen = LockedBox(0)
         let consumer = Task {
             for try await event in events { if case .token = event { seen.value += 1 } }
         }
         try await waitUntil { seen.value >= 3 }
+        XCTAssertGreaterThan(engine.statistics.blocksUsed, 0)
         consumer.cancel()
         _ = try? await consumer.value
-        try await waitUntil { engine.statistics().runningRequests == 0 }
+        try await waitUntil { engine.statistics.runningRequests == 0 && engine.statistics.blocksUsed == 0 }
+        XCTAssertEqual(engine.statistics.blocksFree, 64, "every block is back in the pool")
         XCTAssertLessThan(seen.value, 100, "generation ran on after cancellation")
         // A queued request cancelled before it runs is removed from the queue.
-        let running = try engine.submit(EngineRequest(promptTokens: [1], maxTokens: 300, sampling: EngineSampling(temperature: 0)))
-        let queued = try engine.submit(EngineRequest(promptTokens: [1], maxTokens: 5, sampling: EngineSampling(temperature: 0)))
+        let running = try engine.submit(GenerationRequest(promptTokens: [1], maxTokens: 300, sampling: greedy))
+        let queued = try engine.submit(GenerationRequest(promptTokens: [1], maxTokens: 5, sampling: greedy))
         let queuedConsumer = Task { for try await _ in queued {} }
-        try await waitUntil { engine.statistics().waitingRequests == 1 }
+        try await waitUntil { engine.statistics.waitingRequests == 1 }
         queuedConsumer.cancel()
         _ = try? await queuedConsumer.value
-        try await waitUntil { engine.statistics().waitingRequests == 0 }
+        try await waitUntil { engine.statistics.waitingRequests == 0 }
         let runningConsumer = Task { for try await _ in running {} }
         runningConsumer.cancel()
         _ = try? await runningConsumer.value
-        try await waitUntil { engine.statistics().runningRequests == 0 }
+        try await waitUntil { engine.statistics.runningRequests == 0 && engine.statistics.blocksUsed == 0 }
+        await ServingFixtures.drain(served)
     }
 
-    func testMetricsCountTokensAndLatencies() async throws {
-        let server = try ServingFixtures.server()
-        let promptTokens = try ServingFixtures.model().tokenizer.encode("Hello there", parseSpecial: false).count
+    /// The handler's task cancelled mid-stream (what Hummingbird does when the client's
+    /// connection closes): the request leaves the engine and its KV blocks return to the pool.
+    func testACancelledStreamingHandlerGivesItsBlocksBack() async throws {
+        let served = try ServingFixtures.served(ServingConfiguration(blockSize: 16, blockCount: 64, maxRunning: 2, threads: 2))
+        let app = Application(router: try ServingFixtures.server(model: served).makeRouter())
+        let client = Task {
+            try await app.test(.router) { client in
+                try await client.execute(uri: "/v1/completions", method: .post, headers: [.contentType: "application/json"],
+                                         body: jsonBody(["prompt": "Count: 1, 2, 3,", "max_tokens": 2000, "temperature": 0,
+                                                         "stream": true])) { _ in }
+            }
+        }
+        try await waitUntil { served.engine.statistics.generatedTokens >= 3 }
+        XCTAssertEqual(served.engine.statistics.runningRequests, 1)
+        XCTAssertGreaterThan(served.engine.statistics.blocksUsed, 0)
+        client.cancel()
+        _ = try? await client.value
+        try await waitUntil { served.engine.statistics.runningRequests == 0 && served.engine.statistics.blocksUsed == 0 }
+        XCTAssertEqual(served.engine.statistics.blocksFree, 64)
+        XCTAssertLessThan(served.engine.statistics.generatedTokens, 2000)
+        await ServingFixtures.drain(served)
+    }
+
+    func testMetricsCountTokensLatenciesAndTheEnginesBlocks() async throws {
+        let served = try ServingFixtures.served(ServingConfiguration(blockSize: 16, blockCount: 32, maxRunning: 2, threads: 2))
+        let server = try ServingFixtures.server(model: served)
+        let promptTokens = served.tokenizer.encode("Hello there", special: false).count
         let app = Application(router: server.makeRouter())
         try await request(app, .post, "/v1/completions", body: "{\"prompt\": \"Hello there\", \"max_tokens\": 5, \"temperature\": 0}") {
             XCTAssertEqual($0.status, .ok)
@@ -190,8 +229,14 @@ final class ServerBehaviourTests: XCTestCase {
             XCTAssertEqual(value("flash_time_to_first_token_seconds_count"), 1)
             XCTAssertEqual(value("flash_time_per_output_token_seconds_count"), 4)
             XCTAssertTrue(text.contains("# TYPE flash_time_to_first_token_seconds histogram"), text)
-            XCTAssertFalse(text.contains("flash_kv_blocks"), "the sequential engine has no block pool to report")
+            // The request is over: every block is free again (its full blocks stay cached, evictable).
+            XCTAssertEqual(value("flash_kv_blocks_used"), 0)
+            XCTAssertEqual(value("flash_kv_blocks_free"), 32)
+            XCTAssertEqual(value("flash_prefix_cache_queried_tokens_total"), Double(promptTokens))
+            XCTAssertEqual(value("flash_prefix_cache_hit_tokens_total"), 0)
+            XCTAssertEqual(value("flash_speculative_proposed_tokens_total"), 0)
         }
+        await ServingFixtures.drain(served)
     }
 
     func testEmbeddingsMatchTheEncoderInBothFormats() async throws {

@@ -4,10 +4,12 @@ import Hummingbird
 import HummingbirdTesting
 import ModelFormats
 import Transformer
+import Serving
 import ServingHTTP
 
-/// The test model (SmolLM2-135M Q4_1 from scripts/fetch_models.sh), loaded once, and a direct
-/// decoding loop over `LlamaModel` that the server's answers are checked against.
+/// The test model (SmolLM2-135M Q4_1 from scripts/fetch_models.sh), loaded once, the batching
+/// engines the servers run on it, and a direct decoding loop over `LlamaModel` (no scheduler,
+/// no engine) that the server's answers are checked against.
 enum ServingFixtures {
     static let modelName = "SmolLM2-135M-Instruct.Q4_1.gguf"
     static var cacheFolder: String {
@@ -15,7 +17,7 @@ enum ServingFixtures {
     }
 
     nonisolated(unsafe) private static var loaded: (LlamaModel, GGUFTokenizer)?
-    nonisolated(unsafe) private static var sharedEngine: SequentialEngine?
+    nonisolated(unsafe) private static var sharedModel: ServedModel?
     nonisolated(unsafe) private static var sharedEmbedder: Embedder?
 
     /// The model and tokenizer; skips the test when the model has not been fetched.
@@ -31,13 +33,33 @@ enum ServingFixtures {
         return result
     }
 
-    /// One engine shared by the tests (requests run one at a time anyway).
-    static func engine() throws -> SequentialEngine {
-        if let sharedEngine { return sharedEngine }
+    /// One served model shared by the tests: a batching engine of 8 slots over a 2048-position
+    /// pool (tests that need other limits, or clean counters, make their own with `served`).
+    static func engine() throws -> ServedModel {
+        if let sharedModel { return sharedModel }
+        let shared = try Self.served(ServingConfiguration(blockSize: 16, blockCount: 128, maxRunning: 8, maxWaiting: 8, threads: 2))
+        sharedModel = shared
+        return shared
+    }
+
+    /// A served model with its own engine over the shared `LlamaModel` (`draft`: the model
+    /// drafts for itself). The engines share the model's buffers, so a test lets its own engine
+    /// go idle (`drain`) before it ends.
+    static func served(_ configuration: ServingConfiguration, draft: Bool = false, id: String = "smollm2-test") throws -> ServedModel {
         let (model, tokenizer) = try model()
-        let engine = SequentialEngine(model: model, tokenizer: tokenizer, modelID: "smollm2-test", maxWaiting: 8)
-        sharedEngine = engine
-        return engine
+        let engine = try ServingEngine(model: model, draft: draft ? model : nil, configuration: configuration)
+        return ServedModel(id: id, engine: engine, tokenizer: GGUFServingTokenizer(tokenizer: tokenizer))
+    }
+
+    /// Waits (up to 60 s) until `served`'s engine has no request left, then stops it.
+    static func drain(_ served: ServedModel) async {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let s = served.engine.statistics
+            if s.runningRequests + s.waitingRequests == 0 { break }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        await served.engine.shutdown(gracePeriod: .zero)
     }
 
     static func embedder() throws -> Embedder {
@@ -51,11 +73,11 @@ enum ServingFixtures {
         return embedder
     }
 
-    /// A ready server over the shared engine, for HummingbirdTesting's `.router` mode (no
+    /// A ready server over `model` (default: the shared one), for HummingbirdTesting's `.router` mode (no
     /// socket, so no disconnect detection).
-    static func server(apiKey: String? = nil, engine: (any InferenceEngine)? = nil, embedder: Embedder? = nil) throws -> OpenAIServer {
+    static func server(apiKey: String? = nil, model: ServedModel? = nil, embedder: Embedder? = nil) throws -> OpenAIServer {
         let slot = ModelSlot()
-        slot.finishLoading(engine: try engine ?? Self.engine(), embedder: embedder)
+        slot.finishLoading(model: try model ?? Self.engine(), embedder: embedder)
         var options = ServerOptions(apiKey: apiKey)
         options.cancelOnClientDisconnect = false
         return OpenAIServer(slot: slot, options: options)

@@ -35,10 +35,10 @@ PROMPT = "The three primary colors are"
 class Server:
     """A `flash serve` process on 127.0.0.1 with --port 0; the port is read from its stderr."""
 
-    def __init__(self, *extra):
+    def __init__(self, *extra, model=("--gguf", str(GGUF), "--embedding-model", str(EMBEDDER))):
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--gguf", str(GGUF), "--host", "127.0.0.1", "--port", "0", "--api-key", KEY,
-             "--embedding-model", str(EMBEDDER), "--threads", "2", "--shutdown-grace", "2", *extra],
+            [BIN, "serve", *model, "--host", "127.0.0.1", "--port", "0", "--api-key", KEY,
+             "--threads", "2", "--shutdown-grace", "2", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.port = None
@@ -154,6 +154,29 @@ def test_greedy_completion_equals_flash_generate(server, client, schemas):
     schemas(json.loads(body), "Completion")
 
 
+def test_concurrent_streams_each_equal_flash_generate(server, client):
+    """Four streams at once (the engine decodes them in one batch): each is token for token what
+    `flash generate --temperature 0` prints for its prompt alone."""
+    prompts = ["The three primary colors are", "Once upon a time, in a small village,",
+               "def fibonacci(n):", "The capital of Japan is"]
+    expected = [generate("--prompt", p, "--max-tokens", "20") for p in prompts]
+    results = [None] * len(prompts)
+
+    def stream(i):
+        pieces = []
+        for chunk in client.completions.create(model="any", prompt=prompts[i], max_tokens=20, temperature=0, stream=True):
+            if chunk.choices:
+                pieces.append(chunk.choices[0].text)
+        results[i] = "".join(pieces)
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert results == expected
+    assert server.metric("flash_kv_blocks_used") == 0
+
+
 def test_chat_streaming_and_not(server, client, schemas):
     expected = generate("--chat", "--prompt", "Name a fruit.", "--max-tokens", "40")
     messages = [{"role": "user", "content": "Name a fruit."}]
@@ -226,9 +249,52 @@ def test_client_disconnect_cancels_the_generation(server):
     conn.close()
     # 3000 tokens take minutes on this model; the sequence must stop within seconds.
     deadline = time.time() + 10
-    while server.metric("flash_requests_running") != 0:
-        assert time.time() < deadline, "generation still running 10 s after the client left"
+    while server.metric("flash_requests_running") != 0 or server.metric("flash_kv_blocks_used") != 0:
+        assert time.time() < deadline, "generation still running (or its KV blocks held) 10 s after the client left"
         time.sleep(0.1)
+
+
+def test_speculative_decoding_keeps_the_output():
+    """`--speculative ngram` on the server and on `flash generate`: the same greedy text as
+    without it, with guesses accepted on a prompt the output copies from."""
+    prompt = "Repeat after me: the cat sat on the mat, the cat sat on the mat, the cat sat on the"
+    expected = generate("--prompt", prompt, "--max-tokens", "24")
+    assert generate("--prompt", prompt, "--max-tokens", "24", "--speculative", "ngram") == expected
+    s = Server("--speculative", "ngram", "--draft-tokens", "4", "--parallel", "4")
+    try:
+        client = openai.OpenAI(base_url=s.url("/v1"), api_key=KEY, max_retries=0, timeout=120)
+        result = client.completions.create(model="any", prompt=prompt, max_tokens=24, temperature=0)
+        assert result.choices[0].text == expected
+        assert s.metric("flash_speculative_accepted_tokens_total") > 0
+        assert s.metric("flash_speculative_proposed_tokens_total") >= s.metric("flash_speculative_accepted_tokens_total")
+    finally:
+        s.stop()
+
+
+def test_a_trained_checkpoint_runs_through_the_same_engine(tmp_path):
+    """`flash train` a tiny model, then: `flash generate --checkpoint` (the engine) equals its
+    `--no-cache` reference path (whole-context recompute, no engine), and `flash serve
+    --checkpoint` answers the same continuation."""
+    checkpoint = tmp_path / "ckpt"
+    subprocess.run([BIN, "train", "--preset", "tiny", "--steps", "300", "--threads", "2", "--out", str(checkpoint)],
+                   capture_output=True, text=True, timeout=300, check=True)
+
+    def generate_checkpoint(*args):
+        out = subprocess.run([BIN, "generate", "--checkpoint", str(checkpoint), "--threads", "2", "--temperature", "0",
+                              "--prompt", "The ", "--max-tokens", "40", *args],
+                             capture_output=True, text=True, timeout=300, check=True).stdout
+        assert out.startswith("The ") and out.endswith("\n")
+        return out[len("The "):-1]
+    expected = generate_checkpoint()
+    assert len(set(expected)) > 2, f"degenerate model: {expected!r}"
+    assert generate_checkpoint("--no-cache") == expected
+    s = Server(model=("--checkpoint", str(checkpoint)))
+    try:
+        client = openai.OpenAI(base_url=s.url("/v1"), api_key=KEY, max_retries=0, timeout=120)
+        result = client.completions.create(model="any", prompt="The ", max_tokens=40, temperature=0)
+        assert result.choices[0].text == expected
+    finally:
+        s.stop()
 
 
 def test_sigterm_shuts_down_gracefully_and_exits_zero():

@@ -100,15 +100,16 @@ public enum Dropout {
         return z ^ (z >> 31)
     }
 
-    /// y[i] = x[i]·mask(i)/(1 − p) (in place allowed). Use for both directions: the backward
-    /// pass applies the same mask to the gradient.
+    /// y[i] = x[i]·mask(firstIndex + i)/(1 − p) (in place allowed). Use for both directions: the
+    /// backward pass applies the same mask to the gradient. `firstIndex` places these elements in
+    /// a larger tensor's mask (a data-parallel rank's rows of the global batch).
     public static func apply(_ input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int,
-                             probability: Float, seed: UInt64, threads: Int? = nil) {
+                             probability: Float, seed: UInt64, firstIndex: Int = 0, threads: Int? = nil) {
         let threshold = UInt64(Double(probability) * 16_777_216)
         let scale = 1 / (1 - probability)
         Activations.chunked(count, threads: threads) { start, n in
             for i in start..<(start + n) {
-                let keep = (mix(seed ^ mix(UInt64(i))) >> 40) >= threshold
+                let keep = (mix(seed ^ mix(UInt64(firstIndex + i))) >> 40) >= threshold
                 output[i] = keep ? input[i] * scale : 0
             }
         }

@@ -138,11 +138,16 @@ extension Trainer {
         let group = communicator!.rank / contextParallel
         let window = (group * batch * context)..<((group + 1) * batch * context)
         guard let positions = model.contextParallel?.positions else { return (Array(inputs[window]), Array(targets[window])) }
+        return Self.shard(inputs, targets, windows: group * batch..<(group + 1) * batch, context: context, positions: positions)
+    }
+
+    /// The tokens at `positions` of each of `windows` (windows of `context` tokens, row-major).
+    static func shard(_ inputs: [Int32], _ targets: [Int32], windows: Range<Int>, context: Int,
+                      positions: [Int]) -> (inputs: [Int32], targets: [Int32]) {
         var localInputs = [Int32](), localTargets = [Int32]()
-        for b in 0..<batch {
-            let start = window.lowerBound + b * context
-            localInputs += positions.map { inputs[start + $0] }
-            localTargets += positions.map { targets[start + $0] }
+        for w in windows {
+            localInputs += positions.map { inputs[w * context + $0] }
+            localTargets += positions.map { targets[w * context + $0] }
         }
         return (localInputs, localTargets)
     }

@@ -152,6 +152,8 @@ public final class Trainer {
                     size: contextParallel, sequenceLength: model.config.context)
             }
             parallel = state
+            // Dropout masks of this group's slice of the global batch, as one process draws them.
+            model.dropoutSequenceOffset = communicator.rank / contextParallel * options.batch
             optimizer = AdamW(layout: model.layout, options: options.optimizer,
                               ranges: zeroStage == 1 ? state.shards.map(\.owned) : [0..<model.layout.count])
         } else {
@@ -220,17 +222,27 @@ public final class Trainer {
     /// successive values are comparable; the training stream is not disturbed). Nil when the
     /// validation split is shorter than one window.
     public func evaluate() throws -> Float? {
-        let context = model.config.context
-        // Every rank evaluates whole windows by itself.
-        let ring = model.contextParallel
-        model.contextParallel = nil
-        defer { model.contextParallel = ring }
+        let context = model.config.context, batch = options.batch
         guard data.hasValidation(context: context) else { return nil }
         var evaluationRandom = TrainerRandom(seed: options.seed ^ 0x5EED_0F_E7A1)
+        // Every rank evaluates the same windows. Under context parallelism each rank takes its
+        // shard of them through the ring (a collective: activations of T/C tokens, as in
+        // training), and the shards' loss sums add up over the ranks.
+        let positions = model.contextParallel?.positions
         var total = 0.0
         for _ in 0..<options.evaluationBatches {
-            let (inputs, targets) = data.sample(.validation, batch: options.batch, context: context, random: &evaluationRandom)
-            total += Double(try model.forward(tokens: inputs, targets: targets, batch: options.batch, time: context, mode: .evaluation))
+            let (inputs, targets) = data.sample(.validation, batch: batch, context: context, random: &evaluationRandom)
+            if let positions {
+                let local = Self.shard(inputs, targets, windows: 0..<batch, context: context, positions: positions)
+                let mean = try model.forward(tokens: local.inputs, targets: local.targets, batch: batch, time: positions.count, mode: .evaluation)
+                total += Double(mean) * Double(batch * positions.count)
+            } else {
+                total += Double(try model.forward(tokens: inputs, targets: targets, batch: batch, time: context, mode: .evaluation))
+            }
+        }
+        if positions != nil, let communicator {
+            try communicator.allReduceSum(&total, count: 1)  // every group adds the same sums
+            return Float(total / Double(dataParallelSize * batch * context * options.evaluationBatches))
         }
         return Float(total / Double(options.evaluationBatches))
     }

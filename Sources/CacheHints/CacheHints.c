@@ -1,0 +1,2 @@
+// Header-only module (CacheHints.h); SwiftPM needs one source file in a C target.
+#include "CacheHints.h"
