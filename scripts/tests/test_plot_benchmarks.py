@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import plot_benchmarks  # noqa: E402
 
 DATA = os.path.join(plot_benchmarks.ROOT, "docs", "figures", "data")
-EXPECTED = ["gemm.svg", "attention_time.svg", "attention_memory.svg", "training.svg", "generate.svg"]
+EXPECTED = ["gemm.svg", "attention_time.svg", "attention_memory.svg", "training.svg", "generate.svg", "serving.svg"]
 
 
 def check_svg(path, must_contain, dated=True):
@@ -32,7 +32,8 @@ def test_every_chart_from_sample_data(tmp_path):
               "attention_time.svg": ["ms", "sequence length N", "PyTorch SDPA", "standard"],
               "attention_memory.svg": ["MiB", "sequence length N", "standard"],
               "training.svg": ["tokens/s", "PyTorch", "MiB"],
-              "generate.svg": ["tokens/s", "llama.cpp", "decode", "prefill"]}
+              "generate.svg": ["tokens/s", "llama.cpp", "decode", "prefill"],
+              "serving.svg": ["time to first token", "tokens/s", "llama.cpp", "concurrent streams"]}
     for name in EXPECTED:
         # Every chart names machine, ISA, threads and date under its title.
         check_svg(tmp_path / name, labels[name] + ["AMD EPYC", "AVX-512", "thread"])
