@@ -30,6 +30,11 @@ GGUF = CACHE / "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDER = CACHE / "all-MiniLM-L6-v2"
 KEY = "e2e-key"
 PROMPT = "The three primary colors are"
+# A prompt the test model continues greedily for thousands of tokens (it counts on; checked with
+# `flash generate --temperature 0 --max-tokens 600`), so a request is still running when a test
+# disconnects or signals: a prompt the model ends by itself finished in under half a second once
+# decoding reached ~160 tokens/s, and the disconnect and SIGTERM tests then saw nothing to cancel.
+LONG_RUNNING_PROMPT = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"
 
 
 class Server:
@@ -237,7 +242,7 @@ def test_errors(server, client, schemas):
 
 def test_client_disconnect_cancels_the_generation(server):
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-    conn.request("POST", "/v1/completions", json.dumps({"prompt": "Count: 1, 2, 3,", "max_tokens": 3000,
+    conn.request("POST", "/v1/completions", json.dumps({"prompt": LONG_RUNNING_PROMPT, "max_tokens": 3000,
                                                         "temperature": 0, "stream": True}),
                  {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
     response = conn.getresponse()
@@ -301,7 +306,7 @@ def test_sigterm_shuts_down_gracefully_and_exits_zero():
     s = Server()
     try:
         conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
-        conn.request("POST", "/v1/completions", json.dumps({"prompt": "Count: 1, 2, 3,", "max_tokens": 3000, "stream": True}),
+        conn.request("POST", "/v1/completions", json.dumps({"prompt": LONG_RUNNING_PROMPT, "max_tokens": 3000, "stream": True}),
                      {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
         response = conn.getresponse()
         assert response.readline().startswith(b"data: ")
