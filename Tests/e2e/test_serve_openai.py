@@ -306,7 +306,7 @@ def test_sigterm_shuts_down_gracefully_and_exits_zero():
     s = Server()
     try:
         conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
-        conn.request("POST", "/v1/completions", json.dumps({"prompt": LONG_RUNNING_PROMPT, "max_tokens": 3000, "stream": True}),
+        conn.request("POST", "/v1/completions", json.dumps({"prompt": LONG_RUNNING_PROMPT, "max_tokens": 3000, "temperature": 0, "stream": True}),
                      {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
         response = conn.getresponse()
         assert response.readline().startswith(b"data: ")
