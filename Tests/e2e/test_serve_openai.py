@@ -248,7 +248,12 @@ def test_client_disconnect_cancels_the_generation(server):
     response = conn.getresponse()
     assert response.status == 200
     assert response.readline().startswith(b"data: ")
-    assert server.metric("flash_requests_running") == 1
+    # The request counts as running once the engine's step loop has admitted it (the statistics are
+    # a snapshot taken after each step), which may be a moment after its first bytes were sent.
+    deadline = time.time() + 10
+    while server.metric("flash_requests_running") != 1:
+        assert time.time() < deadline, "the streaming request never showed as running"
+        time.sleep(0.05)
     response.close()
     conn.sock and conn.sock.close()
     conn.close()
