@@ -42,10 +42,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Sampling seed.") var seed: UInt64 = 0
     @Flag(name: .customLong("no-cache"), help: "Recompute the whole context for every token instead of using the KV cache (--checkpoint only; slides past the context).") var noCache = false
     @Option(help: "Attention algorithm of --no-cache: flash or standard.") var attention: AttentionImplementation?
-    @Option(help: "Speculative decoding: none, ngram (prompt lookup) or draft (--draft-gguf/--draft-checkpoint); the output is unchanged.") var speculative = "none"
-    @Option(name: .customLong("draft-tokens"), help: "Tokens proposed per step with --speculative (1...16).") var draftTokens = 4
-    @Option(name: .customLong("draft-gguf"), help: "Draft model for --speculative draft: a GGUF with the target's vocabulary.") var draftGGUF: String?
-    @Option(name: .customLong("draft-checkpoint"), help: "Draft model for --speculative draft: a `flash train` checkpoint with the target's vocabulary.") var draftCheckpoint: String?
+    @OptionGroup var speculation: SpeculationOptions
     @Option(help: "Threads (default: all cores).") var threads: Int?
 
     func validate() throws {
@@ -59,18 +56,7 @@ struct GenerateCommand: ParsableCommand {
             throw ValidationError("--chat needs --gguf (a checkpoint has no chat template)")
         }
         if attention != nil && !noCache { throw ValidationError("--attention needs --no-cache (the engine's paged attention runs otherwise)") }
-        guard let method = SpeculationMethod(rawValue: speculative) else {
-            throw ValidationError("--speculative must be none, ngram or draft, got \(speculative)")
-        }
-        if method != .none && noCache { throw ValidationError("--speculative needs the KV cache (drop --no-cache)") }
-        if !(1...16).contains(draftTokens) { throw ValidationError("--draft-tokens must be in 1...16, got \(draftTokens)") }
-        if draftGGUF != nil && draftCheckpoint != nil { throw ValidationError("give at most one of --draft-gguf FILE or --draft-checkpoint DIR") }
-        if method == .draft && draftGGUF == nil && draftCheckpoint == nil {
-            throw ValidationError("--speculative draft needs --draft-gguf FILE or --draft-checkpoint DIR")
-        }
-        if method != .draft && (draftGGUF != nil || draftCheckpoint != nil) {
-            throw ValidationError("--draft-gguf/--draft-checkpoint need --speculative draft")
-        }
+        if speculation.method != .none && noCache { throw ValidationError("--speculative needs the KV cache (drop --no-cache)") }
         if let maxTokens, maxTokens < 0 { throw ValidationError("--max-tokens must be ≥ 0, got \(maxTokens)") }
         if let topK, topK < 0 { throw ValidationError("--top-k must be ≥ 0 (0 = all), got \(topK)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
@@ -82,15 +68,13 @@ struct GenerateCommand: ParsableCommand {
             let source: ModelSource = gguf.map { .gguf($0) } ?? .checkpoint(checkpoint ?? "")
             let isGGUF = gguf != nil
             let k = self.topK ?? (isGGUF ? 40 : 0)
-            let draft: (source: ModelSource, flag: String)? = draftGGUF.map { (.gguf($0), "--draft-gguf") }
-                ?? draftCheckpoint.map { (.checkpoint($0), "--draft-checkpoint") }
             try runEngineGeneration(EngineGenerationOptions(
                 source: source, prompt: prompt ?? "\n", chat: chat, echoPrompt: !isGGUF,
                 maxTokens: maxTokens ?? (isGGUF ? 128 : 200),
                 sampling: SamplingParameters(temperature: temperature, topP: topP ?? (isGGUF ? 0.95 : 1),
                                              topK: k == 0 ? nil : k, seed: seed),
-                threads: threads, speculation: SpeculationMethod(rawValue: speculative) ?? .none, draftTokens: draftTokens,
-                draft: draft))
+                threads: threads, speculation: speculation.method, draftTokens: speculation.draftTokens,
+                draft: speculation.draft))
             return
         }
         let model = try Checkpoint.loadModel(from: checkpoint)

@@ -39,10 +39,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-batch-tokens"), help: "Rows one step computes at most (decodes first, then prompt chunks): smaller = running streams stall less behind a long prompt, slower prefill.") var maxBatchTokens = 256
     @Option(name: .customLong("max-waiting"), help: "Requests that may wait for a slot (≥ 1); beyond that they get 503 at once.") var maxWaiting = 64
     @Flag(name: .customLong("no-prefix-caching"), help: "Do not reuse the KV blocks of prompt prefixes seen before.") var noPrefixCaching = false
-    @Option(help: "Speculative decoding: none, ngram (prompt lookup, no second model) or draft (--draft-gguf/--draft-checkpoint).") var speculative = "none"
-    @Option(name: .customLong("draft-tokens"), help: "Tokens proposed per sequence and step with --speculative (1...16): more = more tokens per pass when guesses are good, more wasted rows when not.") var draftTokens = 4
-    @Option(name: .customLong("draft-gguf"), help: "Draft model for --speculative draft: a GGUF with the target's vocabulary.") var draftGGUF: String?
-    @Option(name: .customLong("draft-checkpoint"), help: "Draft model for --speculative draft: a `flash train` checkpoint with the target's vocabulary.") var draftCheckpoint: String?
+    @OptionGroup var speculation: SpeculationOptions
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on every route but /health.") var apiKey: String?
     @Option(help: "Threads for the model's matrix products (default: all cores).") var threads: Int?
     @Option(name: .customLong("embedding-model"), help: "BERT sentence-transformers directory served by /v1/embeddings.") var embeddingModel: String?
@@ -59,22 +56,11 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if maxWaiting < 1 { throw ValidationError("--max-waiting must be ≥ 1, got \(maxWaiting)") }
         if maxBatchTokens < 1 { throw ValidationError("--max-batch-tokens must be ≥ 1, got \(maxBatchTokens)") }
-        guard let method = SpeculationMethod(rawValue: speculative) else {
-            throw ValidationError("--speculative must be none, ngram or draft, got \(speculative)")
-        }
-        if !(1...16).contains(draftTokens) { throw ValidationError("--draft-tokens must be in 1...16, got \(draftTokens)") }
-        if draftGGUF != nil && draftCheckpoint != nil { throw ValidationError("give at most one of --draft-gguf FILE or --draft-checkpoint DIR") }
-        if method == .draft && draftGGUF == nil && draftCheckpoint == nil {
-            throw ValidationError("--speculative draft needs --draft-gguf FILE or --draft-checkpoint DIR")
-        }
-        if method != .draft && (draftGGUF != nil || draftCheckpoint != nil) {
-            throw ValidationError("--draft-gguf/--draft-checkpoint need --speculative draft")
-        }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
         if let apiKey, apiKey.isEmpty { throw ValidationError("--api-key must not be empty") }
         if !(shutdownGrace >= 0 && shutdownGrace <= 3600) { throw ValidationError("--shutdown-grace must be in 0...3600 seconds, got \(shutdownGrace)") }
         for (flag, path) in [("--gguf", gguf), ("--checkpoint", checkpoint), ("--embedding-model", embeddingModel),
-                             ("--draft-gguf", draftGGUF), ("--draft-checkpoint", draftCheckpoint)] {
+                             ("--draft-gguf", speculation.draftGGUF), ("--draft-checkpoint", speculation.draftCheckpoint)] {
             if let path, !FileManager.default.fileExists(atPath: path) { throw ValidationError("\(flag): no such file or directory: \(path)") }
         }
     }
@@ -83,12 +69,11 @@ struct ServeCommand: AsyncParsableCommand {
         let (kvCacheTokens, modelName, embeddingModel, threads) = (self.kvCacheTokens, self.modelName, self.embeddingModel, self.threads)
         if let threads { Parallel.defaultThreads = threads }
         let source: ModelSource = gguf.map { .gguf($0) } ?? .checkpoint(checkpoint ?? "")
-        let draft: (source: ModelSource, flag: String)? = draftGGUF.map { (.gguf($0), "--draft-gguf") }
-            ?? draftCheckpoint.map { (.checkpoint($0), "--draft-checkpoint") }
+        let draft = speculation.draft
         let configuration = ServingConfiguration(
             blockSize: blockSize, maxRunning: parallel, maxBatchTokens: maxBatchTokens, maxWaiting: maxWaiting,
             prefixCaching: !noPrefixCaching, threads: threads,
-            speculation: SpeculationMethod(rawValue: speculative) ?? .none, speculativeTokens: draftTokens)
+            speculation: speculation.method, speculativeTokens: speculation.draftTokens)
         let runner = ServeRunner(
             host: host, port: port, options: ServerOptions(apiKey: apiKey),
             shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000)),
