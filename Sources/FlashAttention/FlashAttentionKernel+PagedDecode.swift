@@ -8,6 +8,8 @@ extension FlashAttentionKernel {
     /// with `--block-size 8` gives the same logits as `flash generate`, which uses 16).
     static let pagedSplitKeys = 256
     static let pagedTileKeys = 16
+    /// One tile's scores or weights: `pagedTileKeys` lanes.
+    typealias TileVector = SIMD16<Float>
 
     /// Paged attention, split-KV like `decode`: each (row, key/value head, split of its
     /// positions) is one work item computing an unnormalised partial output with its own max m
@@ -16,10 +18,13 @@ extension FlashAttentionKernel {
     /// one split normalises in place; several are merged through their log-sum-exps in split
     /// order, O = Σ_c e^(m_c − M)·acc_c / Σ_c e^(m_c − M)·l_c.
     ///
-    /// Order of operations, fixed per row: keys in position order; per tile the scores, their
-    /// max, one rescale of acc and l if the max grew, then l += p_j and acc += p_j·v_j for j in
-    /// order. Position j is read from block `table[j / blockSize]` at slot `j % blockSize`, so
-    /// tiles may straddle blocks. Which thread runs an item changes nothing.
+    /// Order of operations, fixed per row: keys in position order; per tile the scores (one
+    /// `VectorMath.dot` each), their max m', the weights p = e^(s − m') of the tile in one
+    /// vector, then l ← l·f + Σ p (a fixed tree) and acc ← acc·f + Σ_j p_j·v_j (one FMA chain
+    /// per element, j in order), f = e^(m − m') (1 when the max did not grow). The accumulator
+    /// stays in registers across the tile's keys. Position j is read from block
+    /// `table[j / blockSize]` at slot `j % blockSize`, so tiles may straddle blocks. Which
+    /// thread runs an item changes nothing.
     static func pagedDecode(_ batch: PagedAttention.Batch, threads: Int?) {
         let group = batch.heads / batch.keyHeads
         let d = batch.headDim, bs = batch.blockSize
@@ -51,8 +56,6 @@ extension FlashAttentionKernel {
             acc.update(repeating: 0, count: group * d)
             maxima.update(repeating: -.infinity, count: group)
             sums.update(repeating: 0, count: group)
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * tileKeys)
-            defer { scores.deallocate() }
             // Offsets of the tile's key/value rows in the pools (the same for K and V).
             let rowOffsets = UnsafeMutablePointer<Int>.allocate(capacity: tileKeys)
             defer { rowOffsets.deallocate() }
@@ -68,27 +71,22 @@ extension FlashAttentionKernel {
                 for h in 0..<group {
                     let q = query + h * d
                     let slope = batch.alibiSlopes?[item.keyHead * group + h]
-                    let s = scores + h * tileKeys
-                    var tileMax = -Float.infinity
+                    // The tile's scores in one vector; lanes past n stay −Inf and weigh 0.
+                    var scores = TileVector(repeating: -.infinity)
                     for j in 0..<n {
                         var score = VectorMath.dot(q, batch.keys + rowOffsets[j], count: d) * batch.scale
                         if let slope { score += slope * Float(tileStart + j - position) }
-                        s[j] = score
-                        tileMax = max(tileMax, score)
+                        scores[j] = score
                     }
-                    let newMax = max(maxima[h], tileMax)
-                    let a = acc + h * d
-                    if newMax > maxima[h] && maxima[h] > -.infinity {
-                        let factor = Foundation.exp(maxima[h] - newMax)
-                        VectorMath.scale(a, count: d, by: factor)
-                        sums[h] *= factor
-                    }
+                    let oldMax = maxima[h]
+                    let newMax = max(oldMax, VectorMath.max(scores))
+                    // A row whose scores are all −Inf keeps zero weights rather than NaN.
+                    let weights = AttentionMath.softmaxExp(scores - (newMax == -.infinity ? 0 : newMax))
+                    let factor: Float = newMax > oldMax && oldMax > -.infinity ? Foundation.exp(oldMax - newMax) : 1
+                    sums[h] = sums[h] * factor + VectorMath.sum(weights)
                     maxima[h] = newMax
-                    for j in 0..<n {
-                        let p = Foundation.exp(s[j] - newMax)
-                        sums[h] += p
-                        VectorMath.addScaled(batch.values + rowOffsets[j], p, to: a, count: d)
-                    }
+                    addWeightedRows(weights, count: n, rowOffsets: rowOffsets, pool: batch.values, rescaling: acc + h * d,
+                                    by: factor, headDim: d)
                 }
                 tileStart += n
             }
@@ -125,5 +123,45 @@ extension FlashAttentionKernel {
                 VectorMath.scale(o, count: d, by: 1 / total)
             }
         }
+    }
+
+    /// acc[0..<d] ← acc·factor + Σ_{j<count} weights[j]·V_j, where V_j is the value row at
+    /// `pool + rowOffsets[j]`: 64 columns at a time in registers (four 16-float vectors), then 16,
+    /// then single floats, each element one FMA chain over j in order.
+    @inline(__always)
+    static func addWeightedRows(_ weights: TileVector, count: Int, rowOffsets: UnsafePointer<Int>, pool: UnsafePointer<Float>,
+                                rescaling acc: UnsafeMutablePointer<Float>, by factor: Float, headDim d: Int) {
+        var c = 0
+        while c + 64 <= d {
+            addWeightedColumns(Columns<4>.self, weights, count: count, rowOffsets: rowOffsets, pool: pool + c, acc: acc + c, factor: factor)
+            c += 64
+        }
+        while c + 16 <= d {
+            addWeightedColumns(Columns<1>.self, weights, count: count, rowOffsets: rowOffsets, pool: pool + c, acc: acc + c, factor: factor)
+            c += 16
+        }
+        while c < d {
+            var sum = acc[c] * factor
+            for j in 0..<count { sum = sum.addingProduct(weights[j], pool[rowOffsets[j] + c]) }
+            acc[c] = sum
+            c += 1
+        }
+    }
+
+    /// V 16-float vectors of accumulator columns as a type (see `addWeightedColumns`).
+    enum Columns<let V: Int> {}
+
+    @inline(__always)
+    static func addWeightedColumns<let V: Int>(_ columns: Columns<V>.Type, _ weights: TileVector, count: Int,
+                                               rowOffsets: UnsafePointer<Int>, pool: UnsafePointer<Float>,
+                                               acc: UnsafeMutablePointer<Float>, factor: Float) {
+        var sums = InlineArray<V, TileVector>(repeating: TileVector())
+        for v in 0..<V { sums[v] = VectorMath.load(acc + 16 * v, count: 16) * factor }
+        for j in 0..<count {
+            let weight = TileVector(repeating: weights[j])
+            let row = pool + rowOffsets[j]
+            for v in 0..<V { sums[v] = sums[v].addingProduct(VectorMath.load(row + 16 * v, count: 16), weight) }
+        }
+        for v in 0..<V { VectorMath.store(sums[v], to: acc + 16 * v, count: 16) }
     }
 }

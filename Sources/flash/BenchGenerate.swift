@@ -2,13 +2,20 @@ import ArgumentParser
 import Foundation
 import FlashCore
 import ModelFormats
+import Serving
 import Transformer
 
-/// `flash bench generate`: prefill and decode speed of a GGUF model (SmolLM2-135M by default).
+/// `flash bench generate`: prefill and decode speed of a GGUF model (SmolLM2-135M by default),
+/// measured on the path `flash generate` and `flash serve` run: the serving engine's scheduler
+/// over the paged KV cache, one greedy request, the prompt in one pass, then one token per pass.
 struct BenchGenerate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Prefill tokens/s (a 512-token prompt) and decode tokens/s of a GGUF model.")
+        abstract: "Prefill tokens/s (a 512-token prompt) and decode tokens/s of a GGUF model.",
+        discussion: """
+            Runs what `flash generate --gguf` runs (the serving engine's scheduler, paged KV cache), \
+            greedy, with no stop token, so exactly --decode-tokens tokens follow the prompt.
+            """)
 
     @Option(name: .customLong("gguf"), help: "The GGUF model (default: SmolLM2-135M-Instruct.Q4_1.gguf in FLASH_MODEL_CACHE or ~/.cache/flash-models).")
     var gguf: String?
@@ -35,19 +42,27 @@ struct BenchGenerate: ParsableCommand {
         let tokenizer = try GGUFTokenizer(file: file)
         // A natural-text prompt of exactly `promptTokens` tokens (the same ids bench_generate.py uses).
         let ids = Self.promptIDs(tokenizer: tokenizer, count: promptTokens)
-        let cache = model.makeCache(capacity: promptTokens + decodeTokens)
-        var greedy = try Sampler(temperature: 0)
+        let capacity = promptTokens + decodeTokens + 1
+        try InvalidArgument.require(capacity <= model.contextLength, "--prompt-tokens + --decode-tokens",
+                                    expected: "less than the model's context (\(model.contextLength) tokens)", got: "\(capacity - 1)")
         var bestPrefill = Double.infinity, bestDecode = Double.infinity
         for _ in 0..<repeats {
-            cache.reset()
-            var start = Date()
-            var logits = try model.forward(ids, cache: cache)
-            bestPrefill = min(bestPrefill, Date().timeIntervalSince(start))
-            start = Date()
-            for _ in 0..<decodeTokens {
-                logits = try model.forward([greedy.sample(logits)], cache: cache)
-            }
-            bestDecode = min(bestDecode, Date().timeIntervalSince(start))
+            let scheduler = try Scheduler(model: model, configuration: ServingConfiguration(
+                blockSize: 16, blockCount: ServingConfiguration.blocks(forTokens: capacity), maxRunning: 1,
+                maxBatchTokens: promptTokens, maxWaiting: 1, prefixCaching: false, threads: threads))
+            // The first token comes from the prefill's logits; the decode clock starts there.
+            let start = Date()
+            var firstToken: Date?
+            try scheduler.add(id: 0, request: GenerationRequest(promptTokens: ids, maxTokens: decodeTokens + 1,
+                                                                sampling: SamplingParameters(temperature: 0), stopTokens: []),
+                              deliver: { event in
+                                  if case .token = event, firstToken == nil { firstToken = Date() }
+                              }, complete: {})
+            while scheduler.hasWork { try scheduler.step() }
+            let end = Date()
+            guard let firstToken else { throw InvalidArgument("--decode-tokens", expected: "a run that produced tokens", got: "none") }
+            bestPrefill = min(bestPrefill, firstToken.timeIntervalSince(start))
+            bestDecode = min(bestDecode, end.timeIntervalSince(firstToken))
         }
         let prefill = Double(promptTokens) / bestPrefill, decode = Double(decodeTokens) / bestDecode
         let threadCount = threads ?? Parallel.defaultThreads

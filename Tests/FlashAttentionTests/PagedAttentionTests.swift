@@ -111,6 +111,15 @@ final class PagedAttentionTests: XCTestCase {
                   heads: 9, keyHeads: 3, headDim: 64, blockSize: 16, seed: 13)
     }
 
+    /// Head dimensions the value accumulation splits into 64-float blocks, 16-float vectors and
+    /// single floats (72 = 64 + 8, 48 = 3 × 16, 20 = 16 + 4).
+    func testHeadDimensionsOffTheVectorWidth() throws {
+        for (headDim, seed) in [(72, 15), (48, 16), (20, 17)] as [(Int, UInt64)] {
+            try check(sequences: [Sequence(length: 37, chunk: 4), Sequence(length: 270, chunk: 1)],
+                      heads: 4, keyHeads: 2, headDim: headDim, blockSize: 16, seed: seed)
+        }
+    }
+
     func testALiBi() throws {
         try check(sequences: [Sequence(length: 21, chunk: 5), Sequence(length: 300, chunk: 1)],
                   heads: 4, keyHeads: 4, headDim: 32, blockSize: 8, alibi: true, seed: 14)

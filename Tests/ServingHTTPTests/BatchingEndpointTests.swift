@@ -143,7 +143,7 @@ final class BatchingEndpointTests: XCTestCase {
     /// Prompt lookup and a draft model (the model drafting for itself, so its greedy guesses
     /// are all right) change how many passes the output takes, not the output.
     func testSpeculativeDecodingKeepsGreedyOutput() async throws {
-        let prompts = ["Repeat after me: the cat sat on the mat, the cat sat on the mat, the cat sat on the",
+        let prompts = ["Repeat after me: the cat sat on the mat, the cat sat on the mat, the cat sat on the mat, the cat sat on the",
                        "def add(a, b):\n    return a + b\n\ndef add(a, b):\n", "What is the capital of France?"]
         let maxTokens = 16
         let expected = try Self.expected(prompts, maxTokens: maxTokens)
