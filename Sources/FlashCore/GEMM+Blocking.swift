@@ -97,9 +97,11 @@ public struct RegisterTile: Equatable, Sendable, CustomStringConvertible {
 /// its copy costing as much as the waits it saved.
 ///
 /// Only `kc` changes the arithmetic (C accumulates one `kc` slice at a time). It depends on
-/// the machine's L1d and the ISA, never on the thread count or on where a tile lies, so on one
-/// machine results are the same for every thread count and every element of C gets the same
-/// arithmetic.
+/// the machine's L1d, the ISA and k (`depthSlice(k:)` balances the slices: k = 512 runs as
+/// 256 + 256 rather than 384 + 128), never on the thread count, m or where a tile lies, so on
+/// one machine results are the same for every thread count and every element of C gets the
+/// same arithmetic. The column blocks are balanced the same way (they do not change the
+/// arithmetic).
 public enum GEMMBlocking {
     /// The register tile of this build.
     public static var tile: RegisterTile { RegisterTile.compiled }
@@ -119,6 +121,23 @@ public enum GEMMBlocking {
     /// nc for an L2 of `l2Bytes`, depth `depth` and `columns`-wide tiles.
     public static func columnBlock(l2Bytes: Int, depth: Int, columns: Int) -> Int {
         min(4096 / columns * columns, max(4 * columns, l2Bytes / 2 / (4 * depth) / columns * columns))
+    }
+
+    /// The depth of one pass over an inner dimension of `k`: kc balanced over k's slices. Every
+    /// kernel (blocked and row) slices k by it, so a row's arithmetic is the same in both.
+    @inline(__always)
+    public static func depthSlice(k: Int) -> Int { balanced(k, block: kc, unit: 16) }
+
+    /// The block size that cuts `length` into as few pieces as `block` allows, all of one size
+    /// (a multiple of `unit`, the last piece possibly shorter by less than a unit): k = 512 with
+    /// kc = 384 runs as 256 + 256 rather than 384 + 128, whose short slice pays a full pass of
+    /// C loads and stores for a third of the work. It depends on the problem's size only,
+    /// never on threads, so results stay the same for every thread count.
+    public static func balanced(_ length: Int, block: Int, unit: Int) -> Int {
+        guard length > block else { return block }
+        let pieces = (length + block - 1) / block
+        let size = (length + pieces - 1) / pieces
+        return min(block, (size + unit - 1) / unit * unit)
     }
 
     /// Fewer floating-point operations than this per thread is not worth a thread: the

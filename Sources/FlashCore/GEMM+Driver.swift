@@ -70,7 +70,9 @@ extension GEMM {
         beta: Float,
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        let (mr, nr, kc, nc) = (GEMMBlocking.mr, GEMMBlocking.nr, GEMMBlocking.kc, GEMMBlocking.nc)
+        let (mr, nr) = (GEMMBlocking.mr, GEMMBlocking.nr)
+        let kc = GEMMBlocking.depthSlice(k: k)
+        let nc = GEMMBlocking.balanced(n, block: GEMMBlocking.nc, unit: nr)
         let depthCapacity = min(kc, k)
         let edgeCapacity = mr * depthCapacity
         let bCapacity = (min(nc, n) + nr - 1) / nr * nr * depthCapacity
@@ -118,11 +120,18 @@ extension GEMM {
                 panel = UnsafePointer(edgePanel)
                 (rowStride, stepStride) = (1, mr)
             }
-            if !transposeA && i + mr < rows {
-                prefetchPanel(a + (i + mr) * lda, lda: lda, rows: min(mr, rows - i - mr), depth: depth)
-            }
+            // The next A panel's rows, asked for one per tile of this panel (all that are left
+            // with the last tile), so the prefetches spread over the sweep instead of queueing at once.
+            let nextPanel = a + (i + mr) * lda
+            let nextRows = !transposeA && i + mr < rows ? min(mr, rows - i - mr) : 0
+            var prefetched = 0
             var j = 0
             while j < columns {
+                let wanted = j + nr >= columns ? nextRows : min(nextRows, prefetched + 1)
+                while prefetched < wanted {
+                    prefetchRow(nextPanel + prefetched * lda, depth: depth)
+                    prefetched += 1
+                }
                 let width = min(nr, columns - j)
                 let b = packedB + j * depth
                 let tile = c + i * ldc + j
@@ -139,21 +148,18 @@ extension GEMM {
         }
     }
 
-    /// Asks for the next A panel (`rows` rows of `depth` floats, `lda` apart) in L2 while the
-    /// current panel's tiles are computed: its rows are read in place from L3 or memory, and
-    /// without the hint the first tile of each panel waited for them (2048³ on Zen 5, AVX-512,
-    /// 1 thread: about 5% faster with it; see `GEMMBlocking`).
+    /// Asks for one row of the next A panel (`depth` floats) in L2 while the current panel's
+    /// tiles are computed: A's rows are read in place from L3 or memory, and without the hint
+    /// the first tile of each panel waited for them (2048³ on Zen 5, AVX-512, 1 thread: about
+    /// 5% faster with it; see `GEMMBlocking`).
     @inline(__always)
-    static func prefetchPanel(_ panel: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int) {
-        for r in 0..<rows {
-            let row = panel + r * lda
-            var p = 0
-            while p < depth {
-                flash_prefetch_l2(row + p)
-                p += 16   // one 64-byte line
-            }
-            flash_prefetch_l2(row + depth - 1)
+    static func prefetchRow(_ row: UnsafePointer<Float>, depth: Int) {
+        var p = 0
+        while p < depth {
+            flash_prefetch_l2(row + p)
+            p += 16   // one 64-byte line
         }
+        flash_prefetch_l2(row + depth - 1)
     }
 
     /// A partial tile at the bottom or right edge: the full kernel computes into a scratch

@@ -49,6 +49,7 @@ extension GEMM {
         typealias V = FloatVector
         let lanes = V.scalarCount
         let block = rowColumnBlock(rows: m)
+        let depthSlice = GEMMBlocking.depthSlice(k: k)
         PackingBufferPool.shared.withBuffer(capacity: m * block) { accumulators in
             var jc = columns.lowerBound
             while jc < columns.upperBound {
@@ -62,7 +63,7 @@ extension GEMM {
                     // serving engine's batch invariance relies on (one row alone = a row of a batch).
                     var sliceStart = 0
                     while sliceStart < k {
-                        let sliceEnd = min(k, sliceStart + GEMMBlocking.kc)
+                        let sliceEnd = min(k, sliceStart + depthSlice)
                         if sliceStart > 0 { acc.update(repeating: 0, count: width) }
                         var p = sliceStart
                         while p + 4 <= sliceEnd {

@@ -54,4 +54,22 @@ final class GEMMBlockingTests: XCTestCase {
         XCTAssertEqual(GEMMBlocking.kc, GEMMBlocking.depthBlock(l1DataBytes: host.l1Data, rows: RegisterTile.compiled.rows))
         XCTAssertEqual(GEMMBlocking.nc % RegisterTile.compiled.columns, 0)
     }
+
+    /// Balanced blocks: as few pieces as the block size allows, all the same size (a multiple of
+    /// the unit) but the last.
+    func testBalancedBlocksCutALengthIntoEqualPieces() {
+        XCTAssertEqual(GEMMBlocking.balanced(512, block: 384, unit: 16), 256)     // 256 + 256, not 384 + 128
+        XCTAssertEqual(GEMMBlocking.balanced(2048, block: 384, unit: 16), 352)    // 5 × 352 + 288
+        XCTAssertEqual(GEMMBlocking.balanced(384, block: 384, unit: 16), 384)
+        XCTAssertEqual(GEMMBlocking.balanced(100, block: 384, unit: 16), 384)     // one piece: the block itself
+        XCTAssertEqual(GEMMBlocking.balanced(512, block: 320, unit: 32), 256)
+        XCTAssertEqual(GEMMBlocking.balanced(2048, block: 320, unit: 32), 320)    // 7 pieces of ≤ 293 round up to 320
+        for (length, block, unit) in [(1000, 384, 16), (4097, 320, 32), (3000, 192, 24)] {
+            let size = GEMMBlocking.balanced(length, block: block, unit: unit)
+            let pieces = (length + size - 1) / size
+            XCTAssertEqual(pieces, (length + block - 1) / block, "as few pieces as the block allows")
+            XCTAssertLessThanOrEqual(size, block)
+            XCTAssertEqual(size % unit, 0)
+        }
+    }
 }
