@@ -90,8 +90,11 @@ let package = Package(
         // The prefetch hint of the GEMM driver, which Swift cannot express (header-only; see
         // CacheHints.h and README, "GEMM").
         .target(name: "CacheHints"),
+        // Float16 ⇄ Float32 rows in one instruction per 8 or 16 values (vcvtph2ps / vcvtps2ph),
+        // for the half-precision KV cache (header-only; see HalfPrecision.h).
+        .target(name: "HalfPrecision"),
         // Compute core: tensors, element types, GEMM, parallel loops, vector math.
-        .target(name: "FlashCore", dependencies: ["CacheHints"], swiftSettings: kernelSettings),
+        .target(name: "FlashCore", dependencies: ["CacheHints", "HalfPrecision"], swiftSettings: kernelSettings),
         // Attention: descriptor, standard and flash kernels (forward, backward, decode), masks.
         .target(name: "FlashAttention", dependencies: ["FlashCore"], swiftSettings: kernelSettings),
         // Model file formats: safetensors, GGUF, tokenizers.

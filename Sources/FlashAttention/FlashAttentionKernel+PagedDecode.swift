@@ -23,8 +23,9 @@ extension FlashAttentionKernel {
     /// vector, then l ← l·f + Σ p (a fixed tree) and acc ← acc·f + Σ_j p_j·v_j (one FMA chain
     /// per element, j in order), f = e^(m − m') (1 when the max did not grow). The accumulator
     /// stays in registers across the tile's keys. Position j is read from block
-    /// `table[j / blockSize]` at slot `j % blockSize`, so tiles may straddle blocks. Which
-    /// thread runs an item changes nothing.
+    /// `table[j / blockSize]` at slot `j % blockSize`, so tiles may straddle blocks; a tile's
+    /// key and value rows are first gathered into Float32 scratch (widened from a Float16 pool),
+    /// once for all the group's heads. Which thread runs an item changes nothing.
     static func pagedDecode(_ batch: PagedAttention.Batch, threads: Int?) {
         let group = batch.heads / batch.keyHeads
         let d = batch.headDim, bs = batch.blockSize
@@ -44,7 +45,7 @@ extension FlashAttentionKernel {
         let partials = UnsafeMutablePointer<Float>.allocate(capacity: max(1, items.count * partialSize))
         defer { partials.deallocate() }
         let kvRow = batch.keyHeads * d
-        let blockFloats = bs * kvRow
+        let blockElements = bs * kvRow
 
         Parallel.forEachDynamicPolling(items.count, threads: threads) { index in
             let item = items[index]
@@ -56,9 +57,10 @@ extension FlashAttentionKernel {
             acc.update(repeating: 0, count: group * d)
             maxima.update(repeating: -.infinity, count: group)
             sums.update(repeating: 0, count: group)
-            // Offsets of the tile's key/value rows in the pools (the same for K and V).
-            let rowOffsets = UnsafeMutablePointer<Int>.allocate(capacity: tileKeys)
-            defer { rowOffsets.deallocate() }
+            // The tile's key and value rows, gathered as Float32.
+            let keyRows = UnsafeMutablePointer<Float>.allocate(capacity: 2 * tileKeys * d)
+            defer { keyRows.deallocate() }
+            let valueRows = keyRows + tileKeys * d
             let query = batch.query + item.row * batch.queryRowStride + item.keyHead * group * d
             let lastKey = min(count, (item.split + 1) * splitKeys)
             var tileStart = item.split * splitKeys
@@ -66,7 +68,10 @@ extension FlashAttentionKernel {
                 let n = min(tileKeys, lastKey - tileStart)
                 for j in 0..<n {
                     let p = tileStart + j
-                    rowOffsets[j] = Int(table[p / bs]) * blockFloats + (p % bs) * kvRow + item.keyHead * d
+                    // The row's element offset in the pools (the same for K and V).
+                    let offset = Int(table[p / bs]) * blockElements + (p % bs) * kvRow + item.keyHead * d
+                    batch.loadRow(batch.keys, at: offset, count: d, into: keyRows + j * d)
+                    batch.loadRow(batch.values, at: offset, count: d, into: valueRows + j * d)
                 }
                 for h in 0..<group {
                     let q = query + h * d
@@ -74,7 +79,7 @@ extension FlashAttentionKernel {
                     // The tile's scores in one vector; lanes past n stay −Inf and weigh 0.
                     var scores = TileVector(repeating: -.infinity)
                     for j in 0..<n {
-                        var score = VectorMath.dot(q, batch.keys + rowOffsets[j], count: d) * batch.scale
+                        var score = VectorMath.dot(q, keyRows + j * d, count: d) * batch.scale
                         if let slope { score += slope * Float(tileStart + j - position) }
                         scores[j] = score
                     }
@@ -85,7 +90,7 @@ extension FlashAttentionKernel {
                     let factor: Float = newMax > oldMax && oldMax > -.infinity ? Foundation.exp(oldMax - newMax) : 1
                     sums[h] = sums[h] * factor + VectorMath.sum(weights)
                     maxima[h] = newMax
-                    addWeightedRows(weights, count: n, rowOffsets: rowOffsets, pool: batch.values, rescaling: acc + h * d,
+                    addWeightedRows(weights, count: n, rows: valueRows, rescaling: acc + h * d,
                                     by: factor, headDim: d)
                 }
                 tileStart += n
@@ -125,24 +130,24 @@ extension FlashAttentionKernel {
         }
     }
 
-    /// acc[0..<d] ← acc·factor + Σ_{j<count} weights[j]·V_j, where V_j is the value row at
-    /// `pool + rowOffsets[j]`: 64 columns at a time in registers (four 16-float vectors), then 16,
-    /// then single floats, each element one FMA chain over j in order.
+    /// acc[0..<d] ← acc·factor + Σ_{j<count} weights[j]·V_j, where V_j is the d-float row at
+    /// `rows + j·d`: 64 columns at a time in registers (four 16-float vectors), then 16, then
+    /// single floats, each element one FMA chain over j in order.
     @inline(__always)
-    static func addWeightedRows(_ weights: TileVector, count: Int, rowOffsets: UnsafePointer<Int>, pool: UnsafePointer<Float>,
+    static func addWeightedRows(_ weights: TileVector, count: Int, rows: UnsafePointer<Float>,
                                 rescaling acc: UnsafeMutablePointer<Float>, by factor: Float, headDim d: Int) {
         var c = 0
         while c + 64 <= d {
-            addWeightedColumns(Columns<4>.self, weights, count: count, rowOffsets: rowOffsets, pool: pool + c, acc: acc + c, factor: factor)
+            addWeightedColumns(Columns<4>.self, weights, count: count, rows: rows + c, rowStride: d, acc: acc + c, factor: factor)
             c += 64
         }
         while c + 16 <= d {
-            addWeightedColumns(Columns<1>.self, weights, count: count, rowOffsets: rowOffsets, pool: pool + c, acc: acc + c, factor: factor)
+            addWeightedColumns(Columns<1>.self, weights, count: count, rows: rows + c, rowStride: d, acc: acc + c, factor: factor)
             c += 16
         }
         while c < d {
             var sum = acc[c] * factor
-            for j in 0..<count { sum = sum.addingProduct(weights[j], pool[rowOffsets[j] + c]) }
+            for j in 0..<count { sum = sum.addingProduct(weights[j], rows[j * d + c]) }
             acc[c] = sum
             c += 1
         }
@@ -153,13 +158,13 @@ extension FlashAttentionKernel {
 
     @inline(__always)
     static func addWeightedColumns<let V: Int>(_ columns: Columns<V>.Type, _ weights: TileVector, count: Int,
-                                               rowOffsets: UnsafePointer<Int>, pool: UnsafePointer<Float>,
+                                               rows: UnsafePointer<Float>, rowStride: Int,
                                                acc: UnsafeMutablePointer<Float>, factor: Float) {
         var sums = InlineArray<V, TileVector>(repeating: TileVector())
         for v in 0..<V { sums[v] = VectorMath.load(acc + 16 * v, count: 16) * factor }
         for j in 0..<count {
             let weight = TileVector(repeating: weights[j])
-            let row = pool + rowOffsets[j]
+            let row = rows + j * rowStride
             for v in 0..<V { sums[v] = sums[v].addingProduct(VectorMath.load(row + 16 * v, count: 16), weight) }
         }
         for v in 0..<V { VectorMath.store(sums[v], to: acc + 16 * v, count: 16) }

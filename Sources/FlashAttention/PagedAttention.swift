@@ -25,9 +25,11 @@ public enum PagedAttention {
         public var keyCounts: [Int]
         /// Per row: its block table (block ids in position order).
         public var blockTables: [[Int32]]
-        /// The pools of one layer, `[blockCount, blockSize, keyHeads, headDim]` each.
-        public var keys: UnsafePointer<Float>
-        public var values: UnsafePointer<Float>
+        /// The pools of one layer, `[blockCount, blockSize, keyHeads, headDim]` each, of
+        /// `elementType` (Float32, or Float16 for the half-precision cache).
+        public var keys: UnsafeRawPointer
+        public var values: UnsafeRawPointer
+        public var elementType: ElementType
         public var blockCount: Int
         public var blockSize: Int
         public var heads: Int
@@ -39,9 +41,10 @@ public enum PagedAttention {
         /// p gains slope·(j − p).
         public var alibiSlopes: [Float]?
 
+        /// A batch over pools of `elementType` elements (`.float32` or `.float16`).
         public init(query: UnsafePointer<Float>, queryRowStride: Int, output: UnsafeMutablePointer<Float>, outputRowStride: Int,
-                    keyCounts: [Int], blockTables: [[Int32]], keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
-                    blockCount: Int, blockSize: Int, heads: Int, keyHeads: Int, headDim: Int,
+                    keyCounts: [Int], blockTables: [[Int32]], keys: UnsafeRawPointer, values: UnsafeRawPointer,
+                    elementType: ElementType, blockCount: Int, blockSize: Int, heads: Int, keyHeads: Int, headDim: Int,
                     scale: Float? = nil, alibiSlopes: [Float]? = nil) {
             self.query = query
             self.queryRowStride = queryRowStride
@@ -51,6 +54,7 @@ public enum PagedAttention {
             self.blockTables = blockTables
             self.keys = keys
             self.values = values
+            self.elementType = elementType
             self.blockCount = blockCount
             self.blockSize = blockSize
             self.heads = heads
@@ -60,11 +64,33 @@ public enum PagedAttention {
             self.alibiSlopes = alibiSlopes
         }
 
+        /// A batch over Float32 pools.
+        public init(query: UnsafePointer<Float>, queryRowStride: Int, output: UnsafeMutablePointer<Float>, outputRowStride: Int,
+                    keyCounts: [Int], blockTables: [[Int32]], keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                    blockCount: Int, blockSize: Int, heads: Int, keyHeads: Int, headDim: Int,
+                    scale: Float? = nil, alibiSlopes: [Float]? = nil) {
+            self.init(query: query, queryRowStride: queryRowStride, output: output, outputRowStride: outputRowStride,
+                      keyCounts: keyCounts, blockTables: blockTables, keys: UnsafeRawPointer(keys), values: UnsafeRawPointer(values),
+                      elementType: .float32, blockCount: blockCount, blockSize: blockSize, heads: heads, keyHeads: keyHeads,
+                      headDim: headDim, scale: scale, alibiSlopes: alibiSlopes)
+        }
+
+        /// Elements `offset ..< offset + count` of a pool as Float32.
+        @inline(__always)
+        func loadRow(_ pool: UnsafeRawPointer, at offset: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
+            if elementType == .float16 {
+                HalfRows.widen(pool.assumingMemoryBound(to: Float16.self) + offset, into: destination, count: count)
+            } else {
+                HeadRows.copy(pool.assumingMemoryBound(to: Float.self) + offset, to: destination, count: count)
+            }
+        }
+
         /// Throws `InvalidArgument` naming the first field that is inconsistent.
         public func validate() throws {
             try InvalidArgument.require(blockSize > 0 && headDim > 0 && heads > 0 && keyHeads > 0, "shape",
                                         expected: "positive blockSize, headDim, heads, keyHeads",
                                         got: "\(blockSize), \(headDim), \(heads), \(keyHeads)")
+            try InvalidArgument.require(elementType != .bfloat16, "elementType", expected: "F32 or F16", got: elementType.rawValue)
             try InvalidArgument.require(heads % keyHeads == 0, "heads", expected: "a multiple of keyHeads (\(keyHeads))", got: "\(heads)")
             try InvalidArgument.require(blockTables.count == keyCounts.count, "blockTables.count",
                                         expected: "one per row (\(keyCounts.count))", got: "\(blockTables.count)")

@@ -25,10 +25,14 @@ public struct ServingConfiguration: Sendable {
     public var speculation: SpeculationMethod = .none
     /// Tokens proposed per sequence and step (k).
     public var speculativeTokens = 4
+    /// The KV cache's element type, `.float32` or `.float16` (nil: the model's default,
+    /// `PagedLanguageModel.defaultKVCacheType`).
+    public var kvCacheType: ElementType?
 
     public init(blockSize: Int = 16, blockCount: Int = 1024, maxRunning: Int = 16, maxBatchTokens: Int = 256,
                 maxWaiting: Int = 64, maxSamples: Int = 16, prefixCaching: Bool = true, threads: Int? = nil,
-                speculation: SpeculationMethod = .none, speculativeTokens: Int = 4) {
+                speculation: SpeculationMethod = .none, speculativeTokens: Int = 4, kvCacheType: ElementType? = nil) {
+        self.kvCacheType = kvCacheType
         self.speculation = speculation
         self.speculativeTokens = speculativeTokens
         self.blockSize = blockSize
@@ -132,7 +136,8 @@ public final class Scheduler {
             try InvalidArgument.require(draft.vocabularySize == model.vocabularySize, "draft", expected: "the target's vocabulary (\(model.vocabularySize) tokens)",
                                         got: "\(draft.vocabularySize) tokens")
             self.draft = draft
-            draftCache = try draft.makePagedCache(blockCount: configuration.blockCount, blockSize: configuration.blockSize)
+            draftCache = try draft.makePagedCache(blockCount: configuration.blockCount, blockSize: configuration.blockSize,
+                                                  elementType: configuration.kvCacheType ?? draft.defaultKVCacheType)
             draftBlocks = BlockManager(blockCount: configuration.blockCount, blockSize: configuration.blockSize, prefixCaching: false)
         } else {
             self.draft = nil
@@ -141,7 +146,8 @@ public final class Scheduler {
         }
         self.model = model
         self.configuration = configuration
-        cache = try model.makePagedCache(blockCount: configuration.blockCount, blockSize: configuration.blockSize)
+        cache = try model.makePagedCache(blockCount: configuration.blockCount, blockSize: configuration.blockSize,
+                                         elementType: configuration.kvCacheType ?? model.defaultKVCacheType)
         blocks = BlockManager(blockCount: configuration.blockCount, blockSize: configuration.blockSize,
                               prefixCaching: configuration.prefixCaching)
         statistics.blockCount = configuration.blockCount

@@ -7,9 +7,11 @@ extension LlamaModel: PagedLanguageModel {
     public var vocabularySize: Int { configuration.vocabularySize }
     public var contextLength: Int { configuration.contextLength }
 
-    public func makePagedCache(blockCount: Int, blockSize: Int) throws -> PagedKVCache {
+    public var defaultKVCacheType: ElementType { .float16 }
+
+    public func makePagedCache(blockCount: Int, blockSize: Int, elementType: ElementType) throws -> PagedKVCache {
         try PagedKVCache(layers: configuration.layers, blockCount: blockCount, blockSize: blockSize,
-                         keyHeads: configuration.keyValueHeads, headDim: configuration.headDimension)
+                         keyHeads: configuration.keyValueHeads, headDim: configuration.headDimension, elementType: elementType)
     }
 
     /// The model's layers over every row of `batch` at once (see `PagedLanguageModel`): one
@@ -46,15 +48,14 @@ extension LlamaModel: PagedLanguageModel {
                 rotate(q.p + s.first * qWidth, heads: c.heads, tokens: s.count, start: s.start)
                 rotate(k.p + s.first * kvWidth, heads: c.keyValueHeads, tokens: s.count, start: s.start)
             }
-            let keyPool = cache.keys[index], valuePool = cache.values[index]
             for (r, row) in rows.enumerated() {
-                let offset = cache.offset(position: row.position, table: tables[r])
-                (keyPool + offset).update(from: k.p + r * kvWidth, count: kvWidth)
-                (valuePool + offset).update(from: v.p + r * kvWidth, count: kvWidth)
+                cache.store(layer: index, offset: cache.offset(position: row.position, table: tables[r]),
+                            key: k.p + r * kvWidth, value: v.p + r * kvWidth)
             }
             try PagedAttention.forward(PagedAttention.Batch(
                 query: q.p, queryRowStride: qWidth, output: attention.p, outputRowStride: qWidth, keyCounts: keyCounts,
-                blockTables: tables, keys: keyPool, values: valuePool, blockCount: cache.blockCount, blockSize: cache.blockSize,
+                blockTables: tables, keys: cache.keys[index], values: cache.values[index], elementType: cache.elementType,
+                blockCount: cache.blockCount, blockSize: cache.blockSize,
                 heads: c.heads, keyHeads: c.keyValueHeads, headDim: c.headDimension), threads: threads)
             QuantizedMatrix.multiplyRows([(layer.attentionOutput, residual.p, hidden)], x: attention.p, xStride: qWidth,
                                          tokens: t, threads: threads)

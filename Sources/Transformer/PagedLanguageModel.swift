@@ -58,6 +58,13 @@ public struct PagedBatch: Sendable {
     }
 }
 
+extension PagedLanguageModel {
+    /// A paged cache of the model's default element type.
+    public func makePagedCache(blockCount: Int, blockSize: Int) throws -> PagedKVCache {
+        try makePagedCache(blockCount: blockCount, blockSize: blockSize, elementType: defaultKVCacheType)
+    }
+}
+
 /// A decoder a serving engine can run: one forward pass over the tokens of many sequences
 /// against a paged KV cache. GGUF LLaMA models (`LlamaModel`) and models trained here
 /// (`TransformerModel`) both implement it, so one engine serves both.
@@ -70,8 +77,12 @@ public protocol PagedLanguageModel: AnyObject {
     var vocabularySize: Int { get }
     /// Positions a sequence may hold.
     var contextLength: Int { get }
-    /// A paged cache shaped for this model.
-    func makePagedCache(blockCount: Int, blockSize: Int) throws -> PagedKVCache
+    /// The element type of this model's paged cache when the caller does not choose one:
+    /// Float16 for GGUF models (llama.cpp's default cache type), Float32 for models trained here
+    /// (their engine output then equals the whole-context reference path token for token).
+    var defaultKVCacheType: ElementType { get }
+    /// A paged cache shaped for this model, of `elementType` (`.float32` or `.float16`).
+    func makePagedCache(blockCount: Int, blockSize: Int, elementType: ElementType) throws -> PagedKVCache
     /// Runs `batch`, writes its keys and values into `cache`, and returns the logits of each
     /// sequence's last `logitRows` rows, in order (`batch.logitRows × vocabularySize` floats).
     func forward(_ batch: PagedBatch, cache: PagedKVCache) throws -> [Float]

@@ -6,9 +6,11 @@ extension TransformerModel: PagedLanguageModel {
     public var vocabularySize: Int { config.vocabularySize }
     public var contextLength: Int { config.context }
 
-    public func makePagedCache(blockCount: Int, blockSize: Int) throws -> PagedKVCache {
+    public var defaultKVCacheType: ElementType { .float32 }
+
+    public func makePagedCache(blockCount: Int, blockSize: Int, elementType: ElementType) throws -> PagedKVCache {
         try PagedKVCache(layers: config.layers, blockCount: blockCount, blockSize: blockSize,
-                         keyHeads: config.kvHeads, headDim: config.headDim)
+                         keyHeads: config.kvHeads, headDim: config.headDim, elementType: elementType)
     }
 
     /// Inference over every row of `batch` against a paged cache (see `PagedLanguageModel`),
@@ -62,15 +64,14 @@ extension TransformerModel: PagedLanguageModel {
                                  batch: 1, time: r.count, positionOffset: r.start, inverse: false, threads: t)
                 }
             }
-            let keyPool = cache.keys[l], valuePool = cache.values[l]
             for (r, row) in positions.enumerated() {
-                let offset = cache.offset(position: row.position, table: tables[r])
-                (keyPool + offset).update(from: qkv + r * qkvWidth + h * d, count: kvWidth)
-                (valuePool + offset).update(from: qkv + r * qkvWidth + h * d + kvWidth, count: kvWidth)
+                cache.store(layer: l, offset: cache.offset(position: row.position, table: tables[r]),
+                            key: qkv + r * qkvWidth + h * d, value: qkv + r * qkvWidth + h * d + kvWidth)
             }
             try PagedAttention.forward(PagedAttention.Batch(
                 query: qkv, queryRowStride: qkvWidth, output: attention, outputRowStride: h * d, keyCounts: keyCounts,
-                blockTables: tables, keys: keyPool, values: valuePool, blockCount: cache.blockCount, blockSize: cache.blockSize,
+                blockTables: tables, keys: cache.keys[l], values: cache.values[l], elementType: cache.elementType,
+                blockCount: cache.blockCount, blockSize: cache.blockSize,
                 heads: h, keyHeads: hkv, headDim: d, alibiSlopes: alibiSlopes), threads: t)
             Linear.forward(input: attention, weight: p + o.projWeight, bias: o.projBias.map { p + $0 }, output: branch,
                            rows: rows, inFeatures: c, outFeatures: c, threads: t)

@@ -27,6 +27,7 @@ struct BenchGenerate: ParsableCommand {
     var repeats = 3
     @Option(help: "Threads (default: FLASH_THREADS or all cores).")
     var threads: Int?
+    @OptionGroup var kvCache: KVCacheOptions
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -46,10 +47,13 @@ struct BenchGenerate: ParsableCommand {
         try InvalidArgument.require(capacity <= model.contextLength, "--prompt-tokens + --decode-tokens",
                                     expected: "less than the model's context (\(model.contextLength) tokens)", got: "\(capacity - 1)")
         var bestPrefill = Double.infinity, bestDecode = Double.infinity
+        var cacheType = ElementType.float32
         for _ in 0..<repeats {
             let scheduler = try Scheduler(model: model, configuration: ServingConfiguration(
                 blockSize: 16, blockCount: ServingConfiguration.blocks(forTokens: capacity), maxRunning: 1,
-                maxBatchTokens: promptTokens, maxWaiting: 1, prefixCaching: false, threads: threads))
+                maxBatchTokens: promptTokens, maxWaiting: 1, prefixCaching: false, threads: threads,
+                kvCacheType: kvCache.elementType))
+            cacheType = scheduler.cache.elementType
             // The first token comes from the prefill's logits; the decode clock starts there.
             let start = Date()
             var firstToken: Date?
@@ -68,12 +72,12 @@ struct BenchGenerate: ParsableCommand {
         let threadCount = threads ?? Parallel.defaultThreads
         if json {
             print("{\"model\": \"\((path as NSString).lastPathComponent)\", \"prompt_tokens\": \(promptTokens), "
-                + "\"decode_tokens\": \(decodeTokens), \"threads\": \(threadCount), "
+                + "\"decode_tokens\": \(decodeTokens), \"threads\": \(threadCount), \"kv_cache_type\": \"\(cacheType.rawValue)\", "
                 + "\"prefill_tokens_per_second\": \(String(format: "%.2f", prefill)), "
                 + "\"decode_tokens_per_second\": \(String(format: "%.2f", decode)), \"isa\": \"\(Bench.isa)\"}")
         } else {
             print(Bench.isaLine)
-            print("model      \((path as NSString).lastPathComponent), threads \(threadCount)")
+            print("model      \((path as NSString).lastPathComponent), threads \(threadCount), KV cache \(cacheType.rawValue)")
             print(String(format: "prefill    %d tokens: %.1f tokens/s", promptTokens, prefill))
             print(String(format: "decode     %d tokens: %.1f tokens/s", decodeTokens, decode))
         }

@@ -19,6 +19,8 @@ struct EngineGenerationOptions {
     var draftTokens: Int
     /// The draft model of `.draft` speculation and the flag it came from.
     var draft: (source: ModelSource, flag: String)?
+    /// The KV cache's element type (nil: the model's default).
+    var kvCacheType: ElementType?
 }
 
 /// Streams a model's continuation of a prompt: text alone to stdout as tokens come (the prompt
@@ -73,7 +75,7 @@ func runEngineGeneration(_ options: EngineGenerationOptions) throws {
     let scheduler = try Scheduler(model: model, draft: draft, configuration: ServingConfiguration(
         blockSize: 16, blockCount: ServingConfiguration.blocks(forTokens: capacity + options.draftTokens), maxRunning: 1,
         maxBatchTokens: promptTokens.count + options.draftTokens + 1, maxWaiting: 1, prefixCaching: false, threads: options.threads,
-        speculation: options.speculation, speculativeTokens: options.draftTokens))
+        speculation: options.speculation, speculativeTokens: options.draftTokens, kvCacheType: options.kvCacheType))
     // Bytes of an unfinished UTF-8 character wait for the rest before printing.
     var assembler = TextAssembler(stops: [])
     var generated = 0

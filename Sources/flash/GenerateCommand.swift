@@ -43,6 +43,7 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .customLong("no-cache"), help: "Recompute the whole context for every token instead of using the KV cache (--checkpoint only; slides past the context).") var noCache = false
     @Option(help: "Attention algorithm of --no-cache: flash or standard.") var attention: AttentionImplementation?
     @OptionGroup var speculation: SpeculationOptions
+    @OptionGroup var kvCache: KVCacheOptions
     @Option(help: "Threads (default: all cores).") var threads: Int?
 
     func validate() throws {
@@ -57,6 +58,7 @@ struct GenerateCommand: ParsableCommand {
         }
         if attention != nil && !noCache { throw ValidationError("--attention needs --no-cache (the engine's paged attention runs otherwise)") }
         if speculation.method != .none && noCache { throw ValidationError("--speculative needs the KV cache (drop --no-cache)") }
+        if kvCache.kvCacheType != nil && noCache { throw ValidationError("--kv-cache-type needs the KV cache (drop --no-cache)") }
         if let maxTokens, maxTokens < 0 { throw ValidationError("--max-tokens must be ≥ 0, got \(maxTokens)") }
         if let topK, topK < 0 { throw ValidationError("--top-k must be ≥ 0 (0 = all), got \(topK)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
@@ -74,7 +76,7 @@ struct GenerateCommand: ParsableCommand {
                 sampling: SamplingParameters(temperature: temperature, topP: topP ?? (isGGUF ? 0.95 : 1),
                                              topK: k == 0 ? nil : k, seed: seed),
                 threads: threads, speculation: speculation.method, draftTokens: speculation.draftTokens,
-                draft: speculation.draft))
+                draft: speculation.draft, kvCacheType: kvCache.elementType))
             return
         }
         let model = try Checkpoint.loadModel(from: checkpoint)

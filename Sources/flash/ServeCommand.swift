@@ -40,6 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-waiting"), help: "Requests that may wait for a slot (≥ 1); beyond that they get 503 at once.") var maxWaiting = 64
     @Flag(name: .customLong("no-prefix-caching"), help: "Do not reuse the KV blocks of prompt prefixes seen before.") var noPrefixCaching = false
     @OptionGroup var speculation: SpeculationOptions
+    @OptionGroup var kvCache: KVCacheOptions
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on every route but /health.") var apiKey: String?
     @Option(help: "Threads for the model's matrix products (default: all cores).") var threads: Int?
     @Option(name: .customLong("embedding-model"), help: "BERT sentence-transformers directory served by /v1/embeddings.") var embeddingModel: String?
@@ -73,7 +74,7 @@ struct ServeCommand: AsyncParsableCommand {
         let configuration = ServingConfiguration(
             blockSize: blockSize, maxRunning: parallel, maxBatchTokens: maxBatchTokens, maxWaiting: maxWaiting,
             prefixCaching: !noPrefixCaching, threads: threads,
-            speculation: speculation.method, speculativeTokens: speculation.draftTokens)
+            speculation: speculation.method, speculativeTokens: speculation.draftTokens, kvCacheType: kvCache.elementType)
         let runner = ServeRunner(
             host: host, port: port, options: ServerOptions(apiKey: apiKey),
             shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000)),

@@ -12,8 +12,10 @@ final class PagedAttentionTests: XCTestCase {
         var table: [Int32] = []
     }
 
+    /// With `halfPools` the pools hold values exact in Float16, and the kernel runs on Float16
+    /// pools as well as Float32 ones: widening is exact, so the two outputs must be identical.
     func check(sequences: [Sequence], heads: Int, keyHeads: Int, headDim: Int, blockSize: Int,
-               alibi: Bool = false, seed: UInt64) throws {
+               alibi: Bool = false, halfPools: Bool = false, seed: UInt64) throws {
         var random = TestRandom(seed)
         var sequences = sequences
         let blocksNeeded = sequences.map { ($0.length + blockSize - 1) / blockSize }
@@ -27,8 +29,12 @@ final class PagedAttentionTests: XCTestCase {
             cursor += blocksNeeded[s]
         }
         let kvRow = keyHeads * headDim
-        let keyPool = random.values(blockCount * blockSize * kvRow)
-        let valuePool = random.values(blockCount * blockSize * kvRow)
+        var keyPool = random.values(blockCount * blockSize * kvRow)
+        var valuePool = random.values(blockCount * blockSize * kvRow)
+        if halfPools {
+            keyPool = keyPool.map { Float(Float16($0)) }
+            valuePool = valuePool.map { Float(Float16($0)) }
+        }
         let slopes: [Float]? = alibi ? (0..<heads).map { Float(pow(2, -8 * Double($0 + 1) / Double(heads))) } : nil
 
         // Rows of all sequences' chunks, in one call.
@@ -56,6 +62,25 @@ final class PagedAttentionTests: XCTestCase {
                     }
                 }
             }
+        }
+        if halfPools {
+            let halfKeys = keyPool.map(Float16.init), halfValues = valuePool.map(Float16.init)
+            var halfOutput = [Float](repeating: .nan, count: query.count)
+            try query.withUnsafeBufferPointer { q in
+                try halfOutput.withUnsafeMutableBufferPointer { o in
+                    try halfKeys.withUnsafeBufferPointer { k in
+                        try halfValues.withUnsafeBufferPointer { v in
+                            try PagedAttention.forward(PagedAttention.Batch(
+                                query: q.baseAddress!, queryRowStride: rowWidth, output: o.baseAddress!, outputRowStride: rowWidth,
+                                keyCounts: keyCounts, blockTables: tables, keys: UnsafeRawPointer(k.baseAddress!),
+                                values: UnsafeRawPointer(v.baseAddress!), elementType: .float16,
+                                blockCount: blockCount, blockSize: blockSize, heads: heads, keyHeads: keyHeads, headDim: headDim,
+                                alibiSlopes: slopes), threads: 1)
+                        }
+                    }
+                }
+            }
+            XCTAssertEqual(halfOutput, output, "Float16 pools against Float32 pools holding the same values")
         }
 
         // Each sequence's keys gathered into a contiguous [1, length, keyHeads, headDim] tensor.
@@ -118,6 +143,15 @@ final class PagedAttentionTests: XCTestCase {
             try check(sequences: [Sequence(length: 37, chunk: 4), Sequence(length: 270, chunk: 1)],
                       heads: 4, keyHeads: 2, headDim: headDim, blockSize: 16, seed: seed)
         }
+    }
+
+    /// Float16 pools (the half-precision KV cache): the same values as Float32 pools give the
+    /// same output bit for bit, and the Float64 reference's accuracy rule holds.
+    func testHalfPrecisionPools() throws {
+        try check(sequences: [Sequence(length: 300, chunk: 3), Sequence(length: 45, chunk: 1), Sequence(length: 17, chunk: 17)],
+                  heads: 9, keyHeads: 3, headDim: 64, blockSize: 16, halfPools: true, seed: 18)
+        try check(sequences: [Sequence(length: 37, chunk: 4), Sequence(length: 270, chunk: 1)],
+                  heads: 4, keyHeads: 2, headDim: 72, blockSize: 8, alibi: true, halfPools: true, seed: 19)
     }
 
     func testALiBi() throws {
