@@ -11,59 +11,83 @@ extension FlashAttentionKernel {
     /// One tile's scores or weights: `pagedTileKeys` lanes.
     typealias TileVector = SIMD16<Float>
 
+    /// Rows of one sequence's chunk per work item at most: the K/V tiles are gathered once
+    /// for all of them (a prefill chunk of 512 rows is 8 items per key/value head and split).
+    static let pagedRowBlock = 64
+
     /// Paged attention, split-KV like `decode`: each (row, key/value head, split of its
-    /// positions) is one work item computing an unnormalised partial output with its own max m
-    /// and sum l by an online softmax over tiles of `pagedTileKeys` positions, for the query
-    /// heads of the group together (each key and value row is read once per group). A row with
-    /// one split normalises in place; several are merged through their log-sum-exps in split
-    /// order, O = Σ_c e^(m_c − M)·acc_c / Σ_c e^(m_c − M)·l_c.
+    /// positions) computes an unnormalised partial output with its own max m and sum l by an
+    /// online softmax over tiles of `pagedTileKeys` positions, for the query heads of the group
+    /// together; the partials are then merged through their log-sum-exps in split order,
+    /// O = Σ_c e^(m_c − M)·acc_c / Σ_c e^(m_c − M)·l_c (one split: O = acc/l).
+    ///
+    /// Work items are (run of rows, key/value head, split): consecutive rows with the same
+    /// block table (a sequence's prefill chunk, or one decode row), at most `pagedRowBlock` of
+    /// them. A tile's key and value rows are gathered into Float32 scratch once per item
+    /// (widened from a Float16 pool) and used by every row and query head of the item.
     ///
     /// Order of operations, fixed per row: keys in position order; per tile the scores (one
     /// `VectorMath.dot` each), their max m', the weights p = e^(s − m') of the tile in one
     /// vector, then l ← l·f + Σ p (a fixed tree) and acc ← acc·f + Σ_j p_j·v_j (one FMA chain
     /// per element, j in order), f = e^(m − m') (1 when the max did not grow). The accumulator
-    /// stays in registers across the tile's keys. Position j is read from block
-    /// `table[j / blockSize]` at slot `j % blockSize`, so tiles may straddle blocks; a tile's
-    /// key and value rows are first gathered into Float32 scratch (widened from a Float16 pool),
-    /// once for all the group's heads. Which thread runs an item changes nothing.
+    /// stays in registers across the tile's keys. Tiles start at fixed positions (multiples of
+    /// `pagedTileKeys`), so which rows share an item, and which thread runs it, change nothing.
+    /// Position j is read from block `table[j / blockSize]` at slot `j % blockSize`, so tiles may
+    /// straddle blocks.
     static func pagedDecode(_ batch: PagedAttention.Batch, threads: Int?) {
         let group = batch.heads / batch.keyHeads
         let d = batch.headDim, bs = batch.blockSize
         let splitKeys = pagedSplitKeys, tileKeys = pagedTileKeys
-        var items = [(row: Int, keyHead: Int, split: Int, splits: Int)]()
-        var firstItem = [Int]()  // per (row, keyHead) pair
-        for r in 0..<batch.keyCounts.count {
-            let splits = (batch.keyCounts[r] + splitKeys - 1) / splitKeys
-            for g in 0..<batch.keyHeads {
-                firstItem.append(items.count)
-                for s in 0..<splits { items.append((r, g, s, splits)) }
+        let rowCount = batch.keyCounts.count
+        func splits(_ r: Int) -> Int { (batch.keyCounts[r] + splitKeys - 1) / splitKeys }
+        // Partial results, one slot per (row, key/value head, split): acc [group × d], then
+        // m [group], then l [group]. Slot of (r, g, s): firstSlot[r · keyHeads + g] + s.
+        var firstSlot = [Int]()
+        firstSlot.reserveCapacity(rowCount * batch.keyHeads + 1)
+        var slotCount = 0
+        for r in 0..<rowCount {
+            for _ in 0..<batch.keyHeads {
+                firstSlot.append(slotCount)
+                slotCount += splits(r)
             }
         }
-        firstItem.append(items.count)
-        // Partial results of multi-split items: acc [group × d], then m [group], l [group].
+        firstSlot.append(slotCount)
+        var items = [(first: Int, count: Int, keyHead: Int, split: Int)]()
+        var first = 0
+        while first < rowCount {
+            var end = first + 1
+            while end < rowCount && end - first < pagedRowBlock && batch.blockTables[end] == batch.blockTables[first] { end += 1 }
+            let mostSplits = (first..<end).map(splits).max()!
+            for g in 0..<batch.keyHeads {
+                for s in 0..<mostSplits { items.append((first, end - first, g, s)) }
+            }
+            first = end
+        }
         let partialSize = group * (d + 2)
-        let partials = UnsafeMutablePointer<Float>.allocate(capacity: max(1, items.count * partialSize))
+        let partials = UnsafeMutablePointer<Float>.allocate(capacity: max(1, slotCount * partialSize))
         defer { partials.deallocate() }
         let kvRow = batch.keyHeads * d
         let blockElements = bs * kvRow
 
         Parallel.forEachDynamicPolling(items.count, threads: threads) { index in
             let item = items[index]
-            let count = batch.keyCounts[item.row]
-            let table = batch.blockTables[item.row]
-            let position = count - 1  // the row's own position, for ALiBi
-            let partial = partials + index * partialSize
-            let acc = partial, maxima = partial + group * d, sums = maxima + group
-            acc.update(repeating: 0, count: group * d)
-            maxima.update(repeating: -.infinity, count: group)
-            sums.update(repeating: 0, count: group)
+            let table = batch.blockTables[item.first]
+            let splitStart = item.split * splitKeys, splitEnd = splitStart + splitKeys
+            let rows = item.first..<(item.first + item.count)
+            // The rows with keys in this split start their partials.
+            var lastKey = splitStart
+            for r in rows where batch.keyCounts[r] > splitStart {
+                lastKey = max(lastKey, min(batch.keyCounts[r], splitEnd))
+                let partial = partials + (firstSlot[r * batch.keyHeads + item.keyHead] + item.split) * partialSize
+                partial.update(repeating: 0, count: group * d)
+                (partial + group * d).update(repeating: -.infinity, count: group)
+                (partial + group * (d + 1)).update(repeating: 0, count: group)
+            }
             // The tile's key and value rows, gathered as Float32.
             let keyRows = UnsafeMutablePointer<Float>.allocate(capacity: 2 * tileKeys * d)
             defer { keyRows.deallocate() }
             let valueRows = keyRows + tileKeys * d
-            let query = batch.query + item.row * batch.queryRowStride + item.keyHead * group * d
-            let lastKey = min(count, (item.split + 1) * splitKeys)
-            var tileStart = item.split * splitKeys
+            var tileStart = splitStart
             while tileStart < lastKey {
                 let n = min(tileKeys, lastKey - tileStart)
                 for j in 0..<n {
@@ -73,56 +97,57 @@ extension FlashAttentionKernel {
                     batch.loadRow(batch.keys, at: offset, count: d, into: keyRows + j * d)
                     batch.loadRow(batch.values, at: offset, count: d, into: valueRows + j * d)
                 }
-                for h in 0..<group {
-                    let q = query + h * d
-                    let slope = batch.alibiSlopes?[item.keyHead * group + h]
-                    // The tile's scores in one vector; lanes past n stay −Inf and weigh 0.
-                    var scores = TileVector(repeating: -.infinity)
-                    for j in 0..<n {
-                        var score = VectorMath.dot(q, keyRows + j * d, count: d) * batch.scale
-                        if let slope { score += slope * Float(tileStart + j - position) }
-                        scores[j] = score
+                for r in rows where batch.keyCounts[r] > tileStart {
+                    let keys = min(n, min(batch.keyCounts[r], splitEnd) - tileStart)
+                    let partial = partials + (firstSlot[r * batch.keyHeads + item.keyHead] + item.split) * partialSize
+                    let acc = partial, maxima = partial + group * d, sums = maxima + group
+                    let query = batch.query + r * batch.queryRowStride + item.keyHead * group * d
+                    let position = batch.keyCounts[r] - 1  // the row's own position, for ALiBi
+                    for h in 0..<group {
+                        let q = query + h * d
+                        let slope = batch.alibiSlopes?[item.keyHead * group + h]
+                        // The tile's scores in one vector; lanes past `keys` stay −Inf and weigh 0.
+                        var scores = TileVector(repeating: -.infinity)
+                        for j in 0..<keys {
+                            var score = VectorMath.dot(q, keyRows + j * d, count: d) * batch.scale
+                            if let slope { score += slope * Float(tileStart + j - position) }
+                            scores[j] = score
+                        }
+                        let oldMax = maxima[h]
+                        let newMax = max(oldMax, VectorMath.max(scores))
+                        // A row whose scores are all −Inf keeps zero weights rather than NaN.
+                        let weights = AttentionMath.softmaxExp(scores - (newMax == -.infinity ? 0 : newMax))
+                        let factor: Float = newMax > oldMax && oldMax > -.infinity ? Foundation.exp(oldMax - newMax) : 1
+                        sums[h] = sums[h] * factor + VectorMath.sum(weights)
+                        maxima[h] = newMax
+                        addWeightedRows(weights, count: keys, rows: valueRows, rescaling: acc + h * d, by: factor, headDim: d)
                     }
-                    let oldMax = maxima[h]
-                    let newMax = max(oldMax, VectorMath.max(scores))
-                    // A row whose scores are all −Inf keeps zero weights rather than NaN.
-                    let weights = AttentionMath.softmaxExp(scores - (newMax == -.infinity ? 0 : newMax))
-                    let factor: Float = newMax > oldMax && oldMax > -.infinity ? Foundation.exp(oldMax - newMax) : 1
-                    sums[h] = sums[h] * factor + VectorMath.sum(weights)
-                    maxima[h] = newMax
-                    addWeightedRows(weights, count: n, rows: valueRows, rescaling: acc + h * d,
-                                    by: factor, headDim: d)
                 }
                 tileStart += n
             }
-            if item.splits == 1 {
-                let out = batch.output + item.row * batch.outputRowStride + item.keyHead * group * d
-                for h in 0..<group {
-                    (out + h * d).update(from: acc + h * d, count: d)
-                    VectorMath.scale(out + h * d, count: d, by: 1 / sums[h])
-                }
-            }
         }
 
-        // Merge rows whose keys were split.
-        let pairs = (0..<(firstItem.count - 1)).filter { firstItem[$0 + 1] - firstItem[$0] > 1 }
-        guard !pairs.isEmpty else { return }
-        Parallel.forEachDynamicPolling(pairs.count, threads: threads) { index in
-            let pair = pairs[index]
+        // Each (row, key/value head): O = acc / l for one split, else the splits merged in order.
+        Parallel.forEachDynamicPolling(rowCount * batch.keyHeads, threads: threads) { pair in
             let row = pair / batch.keyHeads, keyHead = pair % batch.keyHeads
             let out = batch.output + row * batch.outputRowStride + keyHead * group * d
+            let slots = firstSlot[pair]..<firstSlot[pair + 1]
             for h in 0..<group {
-                var globalMax = -Float.infinity
-                for item in firstItem[pair]..<firstItem[pair + 1] {
-                    globalMax = max(globalMax, partials[item * partialSize + group * d + h])
-                }
                 let o = out + h * d
+                if slots.count == 1 {
+                    let partial = partials + slots.lowerBound * partialSize
+                    o.update(from: partial + h * d, count: d)
+                    VectorMath.scale(o, count: d, by: 1 / partial[group * (d + 1) + h])
+                    continue
+                }
+                var globalMax = -Float.infinity
+                for slot in slots { globalMax = max(globalMax, partials[slot * partialSize + group * d + h]) }
                 o.update(repeating: 0, count: d)
                 var total: Float = 0
-                for item in firstItem[pair]..<firstItem[pair + 1] {
-                    let partial = partials + item * partialSize
+                for slot in slots {
+                    let partial = partials + slot * partialSize
                     let weight = Foundation.exp(partial[group * d + h] - globalMax)
-                    total += weight * partial[group * d + group + h]
+                    total += weight * partial[group * (d + 1) + h]
                     VectorMath.addScaled(partial + h * d, weight, to: o, count: d)
                 }
                 VectorMath.scale(o, count: d, by: 1 / total)

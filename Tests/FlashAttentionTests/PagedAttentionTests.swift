@@ -192,6 +192,42 @@ final class PagedAttentionTests: XCTestCase {
         XCTAssertEqual(try run([2, 0]), Array(all[(2 * heads * d)...]) + Array(all[..<(heads * d)]))
     }
 
+    /// A sequence's chunk of rows (one block table, consecutive key counts) shares its gathered
+    /// K/V tiles within a work item; each row still gets exactly what it gets alone or in any
+    /// other chunking. 70 rows cross the 64-row item limit, their key counts the 256-key split.
+    func testChunkRowsEqualEachRowAloneAndAnyOtherChunking() throws {
+        var random = TestRandom(20)
+        let (heads, keyHeads, d, bs, blocks) = (6, 2, 64, 16, 21)
+        let keys = random.values(blocks * bs * keyHeads * d).map { Float16($0) }
+        let values = random.values(blocks * bs * keyHeads * d).map { Float16($0) }
+        let table: [Int32] = (0..<20).map { Int32(($0 * 8) % 21) }  // distinct, out of order
+        let counts = Array(250..<320)
+        let query = random.values(counts.count * heads * d)
+        func run(_ rows: Range<Int>) throws -> [Float] {
+            var out = [Float](repeating: 0, count: rows.count * heads * d)
+            let q = Array(query[(rows.lowerBound * heads * d)..<(rows.upperBound * heads * d)])
+            try q.withUnsafeBufferPointer { qp in
+                try out.withUnsafeMutableBufferPointer { op in
+                    try keys.withUnsafeBufferPointer { k in
+                        try values.withUnsafeBufferPointer { v in
+                            try PagedAttention.forward(PagedAttention.Batch(
+                                query: qp.baseAddress!, queryRowStride: heads * d, output: op.baseAddress!, outputRowStride: heads * d,
+                                keyCounts: rows.map { counts[$0] }, blockTables: rows.map { _ in table },
+                                keys: UnsafeRawPointer(k.baseAddress!), values: UnsafeRawPointer(v.baseAddress!), elementType: .float16,
+                                blockCount: blocks, blockSize: bs, heads: heads, keyHeads: keyHeads, headDim: d), threads: 2)
+                        }
+                    }
+                }
+            }
+            return out
+        }
+        let whole = try run(0..<counts.count)
+        XCTAssertEqual(try run(0..<30) + run(30..<counts.count), whole)
+        for r in [0, 5, 63, 64, 69] {
+            XCTAssertEqual(try run(r..<(r + 1)), Array(whole[(r * heads * d)..<((r + 1) * heads * d)]), "row \(r)")
+        }
+    }
+
     /// The same keys and values stored in pools of different block sizes (4, 8, 16, 48; shuffled
     /// tables) give bit-identical rows: the kernel steps in positions, not blocks, so a server's
     /// `--block-size` cannot change its output. Lengths cross the 256-key split.
