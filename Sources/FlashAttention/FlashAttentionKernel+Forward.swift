@@ -154,18 +154,24 @@ extension FlashAttentionKernel {
                     }
                 }
             } else {
-                // Sᵀ = K_tile · Qᵀ (rows past `columns` are computed from stale data and ignored).
-                TileMultiply.multiply(m: roundUp(columns, 8), n: rows, k: width, a: keyTile, lda: keyStride, transposedA: false,
+                // Sᵀ = K_tile · Qᵀ (rows past `columns` are computed from stale data and ignored),
+                // for the stacked query columns only, in whole native vectors: decode's few stacked
+                // rows (a GQA group) cost one vector of columns, not the tile's 16.
+                TileMultiply.multiply(m: roundUp(columns, 8), n: min(rows, roundUp(stacked, TileMultiply.lanes)), k: width,
+                                      a: keyTile, lda: keyStride, transposedA: false,
                                       b: scratch.queryT, ldb: rows, c: scratch.scores, ldc: rows, accumulate: false)
             }
             // Sᵀ holds scale·q·k already (the scale is folded into Qᵀ); a fully visible tile with
             // no elementwise terms and no padding rows needs nothing more.
-            if !(fully && !problem.hasElementwiseTerms && stacked == rows) {
+            let logitPass = !(fully && !problem.hasElementwiseTerms)
+            if logitPass || stacked < rows {
                 for jr in 0..<columns {
                     let line = scratch.scores + jr * rows
-                    for (index, h) in heads.enumerated() {
-                        problem.prepareLogits(line + index * queryCount, count: queryCount, sequence: s, head: h,
-                                              query: i0, key: j0 + jr, line: .alongQueries, fullyVisible: fully)
+                    if logitPass {
+                        for (index, h) in heads.enumerated() {
+                            problem.prepareLogits(line + index * queryCount, count: queryCount, sequence: s, head: h,
+                                                  query: i0, key: j0 + jr, line: .alongQueries, fullyVisible: fully)
+                        }
                     }
                     if stacked < rows { (line + stacked).update(repeating: -.infinity, count: rows - stacked) }
                 }
@@ -208,9 +214,11 @@ extension FlashAttentionKernel {
                     }
                 }
             } else {
-                // O += P·V_tile, with P read transposed from the Pᵀ tile.
-                TileMultiply.multiply(m: rows, n: width, k: columns, a: scratch.scores, lda: rows, transposedA: true,
-                                      b: valueTile, ldb: valueStride, c: scratch.accumulator, ldc: width, accumulate: true)
+                // O += P·V_tile, with P read transposed from the Pᵀ tile, for the stacked rows only
+                // (whole 8-row blocks; every element's sum runs over the keys in order either way).
+                TileMultiply.multiply(m: min(rows, roundUp(stacked, 8)), n: width, k: columns, a: scratch.scores, lda: rows,
+                                      transposedA: true, b: valueTile, ldb: valueStride, c: scratch.accumulator, ldc: width,
+                                      accumulate: true)
             }
         }
     }

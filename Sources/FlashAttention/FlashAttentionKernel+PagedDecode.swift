@@ -8,7 +8,8 @@ extension FlashAttentionKernel {
     /// with `--block-size 8` gives the same logits as `flash generate`, which uses 16).
     static let pagedSplitKeys = 256
     static let pagedTileKeys = 16
-    /// One tile's scores or weights: `pagedTileKeys` lanes.
+    /// One tile's scores or weights: `pagedTileKeys` lanes (also the value-accumulation
+    /// step of the contiguous kernels' few-row path).
     typealias TileVector = SIMD16<Float>
 
     /// Rows of one sequence's chunk per work item at most: the K/V tiles are gathered once
@@ -120,7 +121,7 @@ extension FlashAttentionKernel {
                         let factor: Float = newMax > oldMax && oldMax > -.infinity ? Foundation.exp(oldMax - newMax) : 1
                         sums[h] = sums[h] * factor + VectorMath.sum(weights)
                         maxima[h] = newMax
-                        addWeightedRows(weights, count: keys, rows: valueRows, rescaling: acc + h * d, by: factor, headDim: d)
+                        addWeightedRows(weights, count: keys, rows: valueRows, rowStride: d, rescaling: acc + h * d, by: factor, headDim: d)
                     }
                 }
                 tileStart += n
@@ -155,24 +156,24 @@ extension FlashAttentionKernel {
         }
     }
 
-    /// acc[0..<d] ← acc·factor + Σ_{j<count} weights[j]·V_j, where V_j is the d-float row at
-    /// `rows + j·d`: 64 columns at a time in registers (four 16-float vectors), then 16, then
-    /// single floats, each element one FMA chain over j in order.
+    /// acc[0..<d] ← acc·factor + Σ_{j<count} weights[j]·V_j (count ≤ 16), where V_j is the
+    /// row at `rows + j·rowStride`: 64 columns at a time in registers (four 16-float vectors),
+    /// then 16, then single floats, each element one FMA chain over j in order.
     @inline(__always)
-    static func addWeightedRows(_ weights: TileVector, count: Int, rows: UnsafePointer<Float>,
+    static func addWeightedRows(_ weights: TileVector, count: Int, rows: UnsafePointer<Float>, rowStride: Int,
                                 rescaling acc: UnsafeMutablePointer<Float>, by factor: Float, headDim d: Int) {
         var c = 0
         while c + 64 <= d {
-            addWeightedColumns(Columns<4>.self, weights, count: count, rows: rows + c, rowStride: d, acc: acc + c, factor: factor)
+            addWeightedColumns(Columns<4>.self, weights, count: count, rows: rows + c, rowStride: rowStride, acc: acc + c, factor: factor)
             c += 64
         }
         while c + 16 <= d {
-            addWeightedColumns(Columns<1>.self, weights, count: count, rows: rows + c, rowStride: d, acc: acc + c, factor: factor)
+            addWeightedColumns(Columns<1>.self, weights, count: count, rows: rows + c, rowStride: rowStride, acc: acc + c, factor: factor)
             c += 16
         }
         while c < d {
             var sum = acc[c] * factor
-            for j in 0..<count { sum = sum.addingProduct(weights[j], rows[j * d + c]) }
+            for j in 0..<count { sum = sum.addingProduct(weights[j], rows[j * rowStride + c]) }
             acc[c] = sum
             c += 1
         }
