@@ -57,21 +57,22 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
     /// order (rethrowing the first error).
     public static func run<T>(size: Int, _ body: @escaping (ThreadCommunicator) throws -> T) throws -> [T] {
         let communicators = group(size: size)
-        let results = UnsafeMutablePointer<Result<T, Error>?>.allocate(capacity: size)
-        results.initialize(repeating: nil, count: size)
-        defer { results.deinitialize(count: size); results.deallocate() }
+        // One slot per rank, each written by its own thread only, read after they all finish.
+        let results = RankSlots<Result<T, Error>?>(pointer: .allocate(capacity: size))
+        results.pointer.initialize(repeating: nil, count: size)
+        defer { results.pointer.deinitialize(count: size); results.pointer.deallocate() }
         let done = DispatchGroup()
         for c in communicators {
             done.enter()
             let thread = Thread {
-                results[c.rank] = Result { try body(c) }
+                results.pointer[c.rank] = Result { try body(c) }
                 done.leave()
             }
             thread.stackSize = 8 << 20
             thread.start()
         }
         done.wait()
-        return try (0..<size).map { try results[$0]!.get() }
+        return try (0..<size).map { try results.pointer[$0]!.get() }
     }
 
     /// Posts `pointer`, waits for all, runs `body` with everyone's pointers, waits for all.
@@ -131,4 +132,10 @@ public final class ThreadCommunicator: Communicator, @unchecked Sendable {
     }
 
     public func barrier() throws { group.barrier() }
+}
+
+/// Per-rank result slots shared with the threads of `ThreadCommunicator.run`: each thread
+/// writes only its own slot, and the caller reads them after every thread has finished.
+private struct RankSlots<Element>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Element>
 }
