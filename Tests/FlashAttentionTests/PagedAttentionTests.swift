@@ -49,38 +49,15 @@ final class PagedAttentionTests: XCTestCase {
         }
         let rowWidth = heads * headDim
         let query = queries.flatMap { $0 }
-        var output = [Float](repeating: .nan, count: query.count)
-        try query.withUnsafeBufferPointer { q in
-            try output.withUnsafeMutableBufferPointer { o in
-                try keyPool.withUnsafeBufferPointer { k in
-                    try valuePool.withUnsafeBufferPointer { v in
-                        try PagedAttention.forward(PagedAttention.Batch(
-                            query: q.baseAddress!, queryRowStride: rowWidth, output: o.baseAddress!, outputRowStride: rowWidth,
-                            keyCounts: keyCounts, blockTables: tables, keys: k.baseAddress!, values: v.baseAddress!,
-                            blockCount: blockCount, blockSize: blockSize, heads: heads, keyHeads: keyHeads, headDim: headDim,
-                            alibiSlopes: slopes), threads: 2)
-                    }
-                }
-            }
+        func run<T>(_ keys: [T], _ values: [T], _ type: ElementType, threads: Int) throws -> [Float] {
+            try pagedForward(query: query, keyCounts: keyCounts, tables: tables, keys: keys, values: values, type: type,
+                             blockCount: blockCount, blockSize: blockSize, heads: heads, keyHeads: keyHeads, headDim: headDim,
+                             alibiSlopes: slopes, threads: threads)
         }
+        let output = try run(keyPool, valuePool, .float32, threads: 2)
         if halfPools {
-            let halfKeys = keyPool.map(Float16.init), halfValues = valuePool.map(Float16.init)
-            var halfOutput = [Float](repeating: .nan, count: query.count)
-            try query.withUnsafeBufferPointer { q in
-                try halfOutput.withUnsafeMutableBufferPointer { o in
-                    try halfKeys.withUnsafeBufferPointer { k in
-                        try halfValues.withUnsafeBufferPointer { v in
-                            try PagedAttention.forward(PagedAttention.Batch(
-                                query: q.baseAddress!, queryRowStride: rowWidth, output: o.baseAddress!, outputRowStride: rowWidth,
-                                keyCounts: keyCounts, blockTables: tables, keys: UnsafeRawPointer(k.baseAddress!),
-                                values: UnsafeRawPointer(v.baseAddress!), elementType: .float16,
-                                blockCount: blockCount, blockSize: blockSize, heads: heads, keyHeads: keyHeads, headDim: headDim,
-                                alibiSlopes: slopes), threads: 1)
-                        }
-                    }
-                }
-            }
-            XCTAssertEqual(halfOutput, output, "Float16 pools against Float32 pools holding the same values")
+            let halves = try run(keyPool.map(Float16.init), valuePool.map(Float16.init), .float16, threads: 1)
+            XCTAssertEqual(halves, output, "Float16 pools against Float32 pools holding the same values")
         }
 
         // Each sequence's keys gathered into a contiguous [1, length, keyHeads, headDim] tensor.
@@ -168,22 +145,9 @@ final class PagedAttentionTests: XCTestCase {
         let tables: [[Int32]] = [[3, 7, 1], [0, 2, 4, 5, 6], [11, 10]]
         let counts = [20, 33, 9]
         func run(_ rows: [Int]) throws -> [Float] {
-            var out = [Float](repeating: 0, count: rows.count * heads * d)
-            let q = rows.flatMap { query[($0 * heads * d)..<(($0 + 1) * heads * d)] }
-            try q.withUnsafeBufferPointer { qp in
-                try out.withUnsafeMutableBufferPointer { op in
-                    try keys.withUnsafeBufferPointer { k in
-                        try values.withUnsafeBufferPointer { v in
-                            try PagedAttention.forward(PagedAttention.Batch(
-                                query: qp.baseAddress!, queryRowStride: heads * d, output: op.baseAddress!, outputRowStride: heads * d,
-                                keyCounts: rows.map { counts[$0] }, blockTables: rows.map { tables[$0] }, keys: k.baseAddress!,
-                                values: v.baseAddress!, blockCount: blocks, blockSize: bs, heads: heads, keyHeads: keyHeads, headDim: d),
-                                threads: 2)
-                        }
-                    }
-                }
-            }
-            return out
+            try pagedForward(query: rows.flatMap { query[($0 * heads * d)..<(($0 + 1) * heads * d)] },
+                             keyCounts: rows.map { counts[$0] }, tables: rows.map { tables[$0] }, keys: keys, values: values,
+                             type: .float32, blockCount: blocks, blockSize: bs, heads: heads, keyHeads: keyHeads, headDim: d)
         }
         let all = try run([0, 1, 2])
         for r in 0..<3 {
@@ -204,22 +168,9 @@ final class PagedAttentionTests: XCTestCase {
         let counts = Array(250..<320)
         let query = random.values(counts.count * heads * d)
         func run(_ rows: Range<Int>) throws -> [Float] {
-            var out = [Float](repeating: 0, count: rows.count * heads * d)
-            let q = Array(query[(rows.lowerBound * heads * d)..<(rows.upperBound * heads * d)])
-            try q.withUnsafeBufferPointer { qp in
-                try out.withUnsafeMutableBufferPointer { op in
-                    try keys.withUnsafeBufferPointer { k in
-                        try values.withUnsafeBufferPointer { v in
-                            try PagedAttention.forward(PagedAttention.Batch(
-                                query: qp.baseAddress!, queryRowStride: heads * d, output: op.baseAddress!, outputRowStride: heads * d,
-                                keyCounts: rows.map { counts[$0] }, blockTables: rows.map { _ in table },
-                                keys: UnsafeRawPointer(k.baseAddress!), values: UnsafeRawPointer(v.baseAddress!), elementType: .float16,
-                                blockCount: blocks, blockSize: bs, heads: heads, keyHeads: keyHeads, headDim: d), threads: 2)
-                        }
-                    }
-                }
-            }
-            return out
+            try pagedForward(query: Array(query[(rows.lowerBound * heads * d)..<(rows.upperBound * heads * d)]),
+                             keyCounts: rows.map { counts[$0] }, tables: rows.map { _ in table }, keys: keys, values: values,
+                             type: .float16, blockCount: blocks, blockSize: bs, heads: heads, keyHeads: keyHeads, headDim: d)
         }
         let whole = try run(0..<counts.count)
         XCTAssertEqual(try run(0..<30) + run(30..<counts.count), whole)
@@ -256,21 +207,8 @@ final class PagedAttentionTests: XCTestCase {
                     }
                 }
             }
-            var out = [Float](repeating: 0, count: counts.count * heads * d)
-            try query.withUnsafeBufferPointer { qp in
-                try out.withUnsafeMutableBufferPointer { op in
-                    try keyPool.withUnsafeBufferPointer { k in
-                        try valuePool.withUnsafeBufferPointer { v in
-                            try PagedAttention.forward(PagedAttention.Batch(
-                                query: qp.baseAddress!, queryRowStride: heads * d, output: op.baseAddress!, outputRowStride: heads * d,
-                                keyCounts: counts, blockTables: tables, keys: k.baseAddress!, values: v.baseAddress!,
-                                blockCount: blockCount, blockSize: bs, heads: heads, keyHeads: keyHeads, headDim: d),
-                                threads: 2)
-                        }
-                    }
-                }
-            }
-            return out
+            return try pagedForward(query: query, keyCounts: counts, tables: tables, keys: keyPool, values: valuePool,
+                                    type: .float32, blockCount: blockCount, blockSize: bs, heads: heads, keyHeads: keyHeads, headDim: d)
         }
         let reference = try run(blockSize: 16)
         XCTAssertFalse(reference.contains { !$0.isFinite })
@@ -291,4 +229,28 @@ final class PagedAttentionTests: XCTestCase {
         XCTAssertThrowsError(try batch([0], [[0]]).validate())
         XCTAssertNoThrow(try batch([5], [[1, 0]]).validate())
     }
+}
+
+/// `PagedAttention.forward` over pools of `T` (Float or Float16, `type` says which) for query
+/// rows of `heads × headDim` floats; returns the output rows.
+func pagedForward<T>(query: [Float], keyCounts: [Int], tables: [[Int32]], keys: [T], values: [T], type: ElementType,
+                     blockCount: Int, blockSize: Int, heads: Int, keyHeads: Int, headDim: Int,
+                     alibiSlopes: [Float]? = nil, threads: Int = 2) throws -> [Float] {
+    let rowWidth = heads * headDim
+    var output = [Float](repeating: .nan, count: query.count)
+    try query.withUnsafeBufferPointer { q in
+        try output.withUnsafeMutableBufferPointer { o in
+            try keys.withUnsafeBufferPointer { k in
+                try values.withUnsafeBufferPointer { v in
+                    try PagedAttention.forward(PagedAttention.Batch(
+                        query: q.baseAddress!, queryRowStride: rowWidth, output: o.baseAddress!, outputRowStride: rowWidth,
+                        keyCounts: keyCounts, blockTables: tables, keys: UnsafeRawPointer(k.baseAddress!),
+                        values: UnsafeRawPointer(v.baseAddress!), elementType: type, blockCount: blockCount,
+                        blockSize: blockSize, heads: heads, keyHeads: keyHeads, headDim: headDim, alibiSlopes: alibiSlopes),
+                        threads: threads)
+                }
+            }
+        }
+    }
+    return output
 }
