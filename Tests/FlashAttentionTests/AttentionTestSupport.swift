@@ -162,3 +162,26 @@ extension XCTestCase {
         assertFlashAccurate(flashGradients.value.floats(), standard: standardGradients.value.floats(), reference: expected.value, "dV", c, file: file, line: line)
     }
 }
+
+extension XCTestCase {
+    /// Checks a distributed computation of the whole problem of `inputs` (its O, LSE and gradients
+    /// reassembled in the global layout) against the Float64 reference with FlashAttention's
+    /// accuracy rule, the standard Float32 implementation on one process setting the allowance.
+    func assertMatchesFullAttention(output: [Float], logSumExp: [Float], query: [Float], key: [Float], value: [Float],
+                                    inputs: AttentionInputs, _ c: AttentionCase, _ label: String,
+                                    file: StaticString = #filePath, line: UInt = #line) throws {
+        var standardDescriptor = inputs.descriptor
+        standardDescriptor.implementation = .standard
+        let standard = try Attention.forward(query: inputs.query, key: inputs.key, value: inputs.value, descriptor: standardDescriptor)
+        let standardGradients = try Attention.backward(
+            query: inputs.query, key: inputs.key, value: inputs.value, output: standard.output, logSumExp: standard.logSumExp,
+            outputGradient: inputs.outputGradient, descriptor: standardDescriptor)
+        let reference = inputs.reference.forward(query: inputs.q, key: inputs.k, value: inputs.v)
+        let expected = inputs.reference.backward(query: inputs.q, key: inputs.k, value: inputs.v, outputGradient: inputs.dO)
+        assertFlashAccurate(output, standard: standard.output.floats(), reference: reference.output, "\(label) O", c, file: file, line: line)
+        assertFlashAccurate(logSumExp, standard: standard.logSumExp.floats(), reference: reference.lse, "\(label) LSE", c, file: file, line: line)
+        assertFlashAccurate(query, standard: standardGradients.query.floats(), reference: expected.query, "\(label) dQ", c, file: file, line: line)
+        assertFlashAccurate(key, standard: standardGradients.key.floats(), reference: expected.key, "\(label) dK", c, file: file, line: line)
+        assertFlashAccurate(value, standard: standardGradients.value.floats(), reference: expected.value, "\(label) dV", c, file: file, line: line)
+    }
+}

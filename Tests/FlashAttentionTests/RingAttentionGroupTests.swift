@@ -84,24 +84,8 @@ final class RingAttentionGroupTests: XCTestCase {
     }
 
     func check(_ results: Results, _ c: AttentionCase, _ label: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let inputs = try AttentionInputs(c)
-        var standardDescriptor = inputs.descriptor
-        standardDescriptor.implementation = .standard
-        let standard = try Attention.forward(query: inputs.query, key: inputs.key, value: inputs.value, descriptor: standardDescriptor)
-        let standardGradients = try Attention.backward(
-            query: inputs.query, key: inputs.key, value: inputs.value, output: standard.output, logSumExp: standard.logSumExp,
-            outputGradient: inputs.outputGradient, descriptor: standardDescriptor)
-        let reference = inputs.reference.forward(query: inputs.q, key: inputs.k, value: inputs.v)
-        let expected = inputs.reference.backward(query: inputs.q, key: inputs.k, value: inputs.v, outputGradient: inputs.dO)
-        assertFlashAccurate(results.output, standard: standard.output.floats(), reference: reference.output, "\(label) O", c, file: file, line: line)
-        assertFlashAccurate(results.logSumExp, standard: standard.logSumExp.floats(), reference: reference.lse, "\(label) LSE", c,
-                            file: file, line: line)
-        assertFlashAccurate(results.query, standard: standardGradients.query.floats(), reference: expected.query, "\(label) dQ", c,
-                            file: file, line: line)
-        assertFlashAccurate(results.key, standard: standardGradients.key.floats(), reference: expected.key, "\(label) dK", c,
-                            file: file, line: line)
-        assertFlashAccurate(results.value, standard: standardGradients.value.floats(), reference: expected.value, "\(label) dV", c,
-                            file: file, line: line)
+        try assertMatchesFullAttention(output: results.output, logSumExp: results.logSumExp, query: results.query, key: results.key,
+                                       value: results.value, inputs: try AttentionInputs(c), c, label, file: file, line: line)
     }
 
     func testRingAttentionOverRanksEqualsFullAttention() throws {

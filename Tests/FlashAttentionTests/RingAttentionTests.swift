@@ -85,20 +85,8 @@ final class RingAttentionTests: XCTestCase {
             Self.scatter(dV[r], positions, into: &gv, length: n)
         }
 
-        var standardDescriptor = inputs.descriptor
-        standardDescriptor.implementation = .standard
-        let standard = try Attention.forward(query: inputs.query, key: inputs.key, value: inputs.value, descriptor: standardDescriptor)
-        let standardGradients = try Attention.backward(
-            query: inputs.query, key: inputs.key, value: inputs.value, output: standard.output, logSumExp: standard.logSumExp,
-            outputGradient: inputs.outputGradient, descriptor: standardDescriptor)
-        let reference = inputs.reference.forward(query: inputs.q, key: inputs.k, value: inputs.v)
-        let expected = inputs.reference.backward(query: inputs.q, key: inputs.k, value: inputs.v, outputGradient: inputs.dO)
-        let label = "ring C=\(ranks) \(sharding)"
-        assertFlashAccurate(o, standard: standard.output.floats(), reference: reference.output, "\(label) O", c, file: file, line: line)
-        assertFlashAccurate(lse, standard: standard.logSumExp.floats(), reference: reference.lse, "\(label) LSE", c, file: file, line: line)
-        assertFlashAccurate(gq, standard: standardGradients.query.floats(), reference: expected.query, "\(label) dQ", c, file: file, line: line)
-        assertFlashAccurate(gk, standard: standardGradients.key.floats(), reference: expected.key, "\(label) dK", c, file: file, line: line)
-        assertFlashAccurate(gv, standard: standardGradients.value.floats(), reference: expected.value, "\(label) dV", c, file: file, line: line)
+        try assertMatchesFullAttention(output: o, logSumExp: lse, query: gq, key: gk, value: gv, inputs: inputs, c,
+                                       "ring C=\(ranks) \(sharding)", file: file, line: line)
     }
 
     func testCausalZigzag() throws {
