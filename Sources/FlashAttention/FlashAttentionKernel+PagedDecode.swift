@@ -8,8 +8,7 @@ extension FlashAttentionKernel {
     /// with `--block-size 8` gives the same logits as `flash generate`, which uses 16).
     static let pagedSplitKeys = 256
     static let pagedTileKeys = 16
-    /// One tile's scores or weights: `pagedTileKeys` lanes (also the value-accumulation
-    /// step of the contiguous kernels' few-row path).
+    /// One tile's scores or weights: `pagedTileKeys` lanes.
     typealias TileVector = SIMD16<Float>
 
     /// Rows of one sequence's chunk per work item at most: the K/V tiles are gathered once
