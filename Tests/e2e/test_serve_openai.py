@@ -267,7 +267,7 @@ def test_client_disconnect_cancels_the_generation(server):
 def test_speculative_decoding_keeps_the_output():
     """`--speculative ngram` on the server and on `flash generate`: the same greedy text as
     without it, with guesses accepted on a prompt the output copies from."""
-    prompt = "Repeat after me: the cat sat on the mat, the cat sat on the mat, the cat sat on the"
+    prompt = "Repeat after me: the cat sat on the mat, the cat sat on the mat, the cat sat on the mat, the cat sat on the"
     expected = generate("--prompt", prompt, "--max-tokens", "24")
     assert generate("--prompt", prompt, "--max-tokens", "24", "--speculative", "ngram") == expected
     s = Server("--speculative", "ngram", "--draft-tokens", "4", "--parallel", "4")
