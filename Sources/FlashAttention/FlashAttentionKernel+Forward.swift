@@ -161,8 +161,8 @@ extension FlashAttentionKernel {
                                       a: keyTile, lda: keyStride, transposedA: false,
                                       b: scratch.queryT, ldb: rows, c: scratch.scores, ldc: rows, accumulate: false)
             }
-            // Sᵀ holds scale·q·k already (the scale is folded into Qᵀ); a fully visible tile with
-            // no elementwise terms and no padding rows needs nothing more.
+            // Sᵀ holds scale·q·k already (the scale is folded into Qᵀ): only masks and elementwise
+            // terms need a pass over the logits; padding rows (past `stacked`) become −Inf.
             let logitPass = !(fully && !problem.hasElementwiseTerms)
             if logitPass || stacked < rows {
                 for jr in 0..<columns {

@@ -128,10 +128,10 @@ public enum GEMMBlocking {
     @inline(__always)
     public static func depthSlice(k: Int) -> Int { balanced(k, block: kc, unit: 16) }
 
-    /// The block size that cuts `length` into as few pieces as `block` allows, all of one size
-    /// (a multiple of `unit`, the last piece possibly shorter by less than a unit): k = 512 with
-    /// kc = 384 runs as 256 + 256 rather than 384 + 128, whose short slice pays a full pass of
-    /// C loads and stores for a third of the work. It depends on the problem's size only,
+    /// The block size that cuts `length` into as few pieces as `block` allows, as even as a
+    /// multiple of `unit` can make them (all one size but the last, which may be shorter): k = 512
+    /// with kc = 384 runs as 256 + 256 rather than 384 + 128, whose short slice pays a full pass
+    /// of C loads and stores for a third of the work. It depends on the problem's size only,
     /// never on threads, so results stay the same for every thread count.
     public static func balanced(_ length: Int, block: Int, unit: Int) -> Int {
         guard length > block else { return block }
