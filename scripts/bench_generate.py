@@ -7,7 +7,13 @@ Usage: python3 scripts/bench_generate.py [--gguf FILE] [--threads N] [--prompt-t
 Needs llama-cpp-python for the peer numbers: `bash scripts/install_llama_cpp_python.sh` builds it
 from PyPI's source for this CPU into ~/.cache/flash-peers/llama-cpp-python (or $FLASH_LLAMA_CPP_PATH),
 where this script looks first; an ordinary `pip install llama-cpp-python` works too. Without it
-only flash's numbers are printed.
+only flash's numbers are printed. To measure the AVX2 path on an AVX-512 machine, compare a
+`FLASH_MARCH=x86-64-v3` flash with an AVX2 llama.cpp: `FLASH_PEER_ISA=avx2 bash
+scripts/install_llama_cpp_python.sh` builds one into ~/.cache/flash-peers/llama-cpp-python-avx2;
+point FLASH_LLAMA_CPP_PATH there.
+
+flash runs through its serving engine (what `flash generate` runs) with its default Float16 KV
+cache for GGUF models; llama.cpp's default cache is Float16 as well.
 """
 import argparse
 import json
@@ -107,7 +113,8 @@ def main():
                 have_peer = False
     print(f"ISA of the flash build: {flash.get('isa', 'unknown')}")
     print(f"model {os.path.basename(args.gguf)}, threads {args.threads}, prompt {args.prompt_tokens}, decode {args.decode_tokens}")
-    print(f"flash      prefill {flash['prefill_tokens_per_second']:8.1f} tok/s   decode {flash['decode_tokens_per_second']:7.1f} tok/s")
+    print(f"flash      prefill {flash['prefill_tokens_per_second']:8.1f} tok/s   decode {flash['decode_tokens_per_second']:7.1f} tok/s"
+          f"   (serving engine, KV cache {flash.get('kv_cache_type', 'F32')})")
     if not have_peer:
         print("llama.cpp  (llama-cpp-python not installed: bash scripts/install_llama_cpp_python.sh)")
         if args.json:
