@@ -61,7 +61,8 @@ func runEngineGeneration(_ options: EngineGenerationOptions) throws {
         let c = trained.config
         facts = "\(c.layers) layers, width \(c.width), heads \(c.heads)/\(c.kvHeads) kv, " + facts
     }
-    note("flash: \(facts); prompt \(promptTokens.count) tokens; threads \(options.threads ?? Parallel.defaultThreads)"
+    let cacheType = options.kvCacheType ?? model.defaultKVCacheType
+    note("flash: \(facts); prompt \(promptTokens.count) tokens; threads \(options.threads ?? Parallel.defaultThreads); KV cache \(cacheType.rawValue)"
         + (options.speculation == .none ? "" : "; speculative \(options.speculation.rawValue), \(options.draftTokens) tokens"))
     if promptTokens.count + options.maxTokens > context {
         note("flash: generation stops at the context length (\(context) tokens): at most \(context - promptTokens.count) new tokens")
@@ -75,7 +76,7 @@ func runEngineGeneration(_ options: EngineGenerationOptions) throws {
     let scheduler = try Scheduler(model: model, draft: draft, configuration: ServingConfiguration(
         blockSize: 16, blockCount: ServingConfiguration.blocks(forTokens: capacity + options.draftTokens), maxRunning: 1,
         maxBatchTokens: promptTokens.count + options.draftTokens + 1, maxWaiting: 1, prefixCaching: false, threads: options.threads,
-        speculation: options.speculation, speculativeTokens: options.draftTokens, kvCacheType: options.kvCacheType))
+        speculation: options.speculation, speculativeTokens: options.draftTokens, kvCacheType: cacheType))
     // Bytes of an unfinished UTF-8 character wait for the rest before printing.
     var assembler = TextAssembler(stops: [])
     var generated = 0

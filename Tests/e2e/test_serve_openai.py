@@ -125,6 +125,22 @@ def generate(*args):
     return out[:-1]
 
 
+def test_generate_reports_its_kv_cache_type_and_refuses_bad_flags_by_name():
+    """The KV cache type shows in `flash generate`'s facts line (f16 by default for GGUF, f32 on
+    request, both decode), and a bad flag value fails at once with a message naming the flag."""
+    for flag, expected in [((), "F16"), (("--kv-cache-type", "f32"), "F32")]:
+        run = subprocess.run([BIN, "generate", "--gguf", str(GGUF), "--threads", "2", "--temperature", "0", "--prompt", PROMPT,
+                              "--max-tokens", "8", *flag], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert f"KV cache {expected}" in run.stderr
+        assert len(run.stdout.strip()) > 0
+    for bad, name in [(("--kv-cache-type", "bf16"), "--kv-cache-type"), (("--speculative", "maybe"), "--speculative"),
+                      (("--speculative", "ngram", "--draft-tokens", "0"), "--draft-tokens")]:
+        run = subprocess.run([BIN, "generate", "--gguf", str(GGUF), "--prompt", PROMPT, *bad], capture_output=True, text=True, timeout=60)
+        assert run.returncode != 0
+        assert name in run.stderr, run.stderr
+
+
 def test_openapi_document_is_valid_openapi_3_1():
     validate_openapi(yaml.safe_load((ROOT / "docs/openapi.yaml").read_text()))
 
