@@ -29,7 +29,11 @@ the first (evaluation excluded); the final validation loss of each is the mean o
 both, one after the other.
 
     python3 scripts/bench_train.py --recipe shakespeare --data input.txt --threads 1,2 [--steps 2000]
-        [--eval-batches 100] [--nanogpt ~/nanoGPT] [--flash .build/release/flash] [--json [OUT]]
+        [--eval-batches 100] [--seeds 3] [--nanogpt ~/nanoGPT] [--flash .build/release/flash] [--json [OUT]]
+
+One run's validation loss moves by about ±0.01 with the seed (weights and data windows), so
+"validation loss no worse" is a claim about means: `--seeds N` runs both N times (seeds 1337…,
+or from `--seed S`) and prints the mean losses and the mean difference with its standard error.
 
 The data is tiny Shakespeare (karpathy/char-rnn, data/tinyshakespeare/input.txt, 1 115 394
 bytes: the file nanoGPT's data/shakespeare_char/prepare.py downloads).
@@ -175,7 +179,7 @@ def recipe_worker(args):
     import numpy as np
     import torch
     torch.set_num_threads(args.threads)
-    torch.manual_seed(1337)
+    torch.manual_seed(args.seed)
     train, validation, vocab = shakespeare_tokens(args.data)
     if args.nanogpt:
         sys.path.insert(0, args.nanogpt)
@@ -232,16 +236,17 @@ def recipe_worker(args):
                           params=sum(p.numel() for p in params))))
 
 
-def run_recipe_torch(threads, args):
+def run_recipe_torch(threads, seed, args):
     command = [sys.executable, __file__, "--worker", "shakespeare", "--threads", str(threads), "--steps", str(args.steps),
-               "--data", args.data, "--eval-batches", str(args.eval_batches)] + (["--nanogpt", args.nanogpt] if args.nanogpt else [])
+               "--data", args.data, "--eval-batches", str(args.eval_batches), "--seed", str(seed)] \
+        + (["--nanogpt", args.nanogpt] if args.nanogpt else [])
     run = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ))
     if run.returncode != 0:
         sys.exit(f"nanoGPT worker failed:\n{run.stderr[-2000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def run_recipe_flash(flash, threads, args):
+def run_recipe_flash(flash, threads, seed, args):
     """`flash train` with the recipe's flags; the rate comes from its --log lines (steps 2..N)."""
     r = RECIPE
     with tempfile.TemporaryDirectory() as scratch:
@@ -251,7 +256,7 @@ def run_recipe_flash(flash, threads, args):
                    "--steps", str(args.steps), "--lr", str(r["lr"]), "--warmup", str(r["warmup"]), "--dropout", "0",
                    "--no-bias", "--beta1", str(r["beta1"]), "--beta2", str(r["beta2"]), "--weight-decay", str(r["weight_decay"]),
                    "--decay-embeddings", "--grad-clip", str(r["grad_clip"]), "--eval-every", str(args.steps),
-                   "--eval-batches", str(args.eval_batches), "--threads", str(threads),
+                   "--eval-batches", str(args.eval_batches), "--threads", str(threads), "--seed", str(seed),
                    "--out", os.path.join(scratch, "checkpoint"), "--log", log]
         run = subprocess.run(command, capture_output=True, text=True)
         if run.returncode != 0:
@@ -276,13 +281,14 @@ def recipe_main(args, flash):
     thread_counts = [int(t) for t in str(args.threads).split(",")]
     rows = []
     for threads in thread_counts:
-        print(f"[shakespeare, {threads} thread(s)] nanoGPT ({args.steps} steps) ...", file=sys.stderr, flush=True)
-        torch_row = run_recipe_torch(threads, args)
-        print(f"[shakespeare, {threads} thread(s)] flash train ...", file=sys.stderr, flush=True)
-        flash_row = run_recipe_flash(flash, threads, args)
-        rows.append(dict(recipe="shakespeare", threads=threads, torch=torch_row, flash=flash_row,
-                         ratio=flash_row["tokens_per_s"] / torch_row["tokens_per_s"],
-                         cpu_ratio=torch_row["cpu_seconds"] / flash_row["cpu_seconds"]))
+        for seed in range(args.seed, args.seed + args.seeds):
+            print(f"[shakespeare, {threads} thread(s), seed {seed}] nanoGPT ({args.steps} steps) ...", file=sys.stderr, flush=True)
+            torch_row = run_recipe_torch(threads, seed, args)
+            print(f"[shakespeare, {threads} thread(s), seed {seed}] flash train ...", file=sys.stderr, flush=True)
+            flash_row = run_recipe_flash(flash, threads, seed, args)
+            rows.append(dict(recipe="shakespeare", threads=threads, seed=seed, torch=torch_row, flash=flash_row,
+                             ratio=flash_row["tokens_per_s"] / torch_row["tokens_per_s"],
+                             cpu_ratio=torch_row["cpu_seconds"] / flash_row["cpu_seconds"]))
     if args.json == "-":
         print(json.dumps(rows, indent=2))
         return
@@ -292,13 +298,26 @@ def recipe_main(args, flash):
     print(f"tiny Shakespeare, 4 layers x 4 heads x 128, context 64, batch 12, {args.steps} steps; "
           f"validation loss over {args.eval_batches} batches; ratio = flash/nanoGPT tokens/s (wall clock); "
           f"CPU ratio = nanoGPT/flash CPU seconds for the same steps (all threads; the load-robust figure on a busy machine)")
-    print(f"{'threads':>7} {'nanoGPT tok/s':>14} {'flash tok/s':>12} {'ratio':>6} {'CPU ratio':>9} {'nanoGPT val':>12} "
+    print(f"{'threads':>7} {'seed':>5} {'nanoGPT tok/s':>14} {'flash tok/s':>12} {'ratio':>6} {'CPU ratio':>9} {'nanoGPT val':>12} "
           f"{'flash val':>10} {'nanoGPT s':>10} {'flash s':>8} {'nanoGPT CPU s':>14} {'flash CPU s':>12}")
     for row in rows:
         t, f = row["torch"], row["flash"]
-        print(f"{row['threads']:7d} {t['tokens_per_s']:14.0f} {f['tokens_per_s']:12.0f} {row['ratio']:6.2f} {row['cpu_ratio']:9.2f} "
-              f"{t['val_loss']:12.4f} {f['val_loss']:10.4f} {t['seconds']:10.1f} {f['seconds']:8.1f} "
+        print(f"{row['threads']:7d} {row['seed']:5d} {t['tokens_per_s']:14.0f} {f['tokens_per_s']:12.0f} {row['ratio']:6.2f} "
+              f"{row['cpu_ratio']:9.2f} {t['val_loss']:12.4f} {f['val_loss']:10.4f} {t['seconds']:10.1f} {f['seconds']:8.1f} "
               f"{t['cpu_seconds']:14.1f} {f['cpu_seconds']:12.1f}")
+    if args.seeds > 1:
+        # Over seeds: mean ± sample standard deviation of the validation losses, and their mean
+        # difference (flash − nanoGPT) with its standard error, per thread count.
+        import statistics
+        for threads in thread_counts:
+            group = [row for row in rows if row["threads"] == threads]
+            t = [row["torch"]["val_loss"] for row in group]
+            f = [row["flash"]["val_loss"] for row in group]
+            difference = [a - b for a, b in zip(f, t)]
+            print(f"{threads} thread(s), {len(group)} seeds: validation nanoGPT {statistics.mean(t):.4f} ± {statistics.stdev(t):.4f}, "
+                  f"flash {statistics.mean(f):.4f} ± {statistics.stdev(f):.4f}; flash − nanoGPT "
+                  f"{statistics.mean(difference):+.4f} ± {statistics.stdev(difference) / len(group) ** 0.5:.4f} (standard error); "
+                  f"ratio {statistics.mean(row['ratio'] for row in group):.2f}")
 
 
 def worker(preset, args):
@@ -383,6 +402,10 @@ def main():
     parser.add_argument("--recipe", choices=["shakespeare"], help="nanoGPT's tiny-Shakespeare CPU recipe instead of the presets")
     parser.add_argument("--data", help="recipe mode: tiny Shakespeare's input.txt")
     parser.add_argument("--eval-batches", type=int, default=100, help="recipe mode: validation batches for the final loss")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="recipe mode: runs per thread count with seeds --seed, --seed + 1, … for both (weights, data "
+                             "windows); with more than one, the mean validation losses and their difference are printed")
+    parser.add_argument("--seed", type=int, default=1337, help="recipe mode: the first seed (default 1337, nanoGPT's)")
     parser.add_argument("--nanogpt", help="recipe mode: a nanoGPT checkout whose model.py to run (default: the replica here)")
     parser.add_argument("--presets", default="small,nanogpt")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10; recipe mode: 2000, the recipe's)")
@@ -400,6 +423,8 @@ def main():
         recipe_worker(args)
         return
     if args.recipe:
+        if args.seeds < 1:
+            parser.error(f"--seeds must be ≥ 1, got {args.seeds}")
         if args.steps < 2 or args.steps <= RECIPE["warmup"]:
             parser.error(f"--steps must exceed the recipe's {RECIPE['warmup']} warm-up steps, got {args.steps}")
         recipe_main(args, find_flash(args.flash))
