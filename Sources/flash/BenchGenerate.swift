@@ -46,14 +46,13 @@ struct BenchGenerate: ParsableCommand {
         let capacity = promptTokens + decodeTokens + 1
         try InvalidArgument.require(capacity <= model.contextLength, "--prompt-tokens + --decode-tokens",
                                     expected: "less than the model's context (\(model.contextLength) tokens)", got: "\(capacity - 1)")
+        let cacheType = kvCache.elementType ?? model.defaultKVCacheType
         var bestPrefill = Double.infinity, bestDecode = Double.infinity
-        var cacheType = ElementType.float32
         for _ in 0..<repeats {
             let scheduler = try Scheduler(model: model, configuration: ServingConfiguration(
                 blockSize: 16, blockCount: ServingConfiguration.blocks(forTokens: capacity), maxRunning: 1,
                 maxBatchTokens: promptTokens, maxWaiting: 1, prefixCaching: false, threads: threads,
-                kvCacheType: kvCache.elementType))
-            cacheType = scheduler.cache.elementType
+                kvCacheType: cacheType))
             // The first token comes from the prefill's logits; the decode clock starts there.
             let start = Date()
             var firstToken: Date?
