@@ -85,6 +85,16 @@ public struct AttentionTiles: Sendable, Equatable {
         return AttentionTiles(queryRows: 32, keyColumns: 32)
     }
 
+    /// The tiles for a call whose longest query run is `longestQuery` rows: the table's tiles,
+    /// with Br lowered to that run rounded up to 16 when the run is shorter (a taller tile
+    /// would only multiply padding rows: training at context 64 with Br = 128 did every
+    /// backward product twice). Bc stays the table's: the forward's rounding depends on it (the
+    /// online softmax rescales once per key tile); Br changes no result.
+    public static func forHeadDimension(_ headDim: Int, longestQuery: Int, l2Bytes: Int = hostL2Bytes ?? fallbackL2Bytes) -> AttentionTiles {
+        let table = forHeadDimension(headDim, l2Bytes: l2Bytes)
+        return AttentionTiles(queryRows: min(table.queryRows, max(16, (longestQuery + 15) / 16 * 16)), keyColumns: table.keyColumns)
+    }
+
     /// `headDim` rounded up to a multiple of 16 (one AVX-512 vector, a whole number of vectors
     /// on every ISA): packed tiles are padded with zeros to this width so the micro-kernels
     /// never need a masked tail.

@@ -44,6 +44,12 @@ final class AttentionTilesTests: XCTestCase {
             XCTAssertEqual(tiles.queryRows % 16, 0)
             XCTAssertEqual(tiles.keyColumns % 8, 0)
         }
+        // Br no taller than the longest query run (rounded up to 16), Bc the table's.
+        for (longest, br) in [(0, 16), (1, 16), (40, 48), (64, 64), (128, 128), (5000, 128)] {
+            let tiles = AttentionTiles.forHeadDimension(32, longestQuery: longest, l2Bytes: zen4)
+            XCTAssertEqual(tiles.queryRows, br, "longest query \(longest)")
+            XCTAssertEqual(tiles.keyColumns, 128, "longest query \(longest)")
+        }
         XCTAssertEqual(AttentionTiles.parseCacheSize("1024K"), 1024 * 1024)
         XCTAssertEqual(AttentionTiles.parseCacheSize("2M"), 2 * 1024 * 1024)
         XCTAssertEqual(AttentionTiles.parseCacheSize("512"), 512)

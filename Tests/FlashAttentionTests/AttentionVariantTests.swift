@@ -158,6 +158,47 @@ final class AttentionVariantTests: XCTestCase {
         }
     }
 
+    /// The query tile height follows the longest query run of a call (`AttentionTiles.forHeadDimension(_:longestQuery:)`):
+    /// 40 query rows (against 200 keys) alone run 48-row tiles, next to a 300-row sequence the
+    /// table's. Their output, LSE and gradients must not change by a bit either way.
+    func testResultsIndependentOfTheQueryTileHeight() throws {
+        let (shortQ, shortK, long, hq, hkv, d) = (40, 200, 300, 2, 1, 32)
+        XCTAssertLessThan(AttentionTiles.forHeadDimension(d, longestQuery: shortQ).queryRows,
+                          AttentionTiles.forHeadDimension(d, longestQuery: long).queryRows)
+        var random = TestRandom(140)
+        let q = random.values((shortQ + long) * hq * d), k = random.values((shortK + long) * hkv * d)
+        let v = random.values((shortK + long) * hkv * d), dO = random.values((shortQ + long) * hq * d)
+        let descriptor = AttentionDescriptor(causal: true, softcap: 20)
+        /// O, LSE (per head), dQ, dK, dV of the short sequence, run alone or followed by the long one.
+        func shortSequence(besideLong: Bool) throws -> [[Float]] {
+            let queries = [shortQ] + (besideLong ? [long] : []), keys = [shortK] + (besideLong ? [long] : [])
+            let (totalQ, totalK) = (queries.reduce(0, +), keys.reduce(0, +))
+            func tensor(_ values: [Float], _ rows: Int, _ heads: Int) throws -> Tensor {
+                try Tensor(shape: [rows, heads, d], values: Array(values[0..<rows * heads * d]))
+            }
+            let cuQ = queries.reduce(into: [0]) { $0.append($0.last! + $1) }, cuK = keys.reduce(into: [0]) { $0.append($0.last! + $1) }
+            let (query, key, value) = (try tensor(q, totalQ, hq), try tensor(k, totalK, hkv), try tensor(v, totalK, hkv))
+            let forward = try Attention.forwardVariableLength(query: query, key: key, value: value, cumulativeQueryLengths: cuQ,
+                                                              cumulativeKeyLengths: cuK, descriptor: descriptor)
+            let gradients = try Attention.backwardVariableLength(
+                query: query, key: key, value: value, output: forward.output, logSumExp: forward.logSumExp,
+                outputGradient: try tensor(dO, totalQ, hq), cumulativeQueryLengths: cuQ, cumulativeKeyLengths: cuK,
+                descriptor: descriptor)
+            let lse = forward.logSumExp.floats()
+            return [Array(forward.output.floats()[0..<shortQ * hq * d]),
+                    (0..<hq).flatMap { h in lse[h * totalQ..<h * totalQ + shortQ] },
+                    Array(gradients.query.floats()[0..<shortQ * hq * d]),
+                    Array(gradients.key.floats()[0..<shortK * hkv * d]),
+                    Array(gradients.value.floats()[0..<shortK * hkv * d])]
+        }
+        let alone = try shortSequence(besideLong: false), beside = try shortSequence(besideLong: true)
+        for (index, name) in ["O", "LSE", "dQ", "dK", "dV"].enumerated() {
+            XCTAssertEqual(alone[index].count, beside[index].count, name)
+            let first = alone[index].indices.first { alone[index][$0] != beside[index][$0] }
+            XCTAssertNil(first, "\(name) differs first at \(first ?? 0)")
+        }
+    }
+
     func testEmptySequences() throws {
         for implementation in AttentionImplementation.allCases {
             let descriptor = AttentionDescriptor(causal: true, implementation: implementation)
