@@ -123,6 +123,24 @@ final class LayerGradientTests: XCTestCase {
         assertClose(dx, numericGradient(x, w, rotate), "rotary dx")
     }
 
+    /// `Transpose.copy` (8 × 8 register blocks inside 32 × 32 tiles, element copies at the
+    /// ragged edges) against the index definition, on shapes with every kind of edge.
+    func testTransposeCopyMatchesTheDefinition() {
+        for (rows, columns) in [(1, 1), (1, 13), (7, 9), (8, 8), (37, 45), (64, 96), (100, 33), (768, 128)] {
+            let source = (0..<rows * columns).map { Float($0) }
+            for threads in [1, 2] {
+                var destination = [Float](repeating: -1, count: rows * columns)
+                source.withUnsafeBufferPointer { s in
+                    destination.withUnsafeMutableBufferPointer { d in
+                        Transpose.copy(s.baseAddress!, rows: rows, columns: columns, into: d.baseAddress!, threads: threads)
+                    }
+                }
+                let expected = (0..<rows * columns).map { i in source[(i % rows) * columns + i / rows] }
+                XCTAssertEqual(destination, expected, "\(rows) × \(columns), \(threads) threads")
+            }
+        }
+    }
+
     func testCrossEntropyFusedGradient() {
         let rows = 4, v = 9
         let logits = randoms(rows * v, scale: 3), targets: [Int32] = [0, 8, 3, 3]
