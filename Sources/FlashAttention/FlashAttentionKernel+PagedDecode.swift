@@ -21,10 +21,14 @@ extension FlashAttentionKernel {
     /// together; the partials are then merged through their log-sum-exps in split order,
     /// O = Σ_c e^(m_c − M)·acc_c / Σ_c e^(m_c − M)·l_c (one split: O = acc/l).
     ///
-    /// Work items are (run of rows, key/value head, split): consecutive rows with the same
+    /// Work items are (run of rows, key/value heads, split): consecutive rows with the same
     /// block table (a sequence's prefill chunk, or one decode row), at most `pagedRowBlock` of
-    /// them. A tile's key and value rows are gathered into Float32 scratch once per item
-    /// (widened from a Float16 pool) and used by every row and query head of the item.
+    /// them, and all key/value heads when that still gives every thread two items (else one
+    /// head per item). A tile's key and value rows are gathered into Float32 scratch once per
+    /// item (widened from a Float16 pool) and used by every row and query head of the item:
+    /// with all heads, a position's keys (or values) are one contiguous run of the pool, read
+    /// once, where one head per item read a third of each run three times (decode at a
+    /// 1.5k-token context spent 60% of its attention time waiting on those strided reads).
     ///
     /// Order of operations, fixed per row: keys in position order; per tile the scores (one
     /// `VectorMath.dot` each), their max m', the weights p = e^(s − m') of the tile in one
@@ -52,16 +56,20 @@ extension FlashAttentionKernel {
             }
         }
         firstSlot.append(slotCount)
-        var items = [(first: Int, count: Int, keyHead: Int, split: Int)]()
+        var runs = [(first: Int, count: Int, splits: Int)]()
         var first = 0
         while first < rowCount {
             var end = first + 1
             while end < rowCount && end - first < pagedRowBlock && batch.blockTables[end] == batch.blockTables[first] { end += 1 }
-            let mostSplits = (first..<end).map(splits).max()!
-            for g in 0..<batch.keyHeads {
-                for s in 0..<mostSplits { items.append((first, end - first, g, s)) }
-            }
+            runs.append((first, end - first, (first..<end).map(splits).max()!))
             first = end
+        }
+        let headsPerItem = runs.reduce(0) { $0 + $1.splits } >= 2 * (threads ?? Parallel.defaultThreads) ? batch.keyHeads : 1
+        var items = [(first: Int, count: Int, keyHeads: Range<Int>, split: Int)]()
+        for run in runs {
+            for g in stride(from: 0, to: batch.keyHeads, by: headsPerItem) {
+                for s in 0..<run.splits { items.append((run.first, run.count, g..<g + headsPerItem, s)) }
+            }
         }
         let partialSize = group * (d + 2)
         let partials = UnsafeMutablePointer<Float>.allocate(capacity: max(1, slotCount * partialSize))
@@ -78,49 +86,58 @@ extension FlashAttentionKernel {
             var lastKey = splitStart
             for r in rows where batch.keyCounts[r] > splitStart {
                 lastKey = max(lastKey, min(batch.keyCounts[r], splitEnd))
-                let partial = partials + (firstSlot[r * batch.keyHeads + item.keyHead] + item.split) * partialSize
-                partial.update(repeating: 0, count: group * d)
-                (partial + group * d).update(repeating: -.infinity, count: group)
-                (partial + group * (d + 1)).update(repeating: 0, count: group)
+                for g in item.keyHeads {
+                    let partial = partials + (firstSlot[r * batch.keyHeads + g] + item.split) * partialSize
+                    partial.update(repeating: 0, count: group * d)
+                    (partial + group * d).update(repeating: -.infinity, count: group)
+                    (partial + group * (d + 1)).update(repeating: 0, count: group)
+                }
             }
-            // The tile's key and value rows, gathered as Float32.
-            let keyRows = UnsafeMutablePointer<Float>.allocate(capacity: 2 * tileKeys * d)
+            // The tile's key and value rows of the item's heads, gathered as Float32: position j's
+            // heads are one run of `tileRow` floats.
+            let tileRow = item.keyHeads.count * d
+            let keyRows = UnsafeMutablePointer<Float>.allocate(capacity: 2 * tileKeys * tileRow)
             defer { keyRows.deallocate() }
-            let valueRows = keyRows + tileKeys * d
+            let valueRows = keyRows + tileKeys * tileRow
             var tileStart = splitStart
             while tileStart < lastKey {
                 let n = min(tileKeys, lastKey - tileStart)
                 for j in 0..<n {
                     let p = tileStart + j
                     // The row's element offset in the pools (the same for K and V).
-                    let offset = Int(table[p / bs]) * blockElements + (p % bs) * kvRow + item.keyHead * d
-                    batch.loadRow(batch.keys, at: offset, count: d, into: keyRows + j * d)
-                    batch.loadRow(batch.values, at: offset, count: d, into: valueRows + j * d)
+                    let offset = Int(table[p / bs]) * blockElements + (p % bs) * kvRow + item.keyHeads.lowerBound * d
+                    batch.loadRow(batch.keys, at: offset, count: tileRow, into: keyRows + j * tileRow)
+                    batch.loadRow(batch.values, at: offset, count: tileRow, into: valueRows + j * tileRow)
                 }
                 for r in rows where batch.keyCounts[r] > tileStart {
                     let keys = min(n, min(batch.keyCounts[r], splitEnd) - tileStart)
-                    let partial = partials + (firstSlot[r * batch.keyHeads + item.keyHead] + item.split) * partialSize
-                    let acc = partial, maxima = partial + group * d, sums = maxima + group
-                    let query = batch.query + r * batch.queryRowStride + item.keyHead * group * d
                     let position = batch.keyCounts[r] - 1  // the row's own position, for ALiBi
-                    for h in 0..<group {
-                        let q = query + h * d
-                        let slope = batch.alibiSlopes?[item.keyHead * group + h]
-                        // The tile's scores in one vector; lanes past `keys` stay −Inf and weigh 0.
-                        var scores = TileVector(repeating: -.infinity)
-                        for j in 0..<keys {
-                            var score = VectorMath.dot(q, keyRows + j * d, count: d) * batch.scale
-                            if let slope { score += slope * Float(tileStart + j - position) }
-                            scores[j] = score
+                    for g in item.keyHeads {
+                        let partial = partials + (firstSlot[r * batch.keyHeads + g] + item.split) * partialSize
+                        let acc = partial, maxima = partial + group * d, sums = maxima + group
+                        let query = batch.query + r * batch.queryRowStride + g * group * d
+                        let headKeys = keyRows + (g - item.keyHeads.lowerBound) * d
+                        let headValues = valueRows + (g - item.keyHeads.lowerBound) * d
+                        for h in 0..<group {
+                            let q = query + h * d
+                            let slope = batch.alibiSlopes?[g * group + h]
+                            // The tile's scores in one vector; lanes past `keys` stay −Inf and weigh 0.
+                            var scores = TileVector(repeating: -.infinity)
+                            for j in 0..<keys {
+                                var score = VectorMath.dot(q, headKeys + j * tileRow, count: d) * batch.scale
+                                if let slope { score += slope * Float(tileStart + j - position) }
+                                scores[j] = score
+                            }
+                            let oldMax = maxima[h]
+                            let newMax = max(oldMax, VectorMath.max(scores))
+                            // A row whose scores are all −Inf keeps zero weights rather than NaN.
+                            let weights = AttentionMath.softmaxExp(scores - (newMax == -.infinity ? 0 : newMax))
+                            let factor: Float = newMax > oldMax && oldMax > -.infinity ? Foundation.exp(oldMax - newMax) : 1
+                            sums[h] = sums[h] * factor + VectorMath.sum(weights)
+                            maxima[h] = newMax
+                            addWeightedRows(weights, count: keys, rows: headValues, rowStride: tileRow, rescaling: acc + h * d,
+                                            by: factor, headDim: d)
                         }
-                        let oldMax = maxima[h]
-                        let newMax = max(oldMax, VectorMath.max(scores))
-                        // A row whose scores are all −Inf keeps zero weights rather than NaN.
-                        let weights = AttentionMath.softmaxExp(scores - (newMax == -.infinity ? 0 : newMax))
-                        let factor: Float = newMax > oldMax && oldMax > -.infinity ? Foundation.exp(oldMax - newMax) : 1
-                        sums[h] = sums[h] * factor + VectorMath.sum(weights)
-                        maxima[h] = newMax
-                        addWeightedRows(weights, count: keys, rows: valueRows, rowStride: d, rescaling: acc + h * d, by: factor, headDim: d)
                     }
                 }
                 tileStart += n

@@ -159,6 +159,8 @@ final class PagedAttentionTests: XCTestCase {
     /// A sequence's chunk of rows (one block table, consecutive key counts) shares its gathered
     /// K/V tiles within a work item; each row still gets exactly what it gets alone or in any
     /// other chunking. 70 rows cross the 64-row item limit, their key counts the 256-key split.
+    /// Items hold all key/value heads when there are enough of them for the threads, else one
+    /// head each: 1 thread and 64 threads take the two ways through the same batch.
     func testChunkRowsEqualEachRowAloneAndAnyOtherChunking() throws {
         var random = TestRandom(20)
         let (heads, keyHeads, d, bs, blocks) = (6, 2, 64, 16, 21)
@@ -167,12 +169,15 @@ final class PagedAttentionTests: XCTestCase {
         let table: [Int32] = (0..<20).map { Int32(($0 * 8) % 21) }  // distinct, out of order
         let counts = Array(250..<320)
         let query = random.values(counts.count * heads * d)
-        func run(_ rows: Range<Int>) throws -> [Float] {
+        func run(_ rows: Range<Int>, threads: Int = 2) throws -> [Float] {
             try pagedForward(query: Array(query[(rows.lowerBound * heads * d)..<(rows.upperBound * heads * d)]),
                              keyCounts: rows.map { counts[$0] }, tables: rows.map { _ in table }, keys: keys, values: values,
-                             type: .float16, blockCount: blocks, blockSize: bs, heads: heads, keyHeads: keyHeads, headDim: d)
+                             type: .float16, blockCount: blocks, blockSize: bs, heads: heads, keyHeads: keyHeads, headDim: d,
+                             threads: threads)
         }
         let whole = try run(0..<counts.count)
+        XCTAssertEqual(try run(0..<counts.count, threads: 1), whole, "all heads per item")
+        XCTAssertEqual(try run(0..<counts.count, threads: 64), whole, "one head per item")
         XCTAssertEqual(try run(0..<30) + run(30..<counts.count), whole)
         for r in [0, 5, 63, 64, 69] {
             XCTAssertEqual(try run(r..<(r + 1)), Array(whole[(r * heads * d)..<((r + 1) * heads * d)]), "row \(r)")
