@@ -30,8 +30,8 @@ extension FlashAttentionKernel {
     /// once, where one head per item read a third of each run three times (decode at a
     /// 1.5k-token context spent 60% of its attention time waiting on those strided reads).
     ///
-    /// Order of operations, fixed per row: keys in position order; per tile the scores (one
-    /// `VectorMath.dot` each), their max m', the weights p = e^(s − m') of the tile in one
+    /// Order of operations, fixed per row: keys in position order; per tile the scores (each
+    /// exactly `VectorMath.dot`, see `tileScores`), their max m', the weights p = e^(s − m') of the tile in one
     /// vector, then l ← l·f + Σ p (a fixed tree) and acc ← acc·f + Σ_j p_j·v_j (one FMA chain
     /// per element, j in order), f = e^(m − m') (1 when the max did not grow). The accumulator
     /// stays in registers across the tile's keys. Tiles start at fixed positions (multiples of
@@ -121,13 +121,8 @@ extension FlashAttentionKernel {
                         for h in 0..<group {
                             let q = query + h * d
                             let slope = batch.alibiSlopes?[g * group + h]
-                            // The tile's scores in one vector; lanes past `keys` stay −Inf and weigh 0.
-                            var scores = TileVector(repeating: -.infinity)
-                            for j in 0..<keys {
-                                var score = VectorMath.dot(q, headKeys + j * tileRow, count: d) * batch.scale
-                                if let slope { score += slope * Float(tileStart + j - position) }
-                                scores[j] = score
-                            }
+                            let scores = tileScores(q, keys: headKeys, rowStride: tileRow, count: keys, headDim: d,
+                                                    scale: batch.scale, slope: slope, firstOffset: tileStart - position)
                             let oldMax = maxima[h]
                             let newMax = max(oldMax, VectorMath.max(scores))
                             // A row whose scores are all −Inf keeps zero weights rather than NaN.
@@ -170,6 +165,28 @@ extension FlashAttentionKernel {
                 VectorMath.scale(o, count: d, by: 1 / total)
             }
         }
+    }
+
+    /// Lane j < `count` (≤ 16): scale·(q·K_j) + slope·(firstOffset + j), K_j the row at
+    /// `keys + j·rowStride`, with q·K_j exactly `VectorMath.dot`; lanes from `count` on are −Inf
+    /// (they weigh 0). For D a multiple of 16 the 16 dot products' horizontal sums run as one
+    /// butterfly (`VectorMath.sums`), which also leaves each score in its lane; other D take
+    /// `dot` per key.
+    @inline(__always)
+    static func tileScores(_ q: UnsafePointer<Float>, keys: UnsafePointer<Float>, rowStride: Int, count: Int, headDim d: Int,
+                           scale: Float, slope: Float?, firstOffset: Int) -> TileVector {
+        let lane = TileVector(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+        var scores: TileVector
+        if d % VectorMath.width == 0 {
+            var partials = InlineArray<16, VectorMath.Vector>(repeating: VectorMath.Vector())
+            for j in 0..<count { partials[j] = VectorMath.dotLanes(q, keys + j * rowStride, count: d) }
+            scores = VectorMath.sums(partials) * scale
+        } else {
+            scores = TileVector()
+            for j in 0..<count { scores[j] = VectorMath.dot(q, keys + j * rowStride, count: d) * scale }
+        }
+        if let slope { scores += slope * (lane + Float(firstOffset)) }
+        return scores.replacing(with: -.infinity, where: lane .>= Float(count))
     }
 
     /// acc[0..<d] ← acc·factor + Σ_{j<count} weights[j]·V_j (count ≤ 16), where V_j is the

@@ -270,6 +270,17 @@ public enum VectorMath {
     /// as a call per key row it was a tenth of a decode step's time (paged attention, D = 64).
     @inlinable @inline(__always)
     public static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Float {
+        let whole = count / width * width
+        var result = sum(dotLanes(x, y, count: whole))
+        for i in whole..<count { result += x[i] * y[i] }
+        return result
+    }
+
+    /// The vector `dot` sums for the first `count` (a multiple of 16) elements: the four FMA
+    /// chains over 64-float steps (then 16-float steps into the first), added as
+    /// (c0 + c1) + (c2 + c3). `sum(dotLanes(x, y, count: n))` is `dot(x, y, count: n)` bit for bit.
+    @inlinable @inline(__always)
+    public static func dotLanes(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Vector {
         @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> Vector {
             UnsafeRawPointer(p + i).loadUnaligned(as: Vector.self)
         }
@@ -286,9 +297,43 @@ public enum VectorMath {
             acc0 = acc0.addingProduct(load(x, i), load(y, i))
             i += width
         }
-        var result = sum((acc0 + acc1) + (acc2 + acc3))
-        while i < count { result += x[i] * y[i]; i += 1 }
-        return result
+        return (acc0 + acc1) + (acc2 + acc3)
+    }
+
+    /// Lane k = `sum(vectors[k])` bit for bit, for 16 vectors at once: the 16 halving trees run
+    /// as one transposing butterfly (four rounds; each adds the low and high halves of its
+    /// operands' partial sums, gathered pairwise into full vectors), 15 vector adds and 30
+    /// shuffles instead of 16 horizontal sums and 16 lane inserts. Float addition is
+    /// commutative, and every lane adds exactly the operands `sum` adds, in the same tree.
+    @inlinable @inline(__always)
+    public static func sums(_ vectors: InlineArray<16, Vector>) -> Vector {
+        typealias Half = SIMD8<Float>
+        // Round 1: the 8-lane halves' sum of vectors 2p and 2p+1 side by side.
+        var eights = InlineArray<8, Vector>(repeating: Vector())
+        for p in 0..<8 {
+            let a = vectors[2 * p], b = vectors[2 * p + 1]
+            eights[p] = Vector(lowHalf: a.lowHalf, highHalf: b.lowHalf) + Vector(lowHalf: a.highHalf, highHalf: b.highHalf)
+        }
+        // Round 2: 4-lane partial sums of vectors 4q … 4q+3.
+        var fours = InlineArray<4, Vector>(repeating: Vector())
+        for q in 0..<4 {
+            let a = eights[2 * q], b = eights[2 * q + 1]
+            let low = Vector(lowHalf: Half(lowHalf: a.lowHalf.lowHalf, highHalf: a.highHalf.lowHalf),
+                             highHalf: Half(lowHalf: b.lowHalf.lowHalf, highHalf: b.highHalf.lowHalf))
+            let high = Vector(lowHalf: Half(lowHalf: a.lowHalf.highHalf, highHalf: a.highHalf.highHalf),
+                              highHalf: Half(lowHalf: b.lowHalf.highHalf, highHalf: b.highHalf.highHalf))
+            fours[q] = low + high
+        }
+        // Round 3: 2-lane partial sums of vectors 8h … 8h+7 (pairs of lanes moved as 64-bit units).
+        @inline(__always) func pairs(_ v: Vector) -> SIMD8<UInt64> { unsafeBitCast(v, to: SIMD8<UInt64>.self) }
+        var twos = InlineArray<2, Vector>(repeating: Vector())
+        for h in 0..<2 {
+            let a = pairs(fours[2 * h]), b = pairs(fours[2 * h + 1])
+            twos[h] = unsafeBitCast(SIMD8(lowHalf: a.evenHalf, highHalf: b.evenHalf), to: Vector.self)
+                + unsafeBitCast(SIMD8(lowHalf: a.oddHalf, highHalf: b.oddHalf), to: Vector.self)
+        }
+        // Round 4: lane k = two_k[0] + two_k[1].
+        return Vector(lowHalf: twos[0].evenHalf, highHalf: twos[1].evenHalf) + Vector(lowHalf: twos[0].oddHalf, highHalf: twos[1].oddHalf)
     }
 
     /// `x[i] *= alpha`.

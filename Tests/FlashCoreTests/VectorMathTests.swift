@@ -174,6 +174,25 @@ final class VectorMathTests: XCTestCase {
         }
     }
 
+    /// `sums` (the 16 halving trees as one butterfly) against `sum` lane by lane, bit for bit,
+    /// with signed zeros, infinities, a subnormal and values whose sums cancel, so any change
+    /// of pairing shows.
+    func testButterflySumsEqualEachHorizontalSum() {
+        var vectors = InlineArray<16, VectorMath.Vector>(repeating: VectorMath.Vector())
+        for k in 0..<16 {
+            let values = Self.values(16, seed: UInt64(300 + k)).enumerated().map { i, v in (i + k) % 5 == 0 ? v * 1e7 : v }
+            vectors[k] = VectorMath.Vector(values)
+        }
+        vectors[3] = VectorMath.Vector(repeating: -0.0)
+        vectors[7][2] = .infinity
+        vectors[9][11] = -.infinity
+        vectors[12][5] = 0x1p-140
+        let together = VectorMath.sums(vectors)
+        for k in 0..<16 {
+            XCTAssertEqual(together[k].bitPattern, VectorMath.sum(vectors[k]).bitPattern, "lane \(k)")
+        }
+    }
+
     func testSoftmax() {
         for count in [1, 5, 16, 33, 300] {
             var row = Self.values(count, seed: 7).map { $0 * 30 }
