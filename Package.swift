@@ -96,7 +96,7 @@ let package = Package(
         // Compute core: tensors, element types, GEMM, parallel loops, vector math.
         .target(name: "FlashCore", dependencies: ["CacheHints", "HalfPrecision"], swiftSettings: kernelSettings),
         // Attention: descriptor, standard and flash kernels (forward, backward, decode), masks.
-        .target(name: "FlashAttention", dependencies: ["FlashCore"], swiftSettings: kernelSettings),
+        .target(name: "FlashAttention", dependencies: ["FlashCore", "CacheHints"], swiftSettings: kernelSettings),
         // Model file formats: safetensors, GGUF, tokenizers.
         .target(name: "ModelFormats", dependencies: ["FlashCore", "QuantizedDotKernels"], swiftSettings: optimise),
         // Distributed: the communicator protocol, Open MPI loaded at run time (dlopen, so nothing

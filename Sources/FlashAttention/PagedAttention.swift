@@ -1,3 +1,4 @@
+import CacheHints
 import FlashCore
 
 /// Attention against a paged KV cache (PagedAttention, Kwon et al. 2023): keys and values live
@@ -82,6 +83,19 @@ public enum PagedAttention {
                 HalfRows.widen(pool.assumingMemoryBound(to: Float16.self) + offset, into: destination, count: count)
             } else {
                 HeadRows.copy(pool.assumingMemoryBound(to: Float.self) + offset, to: destination, count: count)
+            }
+        }
+
+        /// Asks for the cache lines of `count` elements at element `offset` of `pool` (a hint:
+        /// the next tile's rows, requested while this tile computes).
+        @inline(__always)
+        func prefetchRow(_ pool: UnsafeRawPointer, at offset: Int, count: Int) {
+            let bytes = elementType.byteSize
+            var address = pool + offset * bytes
+            let end = address + count * bytes
+            while address < end {
+                flash_prefetch_l2(address)
+                address += 64
             }
         }
 
