@@ -184,6 +184,32 @@ final class PagedAttentionTests: XCTestCase {
         }
     }
 
+    /// A tile's scores (the butterfly of horizontal sums, the D = 32/64/128 instantiations with
+    /// q in registers, and the fallbacks for other D) equal `VectorMath.dot(q, K_j)·scale +
+    /// slope·offset` key by key, bit for bit: the per-row arithmetic every invariance test and
+    /// the engine's equality with the reference path rest on.
+    func testTileScoresEqualOneDotPerKey() {
+        var random = TestRandom(21)
+        for d in [16, 20, 32, 48, 64, 80, 128] {
+            let rowStride = 3 * d + 8   // keys of a multi-head tile row, not packed
+            let q = random.values(d).map { $0 * 3 }, keys = random.values(16 * rowStride).map { $0 * 3 }
+            for count in [1, 7, 16] {
+                for slope in [nil, Float(0.125)] {
+                    let scores = FlashAttentionKernel.tileScores(q, keys: keys, rowStride: rowStride, count: count, headDim: d,
+                                                                 scale: 0.17, slope: slope, firstOffset: -40)
+                    for j in 0..<16 {
+                        var expected = -Float.infinity
+                        if j < count {
+                            expected = keys.withUnsafeBufferPointer { VectorMath.dot(q, $0.baseAddress! + j * rowStride, count: d) } * 0.17
+                            if let slope { expected += slope * Float(j - 40) }
+                        }
+                        XCTAssertEqual(scores[j].bitPattern, expected.bitPattern, "D \(d), \(count) keys, lane \(j), slope \(slope.map { "\($0)" } ?? "none")")
+                    }
+                }
+            }
+        }
+    }
+
     /// The same keys and values stored in pools of different block sizes (4, 8, 16, 48; shuffled
     /// tables) give bit-identical rows: the kernel steps in positions, not blocks, so a server's
     /// `--block-size` cannot change its output. Lengths cross the 256-key split.
