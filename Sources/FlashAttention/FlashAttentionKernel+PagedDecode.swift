@@ -12,7 +12,7 @@ extension FlashAttentionKernel {
     typealias TileVector = SIMD16<Float>
 
     /// Rows of one sequence's chunk per work item at most: the K/V tiles are gathered once
-    /// for all of them (a prefill chunk of 512 rows is 8 items per key/value head and split).
+    /// for all of them (a prefill chunk of 512 rows is 8 items per split).
     static let pagedRowBlock = 64
 
     /// Items of at most this many rows prefetch their next K/V tile (see `pagedDecode`).
@@ -34,11 +34,12 @@ extension FlashAttentionKernel {
     /// 1.5k-token context spent 60% of its attention time waiting on those strided reads).
     ///
     /// Order of operations, fixed per row: keys in position order; per tile the scores (each
-    /// exactly `VectorMath.dot`, see `tileScores`), their max m', the weights p = e^(s − m') of the tile in one
-    /// vector, then l ← l·f + Σ p (a fixed tree) and acc ← acc·f + Σ_j p_j·v_j (one FMA chain
-    /// per element, j in order), f = e^(m − m') (1 when the max did not grow). The accumulator
-    /// stays in registers across the tile's keys. Tiles start at fixed positions (multiples of
-    /// `pagedTileKeys`), so which rows share an item, and which thread runs it, change nothing.
+    /// exactly `VectorMath.dot`, see `tileScores`), their max m', the weights p = e^(s − m') of
+    /// the tile in one vector, then l ← l·f + Σ p (a fixed tree) and acc ← acc·f + Σ_j p_j·v_j
+    /// (one FMA chain per element, j in order), f = e^(m − m') (1 when the max did not grow). The
+    /// accumulator stays in registers across the tile's keys. Tiles start at fixed positions
+    /// (multiples of `pagedTileKeys`), so which rows and heads share an item, and which thread
+    /// runs it, change nothing.
     /// Position j is read from block `table[j / blockSize]` at slot `j % blockSize`, so tiles may
     /// straddle blocks.
     static func pagedDecode(_ batch: PagedAttention.Batch, threads: Int?) {
