@@ -27,7 +27,7 @@ extension Attention {
         let problem = try descriptor.problem(query: query, key: key, value: value)
         try InvalidArgument.require((0..<problem.sequenceCount).contains(sequence), "sequence",
                                     expected: "0..<\(problem.sequenceCount)", got: "\(sequence)")
-        let tiles = AttentionTiles.forHeadDimension(problem.headDim, longestQuery: problem.queryLengths.max() ?? 0)
+        let tiles = problem.tiles
         let nq = problem.queryLengths[sequence], nk = problem.keyLengths[sequence]
         return stride(from: 0, to: nq, by: tiles.queryRows).map { i0 in
             let i1 = min(nq, i0 + tiles.queryRows)

@@ -44,6 +44,10 @@ struct AttentionProblem {
     /// Query heads that share one key/value head.
     var groupSize: Int { queryHeads / keyHeads }
 
+    /// The flash kernels' tiles for this call: the table's for its head dimension, the query
+    /// tile no taller than its longest query run (`AttentionTiles.forHeadDimension(_:longestQuery:)`).
+    var tiles: AttentionTiles { AttentionTiles.forHeadDimension(headDim, longestQuery: queryLengths.max() ?? 0) }
+
     /// Offset of the bottom-right diagonal: query i is aligned with key i + Nk − Nq.
     @inline(__always)
     func diagonal(_ sequence: Int) -> Int { keyLengths[sequence] - queryLengths[sequence] }

@@ -87,7 +87,7 @@ extension FlashAttentionKernel {
         _ problem: AttentionProblem, output: HeadRows, logSumExp: LogSumExpRows, outputGradient: HeadRows,
         queryGradient: HeadRows, keyGradient: HeadRows, valueGradient: HeadRows
     ) {
-        let tiles = AttentionTiles.forHeadDimension(problem.headDim, longestQuery: problem.queryLengths.max() ?? 0)
+        let tiles = problem.tiles
         let width = AttentionTiles.paddedHeadDimension(problem.headDim)
         let packs = BackwardPacks(problem, tiles: tiles, width: width)
         let d = problem.headDim, br = tiles.queryRows, bc = tiles.keyColumns

@@ -5,7 +5,7 @@ extension FlashAttentionKernel {
     /// Forward: one work item per (sequence, query head, query tile), dynamically scheduled,
     /// most expensive first (causal tiles near the bottom see the most keys).
     static func forward(_ problem: AttentionProblem, output: HeadRows, logSumExp: LogSumExpRows) {
-        let tiles = AttentionTiles.forHeadDimension(problem.headDim, longestQuery: problem.queryLengths.max() ?? 0)
+        let tiles = problem.tiles
         let width = AttentionTiles.paddedHeadDimension(problem.headDim)
         var items = [(sequence: Int, head: Int, tile: Int, cost: Int)]()
         for s in 0..<problem.sequenceCount {

@@ -187,17 +187,17 @@ extension FlashAttentionKernel {
     /// `keys + j·rowStride`, with q·K_j exactly `VectorMath.dot`; lanes from `count` on are −Inf
     /// (they weigh 0). For D a multiple of 16 the 16 dot products' horizontal sums run as one
     /// butterfly (`VectorMath.sums`), which also leaves each score in its lane; other D take
-    /// `dot` per key. D = 32, 64 and 128 have their own instantiation (`dotLanes(_:…)`), with q
-    /// held in registers across the tile's keys.
+    /// `dot` per key. D = 32, 64 and 128 have their own instantiation (`VectorMath.dotLanes(_:…)`),
+    /// with q held in registers across the tile's keys.
     @inline(__always)
     static func tileScores(_ q: UnsafePointer<Float>, keys: UnsafePointer<Float>, rowStride: Int, count: Int, headDim d: Int,
                            scale: Float, slope: Float?, firstOffset: Int) -> TileVector {
         let lane = TileVector(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
         var scores: TileVector
         switch d {
-        case 32: scores = VectorMath.sums(dotLanes(HeadVectors<2>.self, q, keys: keys, rowStride: rowStride, count: count)) * scale
-        case 64: scores = VectorMath.sums(dotLanes(HeadVectors<4>.self, q, keys: keys, rowStride: rowStride, count: count)) * scale
-        case 128: scores = VectorMath.sums(dotLanes(HeadVectors<8>.self, q, keys: keys, rowStride: rowStride, count: count)) * scale
+        case 32: scores = VectorMath.sums(VectorMath.dotLanes(VectorMath.Vectors<2>.self, q, rows: keys, rowStride: rowStride, count: count)) * scale
+        case 64: scores = VectorMath.sums(VectorMath.dotLanes(VectorMath.Vectors<4>.self, q, rows: keys, rowStride: rowStride, count: count)) * scale
+        case 128: scores = VectorMath.sums(VectorMath.dotLanes(VectorMath.Vectors<8>.self, q, rows: keys, rowStride: rowStride, count: count)) * scale
         case _ where d % VectorMath.width == 0:
             var partials = InlineArray<16, VectorMath.Vector>(repeating: VectorMath.Vector())
             for j in 0..<count { partials[j] = VectorMath.dotLanes(q, keys + j * rowStride, count: d) }
@@ -208,31 +208,6 @@ extension FlashAttentionKernel {
         }
         if let slope { scores += slope * (lane + Float(firstOffset)) }
         return scores.replacing(with: -.infinity, where: lane .>= Float(count))
-    }
-
-    /// A head dimension of V 16-float vectors, as a type (see `dotLanes(_:…)`).
-    enum HeadVectors<let V: Int> {}
-
-    /// `VectorMath.dotLanes(q, K_j, count: 16·V)` for the tile's keys j < `count` (zeros past
-    /// it), with the same operations in the same order — chunk c into chain c mod 4 for the
-    /// whole 64-float steps, the rest into chain 0, then (c0 + c1) + (c2 + c3) — but q's V
-    /// vectors loaded once for all keys, and the loops unrolled for the known V.
-    @inline(__always)
-    static func dotLanes<let V: Int>(_ shape: HeadVectors<V>.Type, _ q: UnsafePointer<Float>, keys: UnsafePointer<Float>,
-                                     rowStride: Int, count: Int) -> InlineArray<16, VectorMath.Vector> {
-        typealias Vector = VectorMath.Vector
-        var query = InlineArray<V, Vector>(repeating: Vector())
-        for c in 0..<V { query[c] = VectorMath.load(q + 16 * c, count: 16) }
-        let chained = V / 4 * 4
-        var partials = InlineArray<16, Vector>(repeating: Vector())
-        for j in 0..<count {
-            let key = keys + j * rowStride
-            var chains = InlineArray<4, Vector>(repeating: Vector())
-            for c in 0..<chained { chains[c % 4] = chains[c % 4].addingProduct(query[c], VectorMath.load(key + 16 * c, count: 16)) }
-            for c in chained..<V { chains[0] = chains[0].addingProduct(query[c], VectorMath.load(key + 16 * c, count: 16)) }
-            partials[j] = (chains[0] + chains[1]) + (chains[2] + chains[3])
-        }
-        return partials
     }
 
     /// acc[0..<d] ← acc·factor + Σ_{j<count} weights[j]·V_j (count ≤ 16), where V_j is the

@@ -300,6 +300,32 @@ public enum VectorMath {
         return (acc0 + acc1) + (acc2 + acc3)
     }
 
+    /// A length of V 16-float vectors, as a type (see `dotLanes(_:_:rows:rowStride:count:)`).
+    public enum Vectors<let V: Int> {}
+
+    /// Element j < `count` (≤ 16): `dotLanes(x, rows + j·rowStride, count: 16·V)`, with the same
+    /// operations in the same order — chunk c into chain c mod 4 for the whole 64-float steps,
+    /// the rest into chain 0, then (c0 + c1) + (c2 + c3) — but x's V vectors loaded once for all
+    /// rows, and the loops unrolled for the known V (paged attention's tile of keys). Zeros
+    /// past `count`.
+    @inlinable @inline(__always)
+    public static func dotLanes<let V: Int>(_ length: Vectors<V>.Type, _ x: UnsafePointer<Float>, rows: UnsafePointer<Float>,
+                                            rowStride: Int, count: Int) -> InlineArray<16, Vector> {
+        var held = InlineArray<V, Vector>(repeating: Vector())
+        for c in 0..<V { held[c] = UnsafeRawPointer(x + width * c).loadUnaligned(as: Vector.self) }
+        let chained = V / 4 * 4
+        var partials = InlineArray<16, Vector>(repeating: Vector())
+        for j in 0..<count {
+            let row = rows + j * rowStride
+            @inline(__always) func load(_ c: Int) -> Vector { UnsafeRawPointer(row + width * c).loadUnaligned(as: Vector.self) }
+            var chains = InlineArray<4, Vector>(repeating: Vector())
+            for c in 0..<chained { chains[c % 4] = chains[c % 4].addingProduct(held[c], load(c)) }
+            for c in chained..<V { chains[0] = chains[0].addingProduct(held[c], load(c)) }
+            partials[j] = (chains[0] + chains[1]) + (chains[2] + chains[3])
+        }
+        return partials
+    }
+
     /// Lane k = `sum(vectors[k])` bit for bit, for 16 vectors at once: the 16 halving trees run
     /// as one transposing butterfly (four rounds; each adds the low and high halves of its
     /// operands' partial sums, gathered pairwise into full vectors), 15 vector adds and 30

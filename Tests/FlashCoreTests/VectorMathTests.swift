@@ -193,6 +193,24 @@ final class VectorMathTests: XCTestCase {
         }
     }
 
+    /// The width-instantiated `dotLanes` (x held in registers over up to 16 rows) against the
+    /// per-row `dotLanes`, bit for bit, for 1–8 vectors (chains of whole 64-float steps, then
+    /// the remainder into the first chain) and a partial tile of rows.
+    func testWidthInstantiatedDotLanesEqualPerRow() {
+        func check<let V: Int>(_ length: VectorMath.Vectors<V>.Type) {
+            let d = 16 * V, stride = d + 5, count = 11
+            let x = Self.values(d, seed: UInt64(400 + V)).map { $0 * 1e3 }, rows = Self.values(count * stride, seed: UInt64(500 + V))
+            let lanes = VectorMath.dotLanes(length, x, rows: rows, rowStride: stride, count: count)
+            for j in 0..<16 {
+                let expected = j < count ? rows.withUnsafeBufferPointer { VectorMath.dotLanes(x, $0.baseAddress! + j * stride, count: d) }
+                                         : VectorMath.Vector()
+                XCTAssertEqual(lanes[j], expected, "\(V) vectors, row \(j)")
+            }
+        }
+        check(VectorMath.Vectors<1>.self); check(VectorMath.Vectors<2>.self); check(VectorMath.Vectors<4>.self)
+        check(VectorMath.Vectors<5>.self); check(VectorMath.Vectors<8>.self)
+    }
+
     func testSoftmax() {
         for count in [1, 5, 16, 33, 300] {
             var row = Self.values(count, seed: 7).map { $0 * 30 }
