@@ -76,15 +76,6 @@ public struct MemoryEstimate: Codable, Equatable, Sendable {
         let sequences = Double(setup.microBatch)
         activations = sequences * perSequence.stored / t
         backwardBuffers = sequences * perSequence.backwardBuffers / t
-        if setup.memoryModel == .projectTrainer {
-            // The trainer's one buffer for explicit transposes (Linear.backward, the tied head):
-            // sized for the largest [rows or width] × [widest matrix side] it ever transposes,
-            // so it does not scale per sequence.
-            let c = config.width, f = config.mlpWidth
-            let rows = setup.microBatch * setup.sequenceLength
-            let qkvWidth = (config.heads + 2 * config.kvHeads) * config.headDim
-            backwardBuffers += 4 * Double(max(rows, c, f) * max(c, f, qkvWidth, config.vocabularySize))
-        }
         attentionWorkspace = sequences * perSequence.attentionWorkspace / t
         workspace = backwardBuffers + attentionWorkspace
     }

@@ -71,30 +71,35 @@ public struct RegisterTile: Equatable, Sendable, CustomStringConvertible {
 
 /// Cache and register block sizes of the GEMM, in one place.
 ///
-/// The loop nest is BLIS's (Goto's) with A read in place: for each `nc`-wide column block of
-/// C and each `kc`-deep slice of the inner dimension, op(B) is packed into `kc`×`nr` panels;
-/// then, for each `mr`-row panel of A, the micro-kernel sweeps the B panels, computing one
-/// `mr`×`nr` tile of C per panel with the whole tile in registers for the `kc` steps.
+/// The loop nest is BLIS's (Goto's): for each `nc`-wide column block of C and each `kc`-deep
+/// slice of the inner dimension, op(B) is packed into `kc`×`nr` panels; then, for each
+/// `mr`-row panel of A, the micro-kernel sweeps the B panels, computing one `mr`×`nr` tile of C
+/// per panel with the whole tile in registers for the `kc` steps. An untransposed A is read in
+/// place; a transposed one is packed, `mc` rows at a time.
 ///
 /// | size | value | chosen for |
 /// |------|-------|------------|
 /// | `mr`, `nr` | `RegisterTile.compiled` | the register file of the compiled ISA (8×32 AVX-512, 6×16 AVX2, 8×12 NEON) |
 /// | `kc` | L1d / 4 / (4 B · mr), multiple of 64 in 128...512 | the A panel in use (mr rows × kc) fills a quarter of L1d and stays there while the B panels stream past it: 256 on a 32 KiB L1d with mr = 8, 384 on 48 KiB |
 /// | `nc` | L2 / 2 / (4 B · kc), multiple of nr in 4·nr...4096 | the packed B block fills half of L2 (the rest holds the A rows and C) |
+/// | `mc` | L2 / 4 / (4 B · kc), multiple of mr in 4·mr...4096 | a packed block of a transposed A fills a quarter of L2: 256 rows on a 1 MiB L2 with kc = 256 |
 ///
 /// Caches are read once from /sys/devices/system/cpu/cpu0/cache (Linux) or `hw.l1dcachesize` /
-/// `hw.l2cachesize` (macOS); if that fails, 32 KiB and 1 MiB. On the 2-core Zen 4 this was
+/// `hw.l2cachesize` (macOS); if that fails, 32 KiB and 1 MiB. On the 2-core Zen 5 this was
 /// tuned on, kc ∈ {192, 256, 384, 512} and nc ∈ {512, 1024} were all within noise (86–90% of
-/// the FMA peak at 512–2048, 1 thread), so the rule only needs to land in the right range. A is
-/// not packed because reading it in place was as fast at large sizes and much faster for
-/// narrow C (64×64×64: 86% vs 75% of peak; 1024×64×1024: 91% vs 68%), where each packed A
-/// element would be used by only a few B panels. Only the last, partial A panel is copied
-/// (zero-padded). Read in place, a panel's rows come from L3 or memory the first time (A's
-/// whole kc slice, m × kc, is larger than L2 at m = 2048), so the driver asks for the next
+/// the FMA peak at 512–2048, 1 thread), so the rule only needs to land in the right range. An
+/// untransposed A is not packed because reading it in place was as fast at large sizes and
+/// much faster for narrow C (64×64×64: 86% vs 75% of peak; 1024×64×1024: 91% vs 68%), where
+/// each packed A element would be used by only a few B panels. Only the last, partial A panel
+/// is copied (zero-padded). Read in place, a panel's rows come from L3 or memory the first time
+/// (A's whole kc slice, m × kc, is larger than L2 at m = 2048), so the driver asks for the next
 /// panel in L2 (`CacheHints`' prefetch) while the current one is in use: at 2048³ on Zen 5
 /// (AVX-512, 1 thread) that was about 5% faster, alternating runs in one session; packing the
 /// A panel instead (copied row-major, or transposed per step) was no faster or slower there,
-/// its copy costing as much as the waits it saved.
+/// its copy costing as much as the waits it saved. A transposed A is different: in place, a
+/// panel's mr values per step lie in a new row of A at a stride of `lda` floats, which crowds a
+/// few L1 sets when `lda` is a power of two; packed, the weight-gradient products Xᵀ·dY of
+/// training no longer need a transposed copy of X (`packTransposedA`).
 ///
 /// Only `kc` changes the arithmetic (C accumulates one `kc` slice at a time). It depends on
 /// the machine's L1d, the ISA and k (`depthSlice(k:)` balances the slices: k = 512 runs as
@@ -112,6 +117,8 @@ public enum GEMMBlocking {
     public static let kc: Int = depthBlock(l1DataBytes: CacheSizes.host.l1Data, rows: RegisterTile.compiled.rows)
     /// Columns of one packed B block (see the table above).
     public static let nc: Int = columnBlock(l2Bytes: CacheSizes.host.l2, depth: kc, columns: RegisterTile.compiled.columns)
+    /// Rows of one packed block of a transposed A (see the table above).
+    public static let mc: Int = rowBlock(l2Bytes: CacheSizes.host.l2, depth: kc, rows: RegisterTile.compiled.rows)
 
     /// kc for an L1d of `l1DataBytes` and an `rows`-row tile.
     public static func depthBlock(l1DataBytes: Int, rows: Int) -> Int {
@@ -121,6 +128,11 @@ public enum GEMMBlocking {
     /// nc for an L2 of `l2Bytes`, depth `depth` and `columns`-wide tiles.
     public static func columnBlock(l2Bytes: Int, depth: Int, columns: Int) -> Int {
         min(4096 / columns * columns, max(4 * columns, l2Bytes / 2 / (4 * depth) / columns * columns))
+    }
+
+    /// mc for an L2 of `l2Bytes`, depth `depth` and `rows`-row tiles.
+    public static func rowBlock(l2Bytes: Int, depth: Int, rows: Int) -> Int {
+        min(4096 / rows * rows, max(4 * rows, l2Bytes / 4 / (4 * depth) / rows * rows))
     }
 
     /// The depth of one pass over an inner dimension of `k`: kc balanced over k's slices. Every

@@ -74,11 +74,14 @@ extension GEMM {
         let kc = GEMMBlocking.depthSlice(k: k)
         let nc = GEMMBlocking.balanced(n, block: GEMMBlocking.nc, unit: nr)
         let depthCapacity = min(kc, k)
-        let edgeCapacity = mr * depthCapacity
+        // A transposed A is packed in blocks of mc rows; otherwise only its last, partial
+        // panel is copied.
+        let rowBlock = transposeA ? GEMMBlocking.balanced(m, block: GEMMBlocking.mc, unit: mr) : m
+        let aCapacity = transposeA ? (min(rowBlock, m) + mr - 1) / mr * mr * depthCapacity : mr * depthCapacity
         let bCapacity = (min(nc, n) + nr - 1) / nr * nr * depthCapacity
-        PackingBufferPool.shared.withBuffer(capacity: bCapacity + edgeCapacity) { buffer in
+        PackingBufferPool.shared.withBuffer(capacity: bCapacity + aCapacity) { buffer in
             let packedB = buffer
-            let edgePanel = buffer + bCapacity
+            let packedA = buffer + bCapacity
             var jc = 0
             while jc < n {
                 let columns = min(nc, n - jc)
@@ -87,11 +90,16 @@ extension GEMM {
                     let depth = min(kc, k - pc)
                     packB(transposed: transposeB, transposeB ? b + jc * ldb + pc : b + pc * ldb + jc, ldb: ldb,
                           depth: depth, columns: columns, into: packedB)
-                    // The first k slice applies beta; later slices add to what is there.
-                    macroKernel(rows: m, columns: columns, depth: depth,
-                                a: transposeA ? a + pc * lda : a + pc, transposeA: transposeA, lda: lda,
-                                edgePanel: edgePanel, packedB: packedB,
-                                c: c + jc, ldc: ldc, alpha: alpha, beta: pc == 0 ? beta : 1)
+                    var ic = 0
+                    while ic < m {
+                        let rows = min(rowBlock, m - ic)
+                        if transposeA { packTransposedA(a + pc * lda + ic, lda: lda, rows: rows, depth: depth, into: packedA) }
+                        // The first k slice applies beta; later slices add to what is there.
+                        macroKernel(rows: rows, columns: columns, depth: depth, a: transposeA ? nil : a + ic * lda + pc,
+                                    lda: lda, packedA: packedA, packedB: packedB,
+                                    c: c + ic * ldc + jc, ldc: ldc, alpha: alpha, beta: pc == 0 ? beta : 1)
+                        ic += rows
+                    }
                     pc += kc
                 }
                 jc += nc
@@ -99,13 +107,14 @@ extension GEMM {
         }
     }
 
-    /// Runs the micro-kernel over every tile of A (in place, `rows` × `depth` from `a`) × the
-    /// packed B block. The mr rows of A in use stay in L1 while the loop sweeps the B panels
-    /// from L2. The last A panel, if partial, is first copied into `edgePanel` with zero rows.
+    /// Runs the micro-kernel over every tile of A (`rows` × `depth`) × the packed B block. The
+    /// mr rows of A in use stay in L1 while the loop sweeps the B panels from L2. An
+    /// untransposed A (`a`) is read in place, its last panel, if partial, first copied into
+    /// `packedA` with zero rows; with `a` nil, A is already packed in `packedA` (`packTransposedA`).
     @inline(__always)
     static func macroKernel(
         rows: Int, columns: Int, depth: Int,
-        a: UnsafePointer<Float>, transposeA: Bool, lda: Int, edgePanel: UnsafeMutablePointer<Float>,
+        a: UnsafePointer<Float>?, lda: Int, packedA: UnsafeMutablePointer<Float>,
         packedB: UnsafePointer<Float>,
         c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float
     ) {
@@ -113,23 +122,25 @@ extension GEMM {
         var i = 0
         while i < rows {
             let height = min(mr, rows - i)
-            var panel = transposeA ? a + i : a + i * lda
-            var (rowStride, stepStride) = transposeA ? (1, lda) : (lda, 1)
-            if height < mr {
-                packEdgePanel(transposed: transposeA, panel, lda: lda, rows: height, depth: depth, into: edgePanel)
-                panel = UnsafePointer(edgePanel)
-                (rowStride, stepStride) = (1, mr)
+            var panel: UnsafePointer<Float>, rowStride: Int, stepStride: Int
+            if let a, height == mr {
+                (panel, rowStride, stepStride) = (a + i * lda, lda, 1)
+            } else if let a {
+                packEdgePanel(transposed: false, a + i * lda, lda: lda, rows: height, depth: depth, into: packedA)
+                (panel, rowStride, stepStride) = (UnsafePointer(packedA), 1, mr)
+            } else {
+                (panel, rowStride, stepStride) = (UnsafePointer(packedA + i * depth), 1, mr)
             }
-            // The next A panel's rows, asked for one per tile of this panel (all that are left
-            // with the last tile), so the prefetches spread over the sweep instead of queueing at once.
-            let nextPanel = a + (i + mr) * lda
-            let nextRows = !transposeA && i + mr < rows ? min(mr, rows - i - mr) : 0
+            // The next A panel's rows (when read in place), asked for one per tile of this panel
+            // (all that are left with the last tile), so the prefetches spread over the sweep
+            // instead of queueing at once.
+            let nextRows = a != nil && i + mr < rows ? min(mr, rows - i - mr) : 0
             var prefetched = 0
             var j = 0
             while j < columns {
                 let wanted = j + nr >= columns ? nextRows : min(nextRows, prefetched + 1)
                 while prefetched < wanted {
-                    prefetchRow(nextPanel + prefetched * lda, depth: depth)
+                    prefetchRow(a! + (i + mr + prefetched) * lda, depth: depth)
                     prefetched += 1
                 }
                 let width = min(nr, columns - j)

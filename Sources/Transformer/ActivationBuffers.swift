@@ -37,8 +37,6 @@ final class ActivationBuffers {
 
     // Scratch, shared by all layers.
     let branch: TensorStorage
-    /// Transposed copies for the GEMMs (see `Linear.backward`).
-    let transposeScratch: TensorStorage
     var residualGradient: TensorStorage!
     var residualGradient2: TensorStorage!
     var normGradient: TensorStorage!
@@ -79,8 +77,6 @@ final class ActivationBuffers {
         logits = allocate(rows * config.vocabularySize)
         losses = allocate(rows)
         branch = allocate(rows * c)
-        let widest = max(c, f, qkvWidth, config.vocabularySize)
-        transposeScratch = allocate(max(rows, c, f) * widest)
         tokens = .allocate(capacity: rows)
         targets = .allocate(capacity: rows)
         total += 8 * rows
@@ -103,7 +99,6 @@ final class ActivationBuffers {
         let gate = config.activation == .swiglu ? f : 0
         let perLayer = 5 * c + 4 + qkvWidth + gate + 2 * f
         var floats = rows * (config.layers * perLayer + 3 * c + 2 + v + 1)
-        floats += max(rows, c, f) * max(c, f, qkvWidth, v)
         if gradients {
             floats += rows * (3 * c + (config.normPlacement == .post ? c : 0) + qkvWidth + f + gate)
         }

@@ -20,14 +20,13 @@ extension TransformerModel {
         let dHeadInput = pre ? b.normGradient.floats : b.residualGradient.floats
         if let head = layout.head {
             Linear.backward(input: headInput, weight: p + head, outputGradient: dLogits, inputGradient: dHeadInput,
-                            weightGradient: g + head, biasGradient: nil, rows: rows, inFeatures: c, outFeatures: v, scratch: b.transposeScratch.floats, threads: t)
+                            weightGradient: g + head, biasGradient: nil, rows: rows, inFeatures: c, outFeatures: v, threads: t)
         } else {
             // logits = h·Eᵀ: dh = dlogits·E, dE += dlogitsᵀ·h.
             GEMM.multiplyUnchecked(transposeA: false, transposeB: false, m: rows, n: c, k: v, alpha: 1, a: dLogits, lda: v,
                                    b: p + layout.tokenEmbedding, ldb: c, beta: 0, c: dHeadInput, ldc: c, threads: t)
-            Transpose.copy(dLogits, rows: rows, columns: v, into: b.transposeScratch.floats, threads: t)
-            GEMM.multiplyUnchecked(transposeA: false, transposeB: false, m: v, n: c, k: rows, alpha: 1,
-                                   a: b.transposeScratch.floats, lda: rows,
+            GEMM.multiplyUnchecked(transposeA: true, transposeB: false, m: v, n: c, k: rows, alpha: 1,
+                                   a: dLogits, lda: v,
                                    b: headInput, ldb: c, beta: 1, c: g + layout.tokenEmbedding, ldc: c, threads: t)
         }
         if pre {
@@ -91,7 +90,7 @@ extension TransformerModel {
         let dProjection = branchGradient(dResidual, site: 1)
         Linear.backward(input: b.attentionOutput[l].floats, weight: p + o.projWeight, outputGradient: dProjection,
                         inputGradient: b.attentionGradient.floats, weightGradient: g + o.projWeight,
-                        biasGradient: o.projBias.map { g + $0 }, rows: rows, inFeatures: c, outFeatures: c, scratch: b.transposeScratch.floats, threads: t)
+                        biasGradient: o.projBias.map { g + $0 }, rows: rows, inFeatures: c, outFeatures: c, threads: t)
         let (query, key, value) = attentionViews(l, batch: batch, time: time)
         let attentionOutput = headsView(b.attentionOutput[l], batch: batch, time: time, heads: config.heads)
         let attentionGradient = headsView(b.attentionGradient, batch: batch, time: time, heads: config.heads)
@@ -117,13 +116,13 @@ extension TransformerModel {
         if pre {
             Linear.backward(input: b.normA[l].floats, weight: p + o.qkvWeight, outputGradient: dQKV,
                             inputGradient: b.normGradient.floats, weightGradient: g + o.qkvWeight,
-                            biasGradient: o.qkvBias.map { g + $0 }, rows: rows, inFeatures: c, outFeatures: qkvWidth, scratch: b.transposeScratch.floats, threads: t)
+                            biasGradient: o.qkvBias.map { g + $0 }, rows: rows, inFeatures: c, outFeatures: qkvWidth, threads: t)
             normBackward(x, weight: o.norm1Weight, bias: o.norm1Bias, stats: b.statsA[l].floats,
                          outputGradient: b.normGradient.floats, inputGradient: dResidual, accumulate: true, rows: rows, capacity: b.rows)
         } else {
             Linear.backward(input: x, weight: p + o.qkvWeight, outputGradient: dQKV, inputGradient: dResidual,
                             accumulateInput: true, weightGradient: g + o.qkvWeight, biasGradient: o.qkvBias.map { g + $0 },
-                            rows: rows, inFeatures: c, outFeatures: qkvWidth, scratch: b.transposeScratch.floats, threads: t)
+                            rows: rows, inFeatures: c, outFeatures: qkvWidth, threads: t)
         }
     }
 
@@ -135,7 +134,7 @@ extension TransformerModel {
         let dActivation = b.mlpGradient.floats
         Linear.backward(input: b.mlpActivation[l].floats, weight: p + o.downWeight, outputGradient: outputGradient,
                         inputGradient: dActivation, weightGradient: g + o.downWeight, biasGradient: o.downBias.map { g + $0 },
-                        rows: rows, inFeatures: f, outFeatures: c, scratch: b.transposeScratch.floats, threads: t)
+                        rows: rows, inFeatures: f, outFeatures: c, threads: t)
         let up = b.mlpUp[l].floats
         switch config.activation {
         case .gelu: Activations.geluBackward(input: up, outputGradient: dActivation, inputGradient: dActivation, count: rows * f, threads: t)
@@ -145,12 +144,12 @@ extension TransformerModel {
                                        gateGradient: b.gateGradient.floats, upGradient: dActivation, count: rows * f, threads: t)
             Linear.backward(input: input, weight: p + o.gateWeight!, outputGradient: b.gateGradient.floats,
                             inputGradient: inputGradient, accumulateInput: accumulate, weightGradient: g + o.gateWeight!,
-                            biasGradient: o.gateBias.map { g + $0 }, rows: rows, inFeatures: c, outFeatures: f, scratch: b.transposeScratch.floats, threads: t)
+                            biasGradient: o.gateBias.map { g + $0 }, rows: rows, inFeatures: c, outFeatures: f, threads: t)
         }
         let accumulateUp = accumulate || config.activation == .swiglu
         Linear.backward(input: input, weight: p + o.upWeight, outputGradient: dActivation, inputGradient: inputGradient,
                         accumulateInput: accumulateUp, weightGradient: g + o.upWeight, biasGradient: o.upBias.map { g + $0 },
-                        rows: rows, inFeatures: c, outFeatures: f, scratch: b.transposeScratch.floats, threads: t)
+                        rows: rows, inFeatures: c, outFeatures: f, threads: t)
     }
 
     /// Copies a [batch, time, heads, D] gradient into columns `column...` of a [rows, rowStride] buffer.

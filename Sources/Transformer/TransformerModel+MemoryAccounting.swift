@@ -39,7 +39,7 @@ extension TransformerModel {
             + bytes(b.logSumExpResidual.map { $0?.storage })
         // Tokens and targets are two Int32 per row, allocated outside TensorStorage.
         accounting.outputActivations = bytes([b.layerInput[layers], b.finalNorm, b.finalStats, b.logits, b.losses]) + 8 * b.rows
-        accounting.scratch = bytes([b.branch, b.transposeScratch, b.residualGradient, b.residualGradient2, b.normGradient, b.qkvGradient,
+        accounting.scratch = bytes([b.branch, b.residualGradient, b.residualGradient2, b.normGradient, b.qkvGradient,
                                     b.attentionGradient, b.mlpGradient, b.gateGradient])
         return accounting
     }

@@ -36,7 +36,7 @@ final class GEMMBlockingTests: XCTestCase {
         XCTAssertEqual(RegisterTile.compiled.floatLanes, FloatVector.scalarCount)
     }
 
-    /// kc and nc from cache sizes: the documented rule on known caches, and this machine's
+    /// kc, nc and mc from cache sizes: the documented rule on known caches, and this machine's
     /// sizes within the clamps (kc never depends on the thread count: it is a constant).
     func testCacheBlocksFollowTheCaches() {
         XCTAssertEqual(GEMMBlocking.depthBlock(l1DataBytes: 32 * 1024, rows: 8), 256)
@@ -48,11 +48,16 @@ final class GEMMBlockingTests: XCTestCase {
         XCTAssertEqual(GEMMBlocking.columnBlock(l2Bytes: 1024 * 1024, depth: 384, columns: 32), 320)
         XCTAssertEqual(GEMMBlocking.columnBlock(l2Bytes: 256 * 1024, depth: 512, columns: 16), 64)
         XCTAssertEqual(GEMMBlocking.columnBlock(l2Bytes: 64 * 1024 * 1024, depth: 128, columns: 12), 4092)
+        XCTAssertEqual(GEMMBlocking.rowBlock(l2Bytes: 1024 * 1024, depth: 256, rows: 8), 256)
+        XCTAssertEqual(GEMMBlocking.rowBlock(l2Bytes: 1024 * 1024, depth: 320, rows: 6), 204)
+        XCTAssertEqual(GEMMBlocking.rowBlock(l2Bytes: 256 * 1024, depth: 512, rows: 8), 32)
+        XCTAssertEqual(GEMMBlocking.rowBlock(l2Bytes: 64 * 1024 * 1024, depth: 128, rows: 8), 4096)
         let host = CacheSizes.host
         XCTAssert((4 * 1024...4 * 1024 * 1024).contains(host.l1Data), "L1d \(host.l1Data)")
         XCTAssert((64 * 1024...256 * 1024 * 1024).contains(host.l2), "L2 \(host.l2)")
         XCTAssertEqual(GEMMBlocking.kc, GEMMBlocking.depthBlock(l1DataBytes: host.l1Data, rows: RegisterTile.compiled.rows))
         XCTAssertEqual(GEMMBlocking.nc % RegisterTile.compiled.columns, 0)
+        XCTAssertEqual(GEMMBlocking.mc % RegisterTile.compiled.rows, 0)
     }
 
     /// Balanced blocks: as few pieces as the block size allows, all the same size (a multiple of

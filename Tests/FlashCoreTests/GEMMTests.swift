@@ -125,11 +125,12 @@ final class GEMMTests: XCTestCase {
         }
     }
 
-    /// The build's own blocking: a ragged row panel, a column block and one ragged tile past
-    /// nc, and two kc slices plus a remainder (kc and nc come from this machine's caches).
+    /// The build's own blocking: a row block of a transposed A and a ragged one past it (mc),
+    /// a column block and one ragged tile past nc, and two kc slices plus a remainder (kc, nc
+    /// and mc come from this machine's caches).
     func testShapesAroundThisBuildsBlocks() throws {
         let (mr, nr) = (GEMMBlocking.tile.rows, GEMMBlocking.tile.columns)
-        let (m, n, k) = (3 * mr + 1, GEMMBlocking.nc + nr + 3, 2 * GEMMBlocking.kc + 5)
+        let (m, n, k) = (GEMMBlocking.mc + 3 * mr + 1, GEMMBlocking.nc + nr + 3, 2 * GEMMBlocking.kc + 5)
         for (ta, tb) in [(false, false), (false, true), (true, false)] {
             let problem = Problem(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: -0.5, beta: 2,
                                   seed: UInt64(m + n + k))
