@@ -104,6 +104,12 @@ extension FlashAttentionKernel {
                 let row = base + i
                 guard i < nq else { packs.logSumExp[row] = .infinity; continue }
                 let token = problem.queryStarts[s] + i
+                if i + prefetchDistance < nq {
+                    let ahead = token + prefetchDistance
+                    problem.query.prefetch(at: problem.query.offset(sequence: s, token: ahead, head: h), count: d)
+                    outputGradient.prefetch(at: outputGradient.offset(sequence: s, token: ahead, head: h), count: d)
+                    output.prefetch(at: output.offset(sequence: s, token: ahead, head: h), count: d)
+                }
                 let q = packs.query + row * width, dO = packs.outputGradient + row * width
                 problem.query.load(at: problem.query.offset(sequence: s, token: token, head: h), count: d, into: q)
                 outputGradient.load(at: outputGradient.offset(sequence: s, token: token, head: h), count: d, into: dO)

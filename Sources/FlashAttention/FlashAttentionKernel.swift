@@ -88,12 +88,18 @@ enum FlashAttentionKernel {
         deinit { ReusableFloatBuffer.giveBack(keys, capacity: capacity) }
     }
 
+    /// How many rows ahead the row packing asks for its input (`HeadRows.prefetch`).
+    static let prefetchDistance = 4
+
     /// Copies rows `first`..<`first+count` of head `head` into a [count × width] Float32 tile
     /// (columns past headDim are left as they are: callers zero them).
     @inline(__always)
     static func packRows(_ rows: HeadRows, sequence s: Int, start: Int, first: Int, count: Int, head: Int,
                          headDim: Int, width: Int, into tile: UnsafeMutablePointer<Float>) {
         for r in 0..<count {
+            if r + prefetchDistance < count {
+                rows.prefetch(at: rows.offset(sequence: s, token: start + first + r + prefetchDistance, head: head), count: headDim)
+            }
             rows.load(at: rows.offset(sequence: s, token: start + first + r, head: head), count: headDim, into: tile + r * width)
         }
     }

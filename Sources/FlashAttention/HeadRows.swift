@@ -1,3 +1,4 @@
+import CacheHints
 import FlashCore
 
 /// A tensor addressed as (sequence, token, head, dim): [B, N, H, D] views (any strides), the
@@ -35,6 +36,21 @@ struct HeadRows {
         case .bfloat16:
             let source = raw.assumingMemoryBound(to: BFloat16.self) + offset
             for d in 0..<count { destination[d] = source[d * dimStride].floatValue }
+        }
+    }
+
+    /// Asks for the `count` elements at storage offset `offset` (step `dimStride`) in the
+    /// caches ahead of a `load`: the row-by-row packing walks rows at a token stride that
+    /// crosses a page every few rows, where the hardware prefetchers stop, and it stalled on
+    /// every row's first load (training step at width 128: ~5% of it in those stalls).
+    @inline(__always)
+    func prefetch(at offset: Int, count: Int) {
+        let bytes = tensor.elementType.byteSize
+        let first = tensor.storage.pointer + offset * bytes
+        var line = 0
+        while line < ((count - 1) * dimStride + 1) * bytes {
+            flash_prefetch_l1(first + line)
+            line += 64
         }
     }
 

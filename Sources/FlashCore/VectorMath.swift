@@ -265,6 +265,26 @@ public enum VectorMath {
         return result
     }
 
+    /// Σ x² over `count` values in Float64 (each Float32 square is exact there; only the sums
+    /// round): 16 Float64 lanes in two 8-lane accumulators, the tail added in order, the lanes
+    /// summed in a fixed order at the end, so the result never depends on threads.
+    @inlinable
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        var low = SIMD8<Double>(), high = SIMD8<Double>()
+        var i = 0
+        while i + 16 <= count {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+            let a = SIMD8<Double>(v.lowHalf), b = SIMD8<Double>(v.highHalf)
+            low = low.addingProduct(a, a)
+            high = high.addingProduct(b, b)
+            i += 16
+        }
+        let eight = low + high, four = eight.lowHalf + eight.highHalf, two = four.lowHalf + four.highHalf
+        var result = two[0] + two[1]
+        while i < count { result += Double(x[i]) * Double(x[i]); i += 1 }
+        return result
+    }
+
     /// Dot product of two `count`-long vectors: four independent 16-lane FMA chains (so the
     /// loop runs at FMA throughput, not latency), combined in a fixed order. Always inlined:
     /// as a call per key row it was a tenth of a decode step's time (paged attention, D = 64).

@@ -162,6 +162,9 @@ final class VectorMathTests: XCTestCase {
             let dotExact = zip(x, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
             XCTAssertEqual(Double(VectorMath.dot(x, y, count: count)), dotExact, accuracy: bound + 1e-30)
             XCTAssertEqual(VectorMath.max(x, count: count), x.max() ?? -.infinity)
+            // Squares are exact in Float64; only the count − 1 additions round (relative 2⁻⁵³ each).
+            let squares = x.reduce(0.0) { $0 + Double($1) * Double($1) }
+            XCTAssertEqual(VectorMath.sumOfSquares(x, count: count), squares, accuracy: Double(count + 1) * 0x1p-53 * squares)
             var scaled = x
             VectorMath.scale(&scaled, count: count, by: -2.5)
             XCTAssertEqual(scaled, x.map { $0 * -2.5 })

@@ -1,4 +1,5 @@
-// Cache hints for the GEMM driver, the one thing in FlashCore that Swift cannot express: Swift
+// Cache hints for the GEMM driver and the attention kernels' row packing, the one thing in
+// FlashCore and FlashAttention that Swift cannot express: Swift
 // has no prefetch (no builtin, no intrinsic outside the standard library), and an ordinary load
 // of a line that misses holds up retirement where a prefetch does not. Header-only: Swift
 // imports the static inline function and LLVM inlines it into the caller as one `prefetcht1`
@@ -10,6 +11,12 @@
 /// reading. A hint: it never faults, even for an address outside the mapped memory.
 static inline __attribute__((always_inline)) void flash_prefetch_l2(const void *address) {
     __builtin_prefetch(address, 0, 2);
+}
+
+/// Asks for the cache line holding `address` in L1 (and every level beyond) for reading, for
+/// data wanted within a few hundred cycles. A hint: it never faults.
+static inline __attribute__((always_inline)) void flash_prefetch_l1(const void *address) {
+    __builtin_prefetch(address, 0, 3);
 }
 
 #endif

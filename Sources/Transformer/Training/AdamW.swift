@@ -156,9 +156,7 @@ public enum GradientClipping {
         let partial = UnsafeMutablePointer<Double>.allocate(capacity: max(chunks, 1))
         defer { partial.deallocate() }
         Parallel.forEach(chunks, threads: threads) { c in
-            var s = 0.0
-            for i in (c * piece)..<min(count, (c + 1) * piece) { s += Double(values[i]) * Double(values[i]) }
-            partial[c] = s
+            partial[c] = VectorMath.sumOfSquares(values + c * piece, count: min(count, (c + 1) * piece) - c * piece)
         }
         var total = 0.0
         for c in 0..<chunks { total += partial[c] }
