@@ -1,9 +1,10 @@
 // Cache hints for the GEMM driver and the attention kernels' row packing, the one thing in
-// FlashCore and FlashAttention that Swift cannot express: Swift
-// has no prefetch (no builtin, no intrinsic outside the standard library), and an ordinary load
-// of a line that misses holds up retirement where a prefetch does not. Header-only: Swift
-// imports the static inline function and LLVM inlines it into the caller as one `prefetcht1`
-// (x86) or `prfm pldl2keep` (arm64) instruction. See FlashCore's `GEMMBlocking` ("A panels").
+// FlashCore and FlashAttention that Swift cannot express: Swift has no prefetch (no builtin, no
+// intrinsic outside the standard library), and an ordinary load of a line that misses holds up
+// retirement where a prefetch does not. Header-only: Swift imports the static inline functions
+// and LLVM inlines each into the caller as one `prefetcht1`/`prefetcht0` (x86) or
+// `prfm pldl2keep`/`pldl1keep` (arm64) instruction. See FlashCore's `GEMMBlocking` ("A panels")
+// and FlashAttention's `HeadRows.prefetch`.
 #ifndef FLASH_CACHE_HINTS_H
 #define FLASH_CACHE_HINTS_H
 
