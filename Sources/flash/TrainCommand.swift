@@ -119,6 +119,13 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
+    /// An error every rank finds alike (it depends on the arguments and the world size only):
+    /// rank 0 reports it and the others exit with the same failure status silently, so the
+    /// message is printed once instead of once per rank, interleaved.
+    static func sameOnEveryRank(_ message: String, rank: Int) -> Error {
+        rank == 0 ? CommandFailure(message) : ExitCode.failure
+    }
+
     static func makeTokenizer(kind: String, text: String, bpeVocabulary: Int) throws -> AnyTokenizer {
         if kind == "bpe" {
             TrainingSession.standardError("training a byte-level BPE tokenizer (\(bpeVocabulary) tokens)...\n")
@@ -132,7 +139,7 @@ struct TrainCommand: ParsableCommand {
         let communicator = try MPICommunicator.worldIfLaunched()
         let world = communicator?.size ?? 1, rank = communicator?.rank ?? 0
         guard world % contextParallel == 0 else {
-            throw CommandFailure("--context-parallel \(contextParallel) must divide the number of ranks (\(world))")
+            throw Self.sameOnEveryRank("--context-parallel \(contextParallel) must divide the number of ranks (\(world))", rank: rank)
         }
         let layout = " world \(world) zero \(zero) context-parallel \(contextParallel)"
         let dataParallel: Communicator? = world > 1 ? communicator : nil
@@ -152,7 +159,7 @@ struct TrainCommand: ParsableCommand {
             var options = state.options
             let globalBatch = options.batch * (state.dataParallelSize ?? 1), groups = world / contextParallel
             guard globalBatch % groups == 0 else {
-                throw CommandFailure("--resume: the checkpoint's global batch of \(globalBatch) sequences does not split over \(groups) data-parallel groups")
+                throw Self.sameOnEveryRank("--resume: the checkpoint's global batch of \(globalBatch) sequences does not split over \(groups) data-parallel groups", rank: rank)
             }
             options.batch = globalBatch / groups
             try Self.checkRanksAgree(dataParallel, config: model.config, options: options, tokens: dataset, layout: layout)
