@@ -1,3 +1,5 @@
+import Foundation
+
 /// The byte-level BPE tokenizer stored in a GGUF file (`tokenizer.ggml.model = "gpt2"`): the
 /// vocabulary (`tokenizer.ggml.tokens`), merge rules (`tokenizer.ggml.merges`, "left right" in
 /// priority order), token types (`tokenizer.ggml.token_type`) and special token ids.
@@ -9,7 +11,8 @@
 /// text encodes and decodes back to itself; bytes a vocabulary lacks (SmolLM's has no token for
 /// six control characters) are dropped, as Hugging Face's and llama.cpp's tokenizers drop them.
 ///
-/// Not thread-safe: encoding memoises pieces in a cache.
+/// Thread-safe: encoding memoises pieces in a cache behind a lock (`flash serve` encodes
+/// concurrent requests with one tokenizer; unguarded, the cache crashed the server).
 public final class GGUFTokenizer: @unchecked Sendable {
     /// ggml token types.
     public enum TokenType: Int32, Sendable {
@@ -42,6 +45,8 @@ public final class GGUFTokenizer: @unchecked Sendable {
     /// Special tokens longest first, for literal matching.
     private let specialTokens: [(text: [UInt8], id: Int)]
     private var cache: [[UInt8]: [Int]] = [:]
+    /// Guards `cache`; the merging itself runs outside it.
+    private let cacheLock = NSLock()
 
     /// Reads the tokenizer from `file`'s metadata.
     public convenience init(file: GGUFFile) throws {
@@ -161,7 +166,7 @@ public final class GGUFTokenizer: @unchecked Sendable {
     /// BPE-merges one pre-tokenized piece. Symbols are the UTF-8 bytes of byte-alphabet strings.
     private func bpe(_ piece: String) -> [Int] {
         let key = Array(piece.utf8)
-        if let cached = cache[key] { return cached }
+        if let cached = cacheLock.withLock({ cache[key] }) { return cached }
         var symbols = key.map { Array(String(GGUFByteAlphabet.character(for: $0)).utf8) }
         while symbols.count > 1 {
             var best = Int.max, bestIndex = -1
@@ -200,7 +205,9 @@ public final class GGUFTokenizer: @unchecked Sendable {
                 }
             }
         }
-        if cache.count < 100_000 { cache[key] = ids }
+        cacheLock.withLock {
+            if cache.count < 100_000 { cache[key] = ids }
+        }
         return ids
     }
 

@@ -27,6 +27,25 @@ final class LlamaTokenizerTests: XCTestCase {
         XCTAssertTrue(tokenizer.endOfGenerationTokens.contains(tokenizer.id(of: "<|im_end|>")!))
     }
 
+    /// One tokenizer encoding from several threads at once (as `flash serve` does for concurrent
+    /// requests) gives each text the ids a fresh tokenizer gives it alone. Thousands of distinct
+    /// words keep the memo cache growing while it is read; unguarded, it crashed the server.
+    func testConcurrentEncodingMatchesSerial() throws {
+        let (file, _, shared) = try LlamaFixtures.model()
+        var rng = SystemRandomNumberGenerator()
+        let texts = (0..<64).map { i in
+            (0..<60).map { _ in String((0..<Int.random(in: 3...9, using: &rng)).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement(using: &rng)! }) }
+                .joined(separator: i % 2 == 0 ? " " : ", ")
+        }
+        let serial = try GGUFTokenizer(file: file)
+        let expected = texts.map { serial.encode($0) }
+        let results = UnsafeMutableBufferPointer<[Int]>.allocate(capacity: texts.count)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: texts.count) { i in results[i] = shared.encode(texts[i]) }
+        XCTAssertEqual(Array(results), expected)
+    }
+
     func testAnyUTF8RoundTrips() throws {
         let (_, _, tokenizer) = try LlamaFixtures.model()
         var rng = SystemRandomNumberGenerator()
