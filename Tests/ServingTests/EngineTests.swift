@@ -48,6 +48,27 @@ final class EngineTests: XCTestCase {
         }
     }
 
+    /// A tied head multiplies by Eᵀ in place; a lone logit row must still get the arithmetic of
+    /// a row in a batch (GEMM's one-row path sums its dot products in another order).
+    func testTiedHeadLogitsOfALoneRowEqualThoseOfTheSameRowInABatch() throws {
+        let config = TransformerConfig(layers: 2, heads: 4, kvHeads: 2, width: 64, mlpWidth: 160, context: 96, vocabularySize: 300,
+                                       positionEncoding: .rotary, norm: .rmsNorm, activation: .swiglu, bias: false, tiedEmbeddings: true)
+        let model = try ServingFixtures.checkpointModel(config)
+        let v = config.vocabularySize
+        let a = (0..<9).map { ($0 * 37 + 1) % v }, b = (0..<14).map { ($0 * 53 + 2) % v }
+        let alone = try model.forward(PagedBatch(sequences: [.init(tokens: a, start: 0, blockTable: [0], logitRows: 1)]),
+                                      cache: model.makePagedCache(blockCount: 2, blockSize: 16))
+        let together = try model.forward(PagedBatch(sequences: [
+            .init(tokens: b, start: 0, blockTable: [0], logitRows: 2),
+            .init(tokens: a, start: 0, blockTable: [1], logitRows: 1),
+        ]), cache: model.makePagedCache(blockCount: 2, blockSize: 16))
+        let batched = Array(together[(2 * v)...])
+        XCTAssert(alone == batched, "logit \(zip(alone, batched).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1) differs")
+        // And both are the model's own logits (its whole-sequence forward, tied head by the same GEMM).
+        try model.forward(tokens: a.map(Int32.init), batch: 1, time: a.count)
+        XCTAssertLessThan(zip(alone, model.logits(row: a.count - 1)).map { abs($0 - $1) }.max()!, 1e-3)
+    }
+
     func testGreedyIsIdenticalAloneAndAmongEightConcurrentRequestsWithPrefixHitsAndChunkedPrefill() async throws {
         let (model, tokenizer) = try ServingFixtures.llama()
         let prompts = prompts(tokenizer)
