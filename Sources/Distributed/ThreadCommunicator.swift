@@ -3,6 +3,10 @@ import Foundation
 /// Ranks as threads of one process, for tests: every collective posts this rank's buffer,
 /// meets the others at a barrier, computes its own result from everyone's buffers (sums in
 /// rank order 0, 1, …, so results are deterministic), and meets them again before returning.
+///
+/// As with MPI, each rank's communicator runs one collective at a time (its thread, or a
+/// `CollectiveQueue`'s after the owner waits for it): the group's barrier counts one arrival
+/// per rank, and a rank's slot holds one posted buffer.
 public final class ThreadCommunicator: Communicator, @unchecked Sendable {
     /// The state the ranks of one group share.
     final class Group: @unchecked Sendable {

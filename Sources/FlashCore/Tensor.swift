@@ -1,6 +1,10 @@
 import Foundation
 
 /// Raw, 64-byte aligned memory shared by tensors and views of it.
+///
+/// Sendable as a raw pointer is: the pointer itself never changes; the bytes it points to have
+/// no lock, so threads may read them together (weights) or write disjoint ranges (kernel
+/// workers), and any other sharing of written bytes is the owner's to order.
 public final class TensorStorage: @unchecked Sendable {
     /// The first byte (64-byte aligned).
     public let pointer: UnsafeMutableRawPointer
@@ -22,6 +26,8 @@ public final class TensorStorage: @unchecked Sendable {
 /// Tensors have reference semantics for their data, like PyTorch's: a view made by `permuted`,
 /// `sliced` or `reshaped` shares storage with its source, and writes through one are seen by
 /// the other. `strides` and `offset` count elements, not bytes.
+///
+/// Sendable on the same terms as its `TensorStorage` (the view's fields are immutable).
 public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     /// How each element is stored (kernels compute in Float32 either way).
     public let elementType: ElementType

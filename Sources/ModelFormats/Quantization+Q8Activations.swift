@@ -18,6 +18,9 @@ import QuantizedDotKernels
 /// Row layout (read by the C kernels, see QuantizedDotKernels.h): 32·B signed bytes in groups
 /// of 4 blocks (elements 0..15 of each block of the group, then 16..31 of each), then B Float32
 /// d, then B Float32 s.
+///
+/// Not locked: each product makes its own, its rows are quantised by one thread each (workers
+/// take disjoint rows), and the region's join orders those writes before any read.
 public final class Q8Activations: @unchecked Sendable {
     /// Number of rows and of blocks of 32 per row.
     public let rows: Int

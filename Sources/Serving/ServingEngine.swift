@@ -55,11 +55,14 @@ public final class ServingEngine: @unchecked Sendable {
 }
 
 /// The engine's state and its thread; the thread holds it until the loop ends, so the public
-/// engine may go away first (its deinit stops the loop).
+/// engine may go away first (its deinit stops the loop). Sendable because callers' threads only
+/// touch the state guarded by `condition`; the scheduler (model, KV cache, samplers) and
+/// `completed` belong to the loop thread alone.
 final class EngineLoop: @unchecked Sendable {
     let configuration: ServingConfiguration
     let vocabularySize: Int
     let contextLength: Int
+    /// Loop thread only (`init` aside).
     private let scheduler: Scheduler
     private let condition = NSCondition()
     // Guarded by `condition`:
@@ -70,7 +73,8 @@ final class EngineLoop: @unchecked Sendable {
     private var stopping = false
     private var accepting = true
     private var ended = false
-    /// Requests finished during the current step; their streams end after the statistics update.
+    /// Loop thread only: requests finished during the current step; their streams end after the
+    /// statistics update.
     private var completed: [AsyncThrowingStream<GenerationEvent, Error>.Continuation] = []
 
     init(model: any PagedLanguageModel, draft: (any PagedLanguageModel)?, configuration: ServingConfiguration) throws {

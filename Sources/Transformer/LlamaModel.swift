@@ -31,7 +31,9 @@ public final class LlamaModel: @unchecked Sendable {
     let output: QuantizedMatrix
     /// base^(−2i/ropeDimensions) for i < ropeDimensions/2, computed in Float64.
     let inverseFrequencies: [Double]
-    /// Threads for every kernel (`nil`: `Parallel.defaultThreads`).
+    /// Threads for every kernel (`nil`: `Parallel.defaultThreads`). The only mutable state: set
+    /// it before the model is shared; forward passes use scratch of their own and may run
+    /// concurrently, each with its own cache.
     public var threads: Int?
 
     /// Loads the model in `file`. Throws if a tensor is missing, has the wrong shape, or uses an

@@ -11,6 +11,9 @@ import FlashCore
 /// 576-token context, ~26 MB of Float32 keys and values per token against ~96 MB of weights);
 /// it is llama.cpp's default cache type. Rows are rounded to Float16 once when stored and
 /// widened to Float32 when attention reads them; all arithmetic stays Float32.
+///
+/// Not locked: its owner runs one forward pass (or block copy) on it at a time; in serving,
+/// only the engine's loop thread touches it (through the `Scheduler` it owns).
 public final class PagedKVCache: @unchecked Sendable {
     public let layers: Int
     public let blockCount: Int
