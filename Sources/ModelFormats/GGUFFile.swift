@@ -75,7 +75,7 @@ public struct GGUFTensorInfo: Sendable, Equatable {
 /// UInt32 ggml type, UInt64 offset into the data section), padding to `general.alignment`
 /// (default 32), then the data section. Every count, offset and size is validated against the
 /// file before use.
-public final class GGUFFile: @unchecked Sendable {
+public final class GGUFFile: Sendable {
     /// The file's bytes (memory-mapped).
     public let bytes: GGUFBytes
     /// GGUF version, 2 or 3.

@@ -36,7 +36,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
 /// model so that the model's ids mean the same text when it is loaded again.
 ///
 /// JSON form: `{"kind": "character", "tokenizer": {...}}` or `{"kind": "bytePair", "tokenizer": {...}}`.
-public enum AnyTokenizer: Codable, Tokenizer {
+public enum AnyTokenizer: Codable, Tokenizer, Sendable {
     /// A character-level tokenizer.
     case character(CharTokenizer)
     /// A byte-level BPE tokenizer.

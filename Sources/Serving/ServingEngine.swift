@@ -13,7 +13,7 @@ import Transformer
 /// request: its blocks are freed before the next step. `submit` throws at once, never later,
 /// for a request that can never be served (`ServingError.promptTooLong`, `.promptExceedsCache`,
 /// `.invalidRequest`) or while the waiting queue is full (`.queueFull`).
-public final class ServingEngine: @unchecked Sendable {
+public final class ServingEngine: Sendable {
     private let core: EngineLoop
 
     /// Starts the step loop. Throws `InvalidArgument` for a bad configuration, a cache that does

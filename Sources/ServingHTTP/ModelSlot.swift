@@ -34,7 +34,7 @@ public final class ModelSlot: @unchecked Sendable {
 
 /// A BERT sentence-transformers model for `/v1/embeddings`. Requests run one at a time on a
 /// serial queue of their own, off Swift's cooperative threads.
-public final class Embedder: @unchecked Sendable {
+public final class Embedder: Sendable {
     public let id: String
     public let encoder: BertSentenceEncoder
     private let queue = DispatchQueue(label: "flash-serve-embeddings")

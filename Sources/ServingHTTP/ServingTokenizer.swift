@@ -18,7 +18,7 @@ public protocol ServingTokenizer: Sendable {
 }
 
 /// The GGUF file's tokenizer and chat template.
-public struct GGUFServingTokenizer: ServingTokenizer, @unchecked Sendable {
+public struct GGUFServingTokenizer: ServingTokenizer {
     public let tokenizer: GGUFTokenizer
     public init(tokenizer: GGUFTokenizer) { self.tokenizer = tokenizer }
     public func encode(_ text: String, special: Bool) -> [Int] { tokenizer.encode(text, parseSpecial: special) }
@@ -30,7 +30,7 @@ public struct GGUFServingTokenizer: ServingTokenizer, @unchecked Sendable {
 
 /// A checkpoint's tokenizer. It has no chat template: a conversation is its messages' contents,
 /// one per line, which is what a model trained on plain text can continue.
-public struct CheckpointServingTokenizer: ServingTokenizer, @unchecked Sendable {
+public struct CheckpointServingTokenizer: ServingTokenizer {
     public let tokenizer: AnyTokenizer
     public init(tokenizer: AnyTokenizer) { self.tokenizer = tokenizer }
     public func encode(_ text: String, special: Bool) -> [Int] { tokenizer.encode(text) }

@@ -80,7 +80,7 @@ public struct BertPooling: Sendable, Equatable {
 
 /// A sentence-transformers model built on BERT: WordPiece tokenizer, encoder, pooling over the
 /// real (unpadded) tokens and, when the model has a `Normalize` module, L2 normalisation.
-public final class BertSentenceEncoder: @unchecked Sendable {
+public final class BertSentenceEncoder: Sendable {
     /// The model's WordPiece tokenizer.
     public let tokenizer: WordPieceTokenizer
     /// The BERT encoder.
