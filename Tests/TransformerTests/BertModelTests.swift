@@ -144,6 +144,28 @@ final class BertModelTests: XCTestCase {
         }
     }
 
+    /// One model shared by concurrent callers (as the embeddings endpoint's encoder could be)
+    /// gives every batch the states it gets alone: each forward pass takes the model's reused
+    /// workspace or a fresh one, never one another pass is writing. Batches of different
+    /// shapes make the workspace grow while others use it.
+    func testConcurrentCallersMatchSerial() throws {
+        let model = try BertModel(configuration: Self.configuration, tensors: Self.randomTensors())
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D
+        func next(_ n: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int(state >> 33) % n
+        }
+        let batches = (0..<256).map { _ in (0...next(4)).map { _ in (0...next(6)).map { _ in next(11) } } }
+        let expected = try batches.map { try model.hiddenStates(tokenIDs: $0, threads: 2).floats() }
+        let results = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: batches.count)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: batches.count) { i in
+            results[i] = (try? model.hiddenStates(tokenIDs: batches[i], threads: 2).floats()) ?? []
+        }
+        for i in batches.indices { XCTAssertEqual(results[i], expected[i], "batch \(i): \(batches[i])") }
+    }
+
     func testBadInputsThrow() throws {
         let model = try BertModel(configuration: Self.configuration, tensors: Self.randomTensors())
         XCTAssertThrowsError(try model.hiddenStates(tokenIDs: [])) { XCTAssertEqual(($0 as? InvalidArgument)?.argument, "tokenIDs") }

@@ -111,6 +111,26 @@ final class LlamaModelTests: XCTestCase {
         XCTAssertEqual(cache.count, ids.count)
     }
 
+    /// One model run by several threads at once, each with its own cache (prefill, then decode
+    /// steps), gives each prompt the logits it gets alone: the model's only state is its weights.
+    func testConcurrentForwardPassesMatchSerial() throws {
+        let (_, model, tokenizer) = try LlamaFixtures.model()
+        let prompts = ["The capital of France is", "One, two, three,", "Swift is a language", "A KV cache per request"]
+            .map { tokenizer.encode($0) }
+        func run(_ ids: [Int]) throws -> [[Float]] {
+            let cache = model.makeCache(capacity: ids.count + 3)
+            var logits = [try model.forward(ids, cache: cache)]
+            for _ in 0..<3 { logits.append(try model.forward([Self.argmax(logits.last!)], cache: cache)) }
+            return logits
+        }
+        let expected = try prompts.map(run)
+        let results = UnsafeMutableBufferPointer<[[Float]]>.allocate(capacity: prompts.count)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: prompts.count) { i in results[i] = (try? run(prompts[i])) ?? [] }
+        for i in prompts.indices { XCTAssertTrue(results[i] == expected[i], "prompt \(i)") }
+    }
+
     func testBadInputThrows() throws {
         let (_, model, _) = try LlamaFixtures.model()
         let cache = model.makeCache(capacity: 4)
