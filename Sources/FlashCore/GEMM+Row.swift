@@ -1,17 +1,21 @@
-/// Multiplies a single row (m = 1, GEMV: a decode step's projections). The blocked path
-/// would copy all of B into packed panels and use one row of each 8-row tile, so here B is
-/// read once, in place: the row of C is a sum of scaled rows of B (or, with B transposed, a
-/// dot product per element). With 2–7 rows the blocked path is still faster when B is in
-/// cache (the accumulators no longer fit in L1), so only m = 1 comes here.
+/// Multiplies a single row (m = 1, GEMV: a decode step's projections) by a B stored k×n. The
+/// blocked path would copy all of B into packed panels and use one row of each 8-row tile, so
+/// here B is read once, in place: the row of C is a sum of scaled rows of B, each element's
+/// products added in k order in `kc` slices exactly as the blocked path adds them (a row alone
+/// is bit-for-bit that row of any batch). A transposed B (n×k) is not read here: summing an
+/// element in k order needs a column of B contiguous, i.e. packed, which is what the blocked
+/// path does (dot products over B's rows would sum in another order and break that invariance).
+/// With 2–7 rows the blocked path is still faster when B is in cache (the accumulators no
+/// longer fit in L1), so only m = 1 comes here.
 extension GEMM {
     /// Columns of C kept in one accumulator block for `m` rows: m × columns ≤ 8192 floats
     /// (32 KiB, L1), as wide as possible so that each row of B is streamed contiguously.
     static func rowColumnBlock(rows m: Int) -> Int { 8192 / m / 16 * 16 }
 
-    /// C = alpha·op(A)·op(B) + beta·C for m rows (used for m = 1). Threads split the columns;
-    /// each element's arithmetic (the order of its k products) does not depend on the split.
+    /// C = alpha·op(A)·B + beta·C for m rows (used for m = 1), B stored k×n. Threads split the
+    /// columns; each element's arithmetic (the order of its k products) does not depend on the split.
     static func multiplyRow(
-        transposeA: Bool, transposeB: Bool,
+        transposeA: Bool,
         m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
@@ -28,13 +32,8 @@ extension GEMM {
             let start = min(n, units * worker / workers * unit)
             let end = min(n, units * (worker + 1) / workers * unit)
             if start >= end { return }
-            if transposeB {
-                rowDots(transposeA: transposeA, m: m, columns: start..<end, k: k, alpha: alpha, a: a, lda: lda,
-                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-            } else {
-                rowSums(transposeA: transposeA, m: m, columns: start..<end, k: k, alpha: alpha, a: a, lda: lda,
-                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-            }
+            rowSums(transposeA: transposeA, m: m, columns: start..<end, k: k, alpha: alpha, a: a, lda: lda,
+                    b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
     }
 
@@ -95,28 +94,6 @@ extension GEMM {
                     }
                 }
                 jc += block
-            }
-        }
-    }
-
-    /// B stored n×k: C[i, j] = α·dot(op(A)[i, :], B[j, :]) + β·C[i, j]. Rows of a transposed
-    /// A are first gathered into contiguous rows.
-    static func rowDots(
-        transposeA: Bool, m: Int, columns: Range<Int>, k: Int, alpha: Float,
-        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
-    ) {
-        PackingBufferPool.shared.withBuffer(capacity: transposeA ? m * k : 1) { gathered in
-            if transposeA {
-                for p in 0..<k { for i in 0..<m { gathered[i * k + p] = a[p * lda + i] } }
-            }
-            for j in columns {
-                let bRow = b + j * ldb
-                for i in 0..<m {
-                    let aRow = transposeA ? UnsafePointer(gathered + i * k) : a + i * lda
-                    let dot = VectorMath.dot(aRow, bRow, count: k)
-                    c[i * ldc + j] = beta == 0 ? alpha * dot : alpha * dot + beta * c[i * ldc + j]
-                }
             }
         }
     }

@@ -10,7 +10,7 @@
 /// Implementation: `GEMM+Driver.swift` (loop nest and thread split), `GEMM+Blocking.swift`
 /// (block sizes), `GEMM+MicroKernel.swift` (the register-tile kernel, its
 /// tile chosen per ISA by `RegisterTile`), `GEMM+Packing.swift`,
-/// `GEMM+Row.swift` (m = 1).
+/// `GEMM+Row.swift` (m = 1 with B stored k×n).
 public enum GEMM {
     /// Checks the arguments and multiplies. Throws `InvalidArgument` naming the first bad one.
     public static func multiply(
@@ -73,8 +73,8 @@ public enum GEMM {
             scale(m: m, n: n, c: c, ldc: ldc, by: beta)
             return
         }
-        if m == 1 {
-            multiplyRow(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+        if m == 1 && !transposeB {
+            multiplyRow(transposeA: transposeA, m: m, n: n, k: k, alpha: alpha,
                         a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
                         threads: threads ?? Parallel.defaultThreads)
             return

@@ -125,21 +125,10 @@ extension TransformerModel: PagedLanguageModel {
             if let head = layout.head {
                 Linear.forward(input: headInput, weight: p + head, bias: nil, output: out.baseAddress!, rows: wanted.count,
                                inFeatures: c, outFeatures: v, threads: t)
-            } else if wanted.count > 1 {
+            } else {
                 // Tied: logits = h·Eᵀ with E the [V, C] token embedding, read in place.
                 GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: wanted.count, n: v, k: c, alpha: 1, a: headInput,
                                        lda: c, b: p + layout.tokenEmbedding, ldb: c, beta: 0, c: out.baseAddress!, ldc: v, threads: t)
-            } else {
-                // A lone row would take GEMM's one-row path, whose dot products over Eᵀ sum in
-                // another order than the blocked path of m ≥ 2 (batch invariance would break),
-                // so it is multiplied as the first of two rows, the second zero. (Copying Eᵀ
-                // for the k × n one-row path instead cost a V × C transpose per decode step.)
-                let pair = buffer(2 * c), pairLogits = buffer(2 * v)
-                defer { pair.deallocate(); pairLogits.deallocate() }
-                pair.update(from: headInput, count: c)
-                GEMM.multiplyUnchecked(transposeA: false, transposeB: true, m: 2, n: v, k: c, alpha: 1, a: pair,
-                                       lda: c, b: p + layout.tokenEmbedding, ldb: c, beta: 0, c: pairLogits, ldc: v, threads: t)
-                out.baseAddress!.update(from: pairLogits, count: v)
             }
         }
         return logits

@@ -49,7 +49,7 @@ final class EngineTests: XCTestCase {
     }
 
     /// A tied head multiplies by Eᵀ in place; a lone logit row must still get the arithmetic of
-    /// a row in a batch (GEMM's one-row path sums its dot products in another order).
+    /// a row in a batch (dot products over E's rows would sum in another order).
     func testTiedHeadLogitsOfALoneRowEqualThoseOfTheSameRowInABatch() throws {
         let config = TransformerConfig(layers: 2, heads: 4, kvHeads: 2, width: 64, mlpWidth: 160, context: 96, vocabularySize: 300,
                                        positionEncoding: .rotary, norm: .rmsNorm, activation: .swiglu, bias: false, tiedEmbeddings: true)
